@@ -1,0 +1,45 @@
+// Bundles the CNI plugins and the CLI into single files with esbuild.
+//
+// Startup is the CNI plugin's main cost (a runtime execs it for every ADD/DEL), so each
+// plugin is one CommonJS file with no module resolution at run time, and its shebang drops
+// NODE_EXTRA_CA_CERTS: loading a CA bundle costs ~70 ms here and a CNI plugin opens no TLS
+// connection. koffi's native module is copied beside the plugins so an installed copy in
+// /opt/cni/bin needs no node_modules.
+import { build } from 'esbuild';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const shebang = '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node';
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  external: ['koffi'],
+  define: { 'import.meta.url': '__pontoonImportMetaUrl', PONTOON_VERSION: JSON.stringify(version) },
+  banner: { js: `${shebang}\nconst __pontoonImportMetaUrl = require('node:url').pathToFileURL(__filename).href;` },
+  logLevel: 'warning',
+  legalComments: 'none',
+};
+
+const outputs = [
+  { entry: 'src/cni-plugin/bridge/main.ts', out: 'dist/cni/pontoon-bridge' },
+  { entry: 'src/cni-plugin/ipam/main.ts', out: 'dist/cni/pontoon-ipam' },
+  { entry: 'src/cli/main.ts', out: 'dist/cli/pontoon.cjs' },
+];
+
+await Promise.all(outputs.map(({ entry, out }) => build({ ...common, entryPoints: [join(root, entry)], outfile: join(root, out) })));
+for (const { out } of outputs) chmodSync(join(root, out), 0o755);
+
+// Extensionless files under a "type": "module" package would not load as CommonJS.
+writeFileSync(join(root, 'dist/cni/package.json'), '{ "type": "commonjs" }\n');
+const require = createRequire(import.meta.url);
+const arch = process.arch;
+const koffiNative = require.resolve(`@koromix/koffi-linux-${arch}/linux_${arch}/koffi.node`);
+mkdirSync(join(root, 'dist/cni'), { recursive: true });
+copyFileSync(koffiNative, join(root, 'dist/cni/pontoon-koffi.node'));

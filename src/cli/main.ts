@@ -1,0 +1,23 @@
+/** The `pontoon` command. */
+import { Command } from 'commander';
+import { describeError } from '../lib/errors.js';
+import { DEFAULT_CNI_BIN_DIR, installCniPlugins } from './cni.js';
+
+declare const PONTOON_VERSION: string | undefined;
+const version = typeof PONTOON_VERSION === 'string' ? PONTOON_VERSION : 'dev';
+
+const program = new Command('pontoon').description('Pontoon container networking').version(version);
+
+const cni = program.command('cni').description('CNI plugin binaries');
+cni
+  .command('install')
+  .description('install pontoon-bridge and pontoon-ipam into a CNI bin directory')
+  .option('--dir <dir>', 'CNI bin directory', DEFAULT_CNI_BIN_DIR)
+  .action((options: { dir: string }) => {
+    for (const path of installCniPlugins(options.dir)) console.log(`installed ${path}`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`pontoon: ${describeError(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,38 @@
+/** Running helper programs (iptables-restore, nft, ip) with their errors kept readable. */
+import { spawnSync } from 'node:child_process';
+import { PontoonError } from './errors.js';
+
+export class CommandError extends PontoonError {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly stderr: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`failed to run "${command}": ${stderr.trim() || (exitCode === null ? 'killed by a signal' : `exit code ${exitCode}`)}`, options);
+  }
+}
+
+export interface RunOptions {
+  input?: string;
+  /** Run inside this named network namespace via `ip netns exec`. */
+  netns?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs a command to completion and returns its stdout; throws CommandError on failure. */
+export function run(command: string, args: readonly string[], options: RunOptions = {}): string {
+  const [file, argv] = options.netns ? ['ip', ['netns', 'exec', options.netns, command, ...args]] : [command, [...args]];
+  const result = spawnSync(file, argv, {
+    input: options.input,
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 60_000,
+    env: options.env ?? process.env,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const shown = [command, ...args].join(' ');
+  if (result.error) throw new CommandError(shown, null, result.error.message, { cause: result.error });
+  if (result.status !== 0) throw new CommandError(shown, result.status, result.stderr || result.stdout);
+  return result.stdout;
+}

@@ -1,0 +1,544 @@
+/**
+ * Typed rtnetlink operations: links, addresses, routes, neighbours and FDB entries.
+ * Callers get plain objects and NetlinkError with the kernel's errno; "ensure" semantics
+ * (EEXIST is fine, ENODEV on delete is fine) live one level up, in the code that knows
+ * what it wants the kernel to look like.
+ */
+import { formatIp, formatIpNet, formatMac, ipFromBytes, ipToBytes, parseMac, type Ip, type IpFamily, type IpNet } from '../ip.js';
+import {
+  type Attr,
+  type AttrMap,
+  cstring,
+  decodeAttrs,
+  encodeAttrs,
+  type NetlinkMessage,
+  NLM_F_APPEND,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  readCString,
+  readU32,
+  readU8,
+  u32,
+  u8,
+} from './codec.js';
+import { NetlinkSocket } from './socket.js';
+
+// linux/rtnetlink.h message types
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const RTM_GETLINK = 18;
+const RTM_SETLINK = 19;
+const RTM_NEWADDR = 20;
+const RTM_DELADDR = 21;
+const RTM_GETADDR = 22;
+const RTM_NEWROUTE = 24;
+const RTM_DELROUTE = 25;
+const RTM_GETROUTE = 26;
+const RTM_NEWNEIGH = 28;
+const RTM_DELNEIGH = 29;
+const RTM_GETNEIGH = 30;
+
+export const AF_UNSPEC = 0;
+export const AF_INET = 2;
+export const AF_BRIDGE = 7;
+export const AF_INET6 = 10;
+
+// linux/if.h
+export const IFF_UP = 0x1;
+export const IFF_PROMISC = 0x100;
+
+// linux/if_link.h
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_LINK = 5;
+const IFLA_MASTER = 10;
+const IFLA_PROTINFO = 12;
+const IFLA_TXQLEN = 13;
+const IFLA_LINKINFO = 18;
+const IFLA_IFALIAS = 20;
+const IFLA_NET_NS_FD = 28;
+const IFLA_LINK_NETNSID = 37;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
+const IFLA_BRPORT_MODE = 4; // hairpin
+
+// linux/if_addr.h
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_BROADCAST = 4;
+const IFA_FLAGS = 8;
+export const IFA_F_NODAD = 0x02;
+export const IFA_F_PERMANENT = 0x80;
+
+// linux/rtnetlink.h routes
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+const RTA_PREFSRC = 7;
+const RTA_METRICS = 8;
+const RTA_TABLE = 15;
+const RTAX_MTU = 2;
+const RTAX_ADVMSS = 8;
+export const RT_TABLE_MAIN = 254;
+export const RT_TABLE_LOCAL = 255;
+export const RTPROT_KERNEL = 2;
+export const RTPROT_BOOT = 3;
+export const RTPROT_STATIC = 4;
+export const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_LINK = 253;
+export const RT_SCOPE_HOST = 254;
+export const RTN_UNICAST = 1;
+export const RTN_LOCAL = 2;
+export const RTNH_F_ONLINK = 4;
+
+// linux/neighbour.h
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const NDA_MASTER = 9;
+export const NUD_REACHABLE = 0x02;
+export const NUD_NOARP = 0x40;
+export const NUD_PERMANENT = 0x80;
+export const NTF_SELF = 0x02;
+export const NTF_MASTER = 0x04;
+
+export function familyOf(ip: Ip): number {
+  return ip.family === 4 ? AF_INET : AF_INET6;
+}
+
+function ipFamilyOf(af: number): IpFamily {
+  return af === AF_INET ? 4 : 6;
+}
+
+function ifinfomsg(index = 0, flags = 0, change = 0, family = AF_UNSPEC): Buffer {
+  const head = Buffer.alloc(16);
+  head.writeUInt8(family, 0);
+  head.writeInt32LE(index, 4);
+  head.writeUInt32LE(flags >>> 0, 8);
+  head.writeUInt32LE(change >>> 0, 12);
+  return head;
+}
+
+export interface Link {
+  index: number;
+  name: string;
+  flags: number;
+  up: boolean;
+  mtu: number;
+  mac?: string;
+  masterIndex?: number;
+  /** `bridge`, `veth`, `vxlan`, `tun`... absent for plain devices such as `lo`. */
+  kind?: string;
+  /** IFLA_LINK: for a veth, the peer's index (in the peer's namespace). */
+  parentIndex?: number;
+  /** Set when the link's parent/peer lives in another namespace. */
+  peerNetnsId?: number;
+  alias?: string;
+  /** Raw IFLA_INFO_DATA for kind-specific decoders (vxlan, ...). */
+  infoData?: Buffer;
+}
+
+export interface VethPeer {
+  name: string;
+  mtu?: number;
+  mac?: string;
+  /** Open fd of the namespace the peer is created in. */
+  netnsFd?: number;
+}
+
+export interface NewLink {
+  name: string;
+  kind: string;
+  mtu?: number;
+  mac?: string;
+  masterIndex?: number;
+  alias?: string;
+  txQueueLength?: number;
+  /** Create the link directly inside the namespace behind this fd. */
+  netnsFd?: number;
+  peer?: VethPeer;
+  /** Kind-specific IFLA_INFO_DATA attributes (vxlan VNI, port, ...). */
+  infoData?: Attr[];
+  up?: boolean;
+}
+
+export interface Address {
+  index: number;
+  address: IpNet;
+  flags: number;
+  scope: number;
+}
+
+export interface Route {
+  /** Absent for the default route. */
+  dst?: IpNet;
+  family: IpFamily;
+  gateway?: Ip;
+  oif?: number;
+  table?: number;
+  protocol?: number;
+  scope?: number;
+  type?: number;
+  priority?: number;
+  prefsrc?: Ip;
+  mtu?: number;
+  advmss?: number;
+  onlink?: boolean;
+}
+
+export interface Neighbour {
+  /** AF_INET/AF_INET6 for ARP/NDP entries, AF_BRIDGE for FDB entries. */
+  family: number;
+  index: number;
+  ip?: Ip;
+  mac?: string;
+  state: number;
+  flags: number;
+  masterIndex?: number;
+}
+
+function linkAttrs(spec: { name?: string; mtu?: number; mac?: string; netnsFd?: number }): Attr[] {
+  const attrs: Attr[] = [];
+  if (spec.name !== undefined) attrs.push({ type: IFLA_IFNAME, value: cstring(spec.name) });
+  if (spec.mtu !== undefined) attrs.push({ type: IFLA_MTU, value: u32(spec.mtu) });
+  if (spec.mac !== undefined) attrs.push({ type: IFLA_ADDRESS, value: parseMac(spec.mac) });
+  if (spec.netnsFd !== undefined) attrs.push({ type: IFLA_NET_NS_FD, value: u32(spec.netnsFd) });
+  return attrs;
+}
+
+function decodeLink(message: NetlinkMessage): Link {
+  const { payload } = message;
+  const index = payload.readInt32LE(4);
+  const flags = payload.readUInt32LE(8);
+  const attrs = decodeAttrs(payload, 16);
+  const link: Link = {
+    index,
+    name: readCString(attrs.get(IFLA_IFNAME)) ?? '',
+    flags,
+    up: (flags & IFF_UP) !== 0,
+    mtu: readU32(attrs.get(IFLA_MTU)) ?? 0,
+  };
+  const mac = attrs.get(IFLA_ADDRESS);
+  if (mac && mac.length === 6) link.mac = formatMac(mac);
+  const master = readU32(attrs.get(IFLA_MASTER));
+  if (master !== undefined) link.masterIndex = master;
+  const parent = readU32(attrs.get(IFLA_LINK));
+  if (parent !== undefined && parent !== index) link.parentIndex = parent;
+  const netnsId = attrs.get(IFLA_LINK_NETNSID);
+  if (netnsId && netnsId.length >= 4) link.peerNetnsId = netnsId.readInt32LE(0);
+  const alias = readCString(attrs.get(IFLA_IFALIAS));
+  if (alias) link.alias = alias;
+  const info = attrs.get(IFLA_LINKINFO);
+  if (info) {
+    const infoAttrs = decodeAttrs(info);
+    const kind = readCString(infoAttrs.get(IFLA_INFO_KIND));
+    if (kind) link.kind = kind;
+    const data = infoAttrs.get(IFLA_INFO_DATA);
+    if (data) link.infoData = data;
+  }
+  return link;
+}
+
+function decodeAddress(message: NetlinkMessage): Address | undefined {
+  const { payload } = message;
+  const family = payload.readUInt8(0);
+  if (family !== AF_INET && family !== AF_INET6) return undefined;
+  const attrs = decodeAttrs(payload, 8);
+  // IFA_LOCAL is the interface's own address on point-to-point links; IFA_ADDRESS otherwise.
+  const bytes = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
+  if (!bytes) return undefined;
+  return {
+    index: payload.readUInt32LE(4),
+    address: { ...ipFromBytes(bytes), prefixLength: payload.readUInt8(1) },
+    flags: readU32(attrs.get(IFA_FLAGS)) ?? payload.readUInt8(2),
+    scope: payload.readUInt8(3),
+  };
+}
+
+function decodeRoute(message: NetlinkMessage): Route {
+  const { payload } = message;
+  const family = ipFamilyOf(payload.readUInt8(0));
+  const dstLength = payload.readUInt8(1);
+  const attrs = decodeAttrs(payload, 12);
+  const route: Route = {
+    family,
+    table: readU32(attrs.get(RTA_TABLE)) ?? payload.readUInt8(4),
+    protocol: payload.readUInt8(5),
+    scope: payload.readUInt8(6),
+    type: payload.readUInt8(7),
+  };
+  const dst = attrs.get(RTA_DST);
+  if (dst) route.dst = { ...ipFromBytes(dst), prefixLength: dstLength };
+  const gateway = attrs.get(RTA_GATEWAY);
+  if (gateway) route.gateway = ipFromBytes(gateway);
+  const oif = readU32(attrs.get(RTA_OIF));
+  if (oif !== undefined) route.oif = oif;
+  const priority = readU32(attrs.get(RTA_PRIORITY));
+  if (priority !== undefined) route.priority = priority;
+  const prefsrc = attrs.get(RTA_PREFSRC);
+  if (prefsrc) route.prefsrc = ipFromBytes(prefsrc);
+  const metrics = attrs.get(RTA_METRICS);
+  if (metrics) {
+    const metricAttrs = decodeAttrs(metrics);
+    const mtu = readU32(metricAttrs.get(RTAX_MTU));
+    if (mtu !== undefined) route.mtu = mtu;
+    const advmss = readU32(metricAttrs.get(RTAX_ADVMSS));
+    if (advmss !== undefined) route.advmss = advmss;
+  }
+  if ((payload.readUInt32LE(8) & RTNH_F_ONLINK) !== 0) route.onlink = true;
+  return route;
+}
+
+function decodeNeighbour(message: NetlinkMessage): Neighbour {
+  const { payload } = message;
+  const attrs: AttrMap = decodeAttrs(payload, 12);
+  const neighbour: Neighbour = {
+    family: payload.readUInt8(0),
+    index: payload.readInt32LE(4),
+    state: payload.readUInt16LE(8),
+    flags: payload.readUInt8(10),
+  };
+  const dst = attrs.get(NDA_DST);
+  if (dst && (dst.length === 4 || dst.length === 16)) neighbour.ip = ipFromBytes(dst);
+  const mac = attrs.get(NDA_LLADDR);
+  if (mac && mac.length === 6) neighbour.mac = formatMac(mac);
+  const master = readU32(attrs.get(NDA_MASTER));
+  if (master !== undefined) neighbour.masterIndex = master;
+  return neighbour;
+}
+
+function ndmsg(family: number, index: number, state: number, flags: number): Buffer {
+  const head = Buffer.alloc(12);
+  head.writeUInt8(family, 0);
+  head.writeInt32LE(index, 4);
+  head.writeUInt16LE(state, 8);
+  head.writeUInt8(flags, 10);
+  return head;
+}
+
+/** One rtnetlink socket and the operations on the namespace it was opened in. */
+export class Rtnl {
+  constructor(private readonly socket: NetlinkSocket = new NetlinkSocket()) {}
+
+  close(): void {
+    this.socket.close();
+  }
+
+  // ---- links ----
+
+  links(): Link[] {
+    return this.socket.query(RTM_GETLINK, ifinfomsg(), [], true, 'list links').map(decodeLink);
+  }
+
+  /** The link with this name, or undefined when there is none. */
+  linkByName(name: string): Link | undefined {
+    try {
+      const [reply] = this.socket.query(RTM_GETLINK, ifinfomsg(), [{ type: IFLA_IFNAME, value: cstring(name) }], false, `get link "${name}"`);
+      return reply ? decodeLink(reply) : undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  linkByIndex(index: number): Link | undefined {
+    try {
+      const [reply] = this.socket.query(RTM_GETLINK, ifinfomsg(index), [], false, `get link ${index}`);
+      return reply ? decodeLink(reply) : undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  /** Creates a link (RTM_NEWLINK with CREATE|EXCL: EEXIST if the name is taken). */
+  createLink(spec: NewLink): void {
+    const info: Attr[] = [{ type: IFLA_INFO_KIND, value: cstring(spec.kind) }];
+    if (spec.peer) {
+      const peerHead = ifinfomsg();
+      const peerAttrs = linkAttrs(spec.peer);
+      info.push({ type: IFLA_INFO_DATA, value: [{ type: VETH_INFO_PEER, value: Buffer.concat([peerHead, encodeAttrs(peerAttrs)]) }] });
+    } else if (spec.infoData) {
+      info.push({ type: IFLA_INFO_DATA, value: spec.infoData });
+    }
+    const attrs = linkAttrs(spec);
+    if (spec.masterIndex !== undefined) attrs.push({ type: IFLA_MASTER, value: u32(spec.masterIndex) });
+    if (spec.txQueueLength !== undefined) attrs.push({ type: IFLA_TXQLEN, value: u32(spec.txQueueLength) });
+    if (spec.alias !== undefined) attrs.push({ type: IFLA_IFALIAS, value: cstring(spec.alias) });
+    attrs.push({ type: IFLA_LINKINFO, value: info });
+    const flags = spec.up ? IFF_UP : 0;
+    this.socket.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0, flags, flags), attrs, `create ${spec.kind} link "${spec.name}"`);
+  }
+
+  deleteLink(index: number): void {
+    this.socket.request(RTM_DELLINK, 0, ifinfomsg(index), [], `delete link ${index}`);
+  }
+
+  private setLink(index: number, flags: number, change: number, attrs: Attr[], what: string): void {
+    this.socket.request(RTM_NEWLINK, 0, ifinfomsg(index, flags, change), attrs, what);
+  }
+
+  setUp(index: number, up = true): void {
+    this.setLink(index, up ? IFF_UP : 0, IFF_UP, [], `set link ${index} ${up ? 'up' : 'down'}`);
+  }
+
+  setPromisc(index: number, on: boolean): void {
+    this.setLink(index, on ? IFF_PROMISC : 0, IFF_PROMISC, [], `set link ${index} promisc ${on ? 'on' : 'off'}`);
+  }
+
+  setMtu(index: number, mtu: number): void {
+    this.setLink(index, 0, 0, [{ type: IFLA_MTU, value: u32(mtu) }], `set link ${index} mtu ${mtu}`);
+  }
+
+  setMac(index: number, mac: string): void {
+    this.setLink(index, 0, 0, [{ type: IFLA_ADDRESS, value: parseMac(mac) }], `set link ${index} address ${mac}`);
+  }
+
+  setMaster(index: number, masterIndex: number): void {
+    this.setLink(index, 0, 0, [{ type: IFLA_MASTER, value: u32(masterIndex) }], `attach link ${index} to ${masterIndex}`);
+  }
+
+  setAlias(index: number, alias: string): void {
+    this.setLink(index, 0, 0, [{ type: IFLA_IFALIAS, value: cstring(alias) }], `set link ${index} alias`);
+  }
+
+  setName(index: number, name: string): void {
+    this.setLink(index, 0, 0, [{ type: IFLA_IFNAME, value: cstring(name) }], `rename link ${index} to "${name}"`);
+  }
+
+  /** Moves a link into the namespace behind `netnsFd`. */
+  setNetns(index: number, netnsFd: number): void {
+    this.setLink(index, 0, 0, [{ type: IFLA_NET_NS_FD, value: u32(netnsFd) }], `move link ${index} to another namespace`);
+  }
+
+  /** Hairpin mode on a bridge port: frames may leave through the port they came in on. */
+  setHairpin(index: number, on: boolean): void {
+    const protinfo: Attr = { type: IFLA_PROTINFO, nestedFlag: true, value: [{ type: IFLA_BRPORT_MODE, value: u8(on ? 1 : 0) }] };
+    this.socket.request(RTM_SETLINK, 0, ifinfomsg(index, 0, 0, AF_BRIDGE), [protinfo], `set hairpin on link ${index}`);
+  }
+
+  // ---- addresses ----
+
+  addresses(family?: IpFamily, index?: number): Address[] {
+    const head = Buffer.alloc(8);
+    head.writeUInt8(family === undefined ? AF_UNSPEC : family === 4 ? AF_INET : AF_INET6, 0);
+    return this.socket
+      .query(RTM_GETADDR, head, [], true, 'list addresses')
+      .map(decodeAddress)
+      .filter((address): address is Address => address !== undefined && (index === undefined || address.index === index));
+  }
+
+  addAddress(index: number, address: IpNet, options: { flags?: number; broadcast?: Ip; scope?: number } = {}): void {
+    this.socket.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifaddrmsg(index, address, options.scope ?? 0), addressAttrs(address, options), `add address to link ${index}`);
+  }
+
+  deleteAddress(index: number, address: IpNet): void {
+    this.socket.request(RTM_DELADDR, 0, ifaddrmsg(index, address, 0), addressAttrs(address, {}), `delete address from link ${index}`);
+  }
+
+  // ---- routes ----
+
+  routes(family?: IpFamily, table: number | 'all' = RT_TABLE_MAIN): Route[] {
+    const head = Buffer.alloc(12);
+    head.writeUInt8(family === undefined ? AF_UNSPEC : family === 4 ? AF_INET : AF_INET6, 0);
+    return this.socket
+      .query(RTM_GETROUTE, head, [], true, 'list routes')
+      .map(decodeRoute)
+      .filter((route) => table === 'all' || route.table === table);
+  }
+
+  /** Adds a route; `replace` turns it into create-or-replace (NLM_F_REPLACE). */
+  addRoute(route: Route, options: { replace?: boolean; append?: boolean } = {}): void {
+    const flags = NLM_F_CREATE | (options.replace ? NLM_F_REPLACE : options.append ? NLM_F_APPEND : NLM_F_EXCL);
+    this.socket.request(RTM_NEWROUTE, flags, rtmsg(route), routeAttrs(route), `add route ${describeRoute(route)}`);
+  }
+
+  deleteRoute(route: Route): void {
+    this.socket.request(RTM_DELROUTE, 0, rtmsg(route), routeAttrs(route), `delete route ${describeRoute(route)}`);
+  }
+
+  // ---- neighbours and FDB ----
+
+  neighbours(family: number, index?: number): Neighbour[] {
+    return this.socket
+      .query(RTM_GETNEIGH, ndmsg(family, 0, 0, 0), [], true, 'list neighbours')
+      .map(decodeNeighbour)
+      .filter((neighbour) => neighbour.family === family && (index === undefined || neighbour.index === index));
+  }
+
+  /** Creates or replaces an ARP/NDP entry (or, with family AF_BRIDGE, an FDB entry). */
+  setNeighbour(neighbour: Neighbour): void {
+    const attrs: Attr[] = [];
+    if (neighbour.ip) attrs.push({ type: NDA_DST, value: ipToBytes(neighbour.ip) });
+    if (neighbour.mac) attrs.push({ type: NDA_LLADDR, value: parseMac(neighbour.mac) });
+    const head = ndmsg(neighbour.family, neighbour.index, neighbour.state, neighbour.flags);
+    // FDB entries with a remote are appended so one MAC may list several VTEPs; ARP entries replace.
+    const mode = neighbour.family === AF_BRIDGE ? NLM_F_APPEND : NLM_F_REPLACE;
+    this.socket.request(RTM_NEWNEIGH, NLM_F_CREATE | mode, head, attrs, `set neighbour on link ${neighbour.index}`);
+  }
+
+  deleteNeighbour(neighbour: Neighbour): void {
+    const attrs: Attr[] = [];
+    if (neighbour.ip) attrs.push({ type: NDA_DST, value: ipToBytes(neighbour.ip) });
+    if (neighbour.mac) attrs.push({ type: NDA_LLADDR, value: parseMac(neighbour.mac) });
+    this.socket.request(RTM_DELNEIGH, 0, ndmsg(neighbour.family, neighbour.index, 0, neighbour.flags), attrs, `delete neighbour on link ${neighbour.index}`);
+  }
+}
+
+function ifaddrmsg(index: number, address: IpNet, scope: number): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt8(familyOf(address), 0);
+  head.writeUInt8(address.prefixLength, 1);
+  head.writeUInt8(scope, 3);
+  head.writeUInt32LE(index, 4);
+  return head;
+}
+
+function addressAttrs(address: IpNet, options: { flags?: number; broadcast?: Ip }): Attr[] {
+  const bytes = ipToBytes(address);
+  const attrs: Attr[] = [
+    { type: IFA_LOCAL, value: bytes },
+    { type: IFA_ADDRESS, value: bytes },
+  ];
+  if (options.broadcast) attrs.push({ type: IFA_BROADCAST, value: ipToBytes(options.broadcast) });
+  if (options.flags) attrs.push({ type: IFA_FLAGS, value: u32(options.flags) });
+  return attrs;
+}
+
+function rtmsg(route: Route): Buffer {
+  const head = Buffer.alloc(12);
+  const table = route.table ?? RT_TABLE_MAIN;
+  head.writeUInt8(route.family === 4 ? AF_INET : AF_INET6, 0);
+  head.writeUInt8(route.dst?.prefixLength ?? 0, 1);
+  head.writeUInt8(table < 256 ? table : 0, 4);
+  head.writeUInt8(route.protocol ?? RTPROT_BOOT, 5);
+  head.writeUInt8(route.scope ?? (route.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK), 6);
+  head.writeUInt8(route.type ?? RTN_UNICAST, 7);
+  head.writeUInt32LE(route.onlink ? RTNH_F_ONLINK : 0, 8);
+  return head;
+}
+
+function routeAttrs(route: Route): Attr[] {
+  const attrs: Attr[] = [{ type: RTA_TABLE, value: u32(route.table ?? RT_TABLE_MAIN) }];
+  if (route.dst) attrs.push({ type: RTA_DST, value: ipToBytes(route.dst) });
+  if (route.gateway) attrs.push({ type: RTA_GATEWAY, value: ipToBytes(route.gateway) });
+  if (route.oif !== undefined) attrs.push({ type: RTA_OIF, value: u32(route.oif) });
+  if (route.priority !== undefined) attrs.push({ type: RTA_PRIORITY, value: u32(route.priority) });
+  if (route.prefsrc) attrs.push({ type: RTA_PREFSRC, value: ipToBytes(route.prefsrc) });
+  const metrics: Attr[] = [];
+  if (route.mtu !== undefined) metrics.push({ type: RTAX_MTU, value: u32(route.mtu) });
+  if (route.advmss !== undefined) metrics.push({ type: RTAX_ADVMSS, value: u32(route.advmss) });
+  if (metrics.length > 0) attrs.push({ type: RTA_METRICS, value: metrics });
+  return attrs;
+}
+
+function describeRoute(route: Route): string {
+  const target = route.dst ? formatIpNet(route.dst) : 'default';
+  return route.gateway ? `${target} via ${formatIp(route.gateway)}` : target;
+}
+
+/** readU8 re-exported for kind-specific decoders (vxlan) built on `Link.infoData`. */
+export { decodeAttrs, readU8, readU32 };

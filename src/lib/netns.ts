@@ -1,0 +1,122 @@
+/**
+ * Network namespaces: create and delete named ones (the `ip netns` layout, so `ip netns exec`
+ * and runtimes see ours), and run code or open sockets inside one.
+ *
+ * setns(2) moves only the calling thread. Node runs JavaScript on one thread, so `withNetns`
+ * takes a synchronous function: nothing else can run on that thread until we switch back.
+ * Work that must outlive the switch (a netlink socket) is opened inside and keeps its
+ * namespace; async fs calls run on libuv's pool threads, which never move.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { hasErrno, PontoonError } from './errors.js';
+import { Rtnl } from './netlink/rtnl.js';
+import * as libc from './sys/libc.js';
+
+export const NETNS_RUN_DIR = '/run/netns';
+
+export class NetnsNotFoundError extends PontoonError {
+  constructor(readonly path: string, options?: { cause?: unknown }) {
+    super(`network namespace "${path}" does not exist`, options);
+  }
+}
+
+export function netnsPath(name: string, dir = NETNS_RUN_DIR): string {
+  return name.includes('/') ? name : join(dir, name);
+}
+
+/** Opens a namespace file read-only; the caller closes the fd. */
+export function openNetns(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    if (hasErrno(err, 'ENOENT', 'ENOTDIR')) throw new NetnsNotFoundError(path, { cause: err });
+    throw err;
+  }
+}
+
+/** Runs `fn` with the current thread inside the namespace at `path`, then switches back. */
+export function withNetns<T>(path: string, fn: () => T): T {
+  const target = openNetns(path);
+  const original = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    libc.setns(target, libc.CLONE_NEWNET);
+    try {
+      return fn();
+    } finally {
+      // If this fails the thread is stranded in the wrong namespace: nothing safe remains.
+      libc.setns(original, libc.CLONE_NEWNET);
+    }
+  } finally {
+    closeSync(original);
+    closeSync(target);
+  }
+}
+
+/** An rtnetlink handle on the namespace at `path` (the current one when omitted). */
+export function openRtnl(path?: string): Rtnl {
+  return path ? withNetns(path, () => new Rtnl()) : new Rtnl();
+}
+
+/** `ip netns` makes its directory a shared mount so mounts propagate to `ip netns exec`. */
+function ensureRunDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  try {
+    libc.mount('none', dir, null, libc.MS_SHARED | libc.MS_REC);
+  } catch (err) {
+    if (!hasErrno(err, 'EINVAL')) throw err;
+    libc.mount(dir, dir, 'none', libc.MS_BIND | libc.MS_REC);
+    libc.mount('none', dir, null, libc.MS_SHARED | libc.MS_REC);
+  }
+}
+
+/** Creates a named namespace like `ip netns add NAME`; returns its path. */
+export function createNetns(name: string, dir = NETNS_RUN_DIR): string {
+  ensureRunDir(dir);
+  const path = join(dir, name);
+  closeSync(openSync(path, 'wx', 0o444));
+  const original = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    libc.unshare(libc.CLONE_NEWNET);
+    try {
+      libc.mount('/proc/thread-self/ns/net', path, 'none', libc.MS_BIND);
+    } finally {
+      libc.setns(original, libc.CLONE_NEWNET);
+    }
+    // A fresh namespace has `lo` down; every user of ours wants it up.
+    const rtnl = openRtnl(path);
+    try {
+      const lo = rtnl.linkByName('lo');
+      if (lo) rtnl.setUp(lo.index);
+    } finally {
+      rtnl.close();
+    }
+  } catch (err) {
+    rmSync(path, { force: true });
+    throw err;
+  } finally {
+    closeSync(original);
+  }
+  return path;
+}
+
+/** Deletes a named namespace; a missing one is not an error. */
+export function deleteNetns(name: string, dir = NETNS_RUN_DIR): void {
+  const path = netnsPath(name, dir);
+  if (!existsSync(path)) return;
+  try {
+    libc.umount2(path, libc.MNT_DETACH);
+  } catch (err) {
+    if (!hasErrno(err, 'EINVAL', 'ENOENT')) throw err;
+  }
+  rmSync(path, { force: true });
+}
+
+export function listNetns(dir = NETNS_RUN_DIR): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if (hasErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The few libc calls Node has no API for (setns, unshare, mount, flock, AF_NETLINK sockets),
+ * made through koffi's FFI.
+ *
+ * Design note: we load koffi's prebuilt native module directly rather than `import 'koffi'`.
+ * The package entry adds only deprecation shims, and a bundled CNI binary installed into
+ * /opt/cni/bin has no node_modules beside it: the build copies the `.node` file next to the
+ * binaries as `pontoon-koffi.node` and this loader finds it there first (2 ms, measured),
+ * falling back to the package for code run from the source tree.
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { SyscallError } from '../errors.js';
+
+type NativeFn = (...args: unknown[]) => number;
+interface KoffiLib {
+  func(signature: string): NativeFn;
+}
+interface Koffi {
+  load(path: string): KoffiLib;
+  errno(): number;
+}
+
+export const KOFFI_SIBLING_NAME = 'pontoon-koffi.node';
+
+function loadKoffi(): Koffi {
+  const script = process.argv[1];
+  if (script) {
+    const sibling = join(dirname(realpathSync(script)), KOFFI_SIBLING_NAME);
+    if (existsSync(sibling)) {
+      const module = { exports: {} as Koffi };
+      process.dlopen(module, sibling);
+      return module.exports;
+    }
+  }
+  return createRequire(import.meta.url)('koffi') as Koffi;
+}
+
+interface Libc {
+  socket: NativeFn;
+  setsockopt: NativeFn;
+  send: NativeFn;
+  recv: NativeFn;
+  close: NativeFn;
+  setns: NativeFn;
+  unshare: NativeFn;
+  mount: NativeFn;
+  umount2: NativeFn;
+  flock: NativeFn;
+}
+
+let koffi: Koffi | undefined;
+let libc: Libc | undefined;
+
+function lib(): { koffi: Koffi; libc: Libc } {
+  if (!koffi || !libc) {
+    koffi = loadKoffi();
+    const c = koffi.load('libc.so.6');
+    libc = {
+      socket: c.func('int socket(int domain, int type, int protocol)'),
+      setsockopt: c.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+      send: c.func('long send(int fd, const void *buf, size_t len, int flags)'),
+      recv: c.func('long recv(int fd, void *buf, size_t len, int flags)'),
+      close: c.func('int close(int fd)'),
+      setns: c.func('int setns(int fd, int nstype)'),
+      unshare: c.func('int unshare(int flags)'),
+      mount: c.func('int mount(const char *src, const char *dst, const char *fstype, unsigned long flags, const void *data)'),
+      umount2: c.func('int umount2(const char *target, int flags)'),
+      flock: c.func('int flock(int fd, int operation)'),
+    };
+  }
+  return { koffi, libc };
+}
+
+/** Runs one libc call and turns a -1 return into a SyscallError carrying errno. */
+function check(name: string, result: number, detail?: string): number {
+  if (result < 0) throw new SyscallError(name, lib().koffi.errno(), detail);
+  return result;
+}
+
+export const CLONE_NEWNET = 0x40000000;
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_RCVTIMEO = 20;
+export const SOL_NETLINK = 270;
+export const NETLINK_EXT_ACK = 11;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_SHARED = 1 << 20;
+export const MNT_DETACH = 2;
+export const LOCK_EX = 2;
+export const LOCK_UN = 8;
+export const LOCK_NB = 4;
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return check('socket', lib().libc.socket(domain, type, protocol));
+}
+
+export function setsockopt(fd: number, level: number, name: number, value: Buffer): void {
+  check('setsockopt', lib().libc.setsockopt(fd, level, name, value, value.length));
+}
+
+export function send(fd: number, data: Buffer): number {
+  return check('send', lib().libc.send(fd, data, data.length, 0));
+}
+
+export function recv(fd: number, into: Buffer): number {
+  return check('recv', lib().libc.recv(fd, into, into.length, 0));
+}
+
+export function close(fd: number): void {
+  check('close', lib().libc.close(fd));
+}
+
+/** Moves the calling thread (Node's main thread) into the namespace behind `fd`. */
+export function setns(fd: number, nstype: number): void {
+  check('setns', lib().libc.setns(fd, nstype));
+}
+
+export function unshare(flags: number): void {
+  check('unshare', lib().libc.unshare(flags));
+}
+
+export function mount(source: string, target: string, fstype: string | null, flags: number): void {
+  check('mount', lib().libc.mount(source, target, fstype, flags, null), `${source} on ${target}`);
+}
+
+export function umount2(target: string, flags: number): void {
+  check('umount2', lib().libc.umount2(target, flags), target);
+}
+
+/** flock(2). With LOCK_NB, returns false instead of blocking when another holder has it. */
+export function flock(fd: number, operation: number): boolean {
+  const result = lib().libc.flock(fd, operation);
+  if (result === 0) return true;
+  const errno = lib().koffi.errno();
+  if ((operation & LOCK_NB) !== 0 && errno === 11) return false;
+  throw new SyscallError('flock', errno);
+}
