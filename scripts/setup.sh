@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Pontoon needs on a Debian machine (as root) and builds it. Idempotent: it
+# installs only what is missing, so running it again costs a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have iptables-restore || need+=(iptables)
+have nft || need+=(nftables)
+have ping || need+=(iputils-ping)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+have podman || need+=(podman)
+have runc || need+=(runc)
+[ -x /bin/busybox ] || need+=(busybox-static)
+have iperf3 || need+=(iperf3)
+have hyperfine || need+=(hyperfine)
+have node || need+=(nodejs npm)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm 11 skips dependencies' install scripts unless package.json approves them (allowScripts).
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

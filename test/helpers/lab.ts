@@ -1,0 +1,51 @@
+/**
+ * Test fixture for kernel tests: network namespaces named with a per-run prefix, temp dirs,
+ * all removed when the test ends, passed or failed. `scripts/test.sh` also sweeps the common
+ * prefix before and after a run, for runs that were killed outright.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNetns, deleteNetns, listNetns, netnsPath } from '../../src/lib/netns.js';
+import { run, type RunOptions } from '../../src/lib/exec.js';
+
+/** Every namespace a test creates starts with this, so sweeps can find leftovers. */
+export const TEST_NETNS_PREFIX = 'ptest-';
+
+let counter = 0;
+
+export class Lab {
+  readonly prefix: string;
+  private readonly dirs: string[] = [];
+
+  constructor(tag = 'lab') {
+    this.prefix = `${TEST_NETNS_PREFIX}${tag}-${process.pid.toString(36)}${(counter++).toString(36)}-`;
+  }
+
+  /** Creates a namespace; returns its name (use `path()` for /run/netns/<name>). */
+  netns(name: string): string {
+    const full = `${this.prefix}${name}`;
+    createNetns(full);
+    return full;
+  }
+
+  path(name: string): string {
+    return netnsPath(name);
+  }
+
+  tempDir(tag = 'tmp'): string {
+    const dir = mkdtempSync(join(tmpdir(), `pontoon-${tag}-`));
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  /** Runs a command inside one of this lab's namespaces. */
+  exec(netns: string, command: string, args: readonly string[], options: RunOptions = {}): string {
+    return run(command, args, { ...options, netns });
+  }
+
+  cleanup(): void {
+    for (const name of listNetns()) if (name.startsWith(this.prefix)) deleteNetns(name);
+    for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  }
+}
