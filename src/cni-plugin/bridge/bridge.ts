@@ -48,6 +48,21 @@ function randomVethName(): string {
   return `veth${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * The host end of every veth we create carries this alias, so GC can find pairs that a
+ * crashed ADD left behind without any state file of our own.
+ */
+export function vethAlias(network: string, containerId: string, ifname: string): string {
+  return `pontoon:${network}:${containerId}:${ifname}`;
+}
+
+function parseVethAlias(alias: string | undefined): { network: string; containerId: string; ifname: string } | undefined {
+  const parts = alias?.split(':');
+  if (!parts || parts.length !== 4 || parts[0] !== 'pontoon') return undefined;
+  const [, network = '', containerId = '', ifname = ''] = parts;
+  return { network, containerId, ifname };
+}
+
 interface Veth {
   host: Link;
   container: Link;
@@ -73,7 +88,11 @@ function createVeth(host: Rtnl, container: Rtnl, netnsFd: number, args: CmdArgs,
     }
     const hostLink = host.linkByName(hostName);
     const containerLink = container.linkByName(args.ifname);
-    if (hostLink && containerLink) return { host: hostLink, container: containerLink };
+    if (hostLink && containerLink) {
+      // RTM_NEWLINK ignores IFLA_IFALIAS on creation; it only applies to an existing link.
+      host.setAlias(hostLink.index, vethAlias(args.config.name, args.containerId, args.ifname));
+      return { host: hostLink, container: containerLink };
+    }
   }
   throw new CniError(CniErrorCode.TryAgainLater, 'could not find a free host-side veth name after 8 attempts');
 }
@@ -299,8 +318,24 @@ export async function bridgeStatus(args: CmdArgs): Promise<void> {
 export async function bridgeGc(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.config, args.args);
   await ipam.run('GC', args, conf);
+  const valid = validAttachments(args.config);
+  const host = openRtnl();
+  try {
+    for (const link of host.links()) {
+      const owner = parseVethAlias(link.alias);
+      if (link.kind !== 'veth' || !owner || owner.network !== args.config.name) continue;
+      if (valid.some((a) => a.containerId === owner.containerId && a.ifname === owner.ifname)) continue;
+      try {
+        host.deleteLink(link.index); // takes the container end with it
+      } catch (err) {
+        if (!hasErrno(err, 'ENODEV')) throw err;
+      }
+    }
+  } finally {
+    host.close();
+  }
   if (conf.ipMasq) {
-    const live = new Set(validAttachments(args.config).map((a) => a.containerId));
+    const live = new Set(valid.map((a) => a.containerId));
     for (const family of [4, 6] as const) {
       const stale = staleMasqChains(args.config.name, live, family);
       if (stale.size > 0) teardownMasq(stale, [family]);

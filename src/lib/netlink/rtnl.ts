@@ -155,7 +155,6 @@ export interface NewLink {
   mtu?: number;
   mac?: string;
   masterIndex?: number;
-  alias?: string;
   txQueueLength?: number;
   /** Create the link directly inside the namespace behind this fd. */
   netnsFd?: number;
@@ -367,7 +366,6 @@ export class Rtnl {
     const attrs = linkAttrs(spec);
     if (spec.masterIndex !== undefined) attrs.push({ type: IFLA_MASTER, value: u32(spec.masterIndex) });
     if (spec.txQueueLength !== undefined) attrs.push({ type: IFLA_TXQLEN, value: u32(spec.txQueueLength) });
-    if (spec.alias !== undefined) attrs.push({ type: IFLA_IFALIAS, value: cstring(spec.alias) });
     attrs.push({ type: IFLA_LINKINFO, value: info });
     const flags = spec.up ? IFF_UP : 0;
     this.socket.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0, flags, flags), attrs, `create ${spec.kind} link "${spec.name}"`);

@@ -1,0 +1,304 @@
+/**
+ * CNI latency benchmark: how long a runtime waits for ADD, DEL and VERSION from Pontoon's
+ * `pontoon-bridge` (with `pontoon-ipam`, served in-process) against the reference `bridge` +
+ * `host-local` from containernetworking-plugins, both measured in the same run.
+ *
+ * Reading the numbers: each sample is the wall-clock time of one plugin process, spawn to exit,
+ * process start included, because that is what a runtime pays per pod. A ratio is
+ * pontoon / reference for the same statistic: 1x is parity, 4x means Pontoon takes four times as
+ * long. VERSION does no kernel work, so its times are the process start floor of each plugin;
+ * ADD minus VERSION is roughly the plugin's own work.
+ *
+ * Fairness: both plugins get the same config (bar bridge name, subnet and data dir), the same
+ * environment a runtime would pass (ours plus the CNI variables; the Node plugin's shebang
+ * drops NODE_EXTRA_CA_CERTS itself) and the same `ip netns exec <node>` wrapper, whose own
+ * cost is printed as the wrapper floor; it is in both sides of every ratio, so it pulls
+ * ratios toward 1x. Contenders alternate sample by sample so machine noise hits both alike.
+ *
+ *   node build/bench/cni.js [--runs N]     (default 30; needs root)
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { describeError, PontoonError } from '../src/lib/errors.js';
+import { createNetns, deleteNetns, listNetns, netnsPath } from '../src/lib/netns.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PONTOON_CNI_DIR = join(ROOT, 'dist/cni');
+const REFERENCE_CNI_DIR = '/usr/lib/cni';
+const CNI_PATH = `${PONTOON_CNI_DIR}:${REFERENCE_CNI_DIR}`;
+// The newest version Debian's containernetworking-plugins speak; Pontoon gets the same.
+const CNI_VERSION = '1.0.0';
+
+const DEFAULT_RUNS = 30;
+const WARMUP_RUNS = 3;
+const PLUGIN_TIMEOUT_MS = 60_000;
+const ADD_P50_TARGET_RATIO = 6;
+
+/** Every namespace this run creates starts with this, so cleanup can sweep by prefix. */
+const RUN_PREFIX = `ptest-bench-${process.pid.toString(36)}${randomBytes(2).toString('hex')}-`;
+
+class BenchError extends PontoonError {}
+
+class BenchInterrupted extends PontoonError {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`benchmark interrupted by ${signal}`);
+  }
+}
+
+type Verb = 'ADD' | 'DEL' | 'VERSION';
+const VERBS: readonly Verb[] = ['ADD', 'DEL', 'VERSION'];
+
+interface Contender {
+  label: 'reference' | 'pontoon';
+  /** Short tag for namespace and container names. */
+  tag: string;
+  pluginPath: string;
+  /** The simulated node: the plugin runs here, its bridge lives here. */
+  nodeNetns: string;
+  /** The network config, as the plugin reads it from stdin. */
+  stdin: string;
+}
+
+interface Invocation {
+  elapsedMs: number;
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Summary {
+  p50Ms: number;
+  p95Ms: number;
+  meanMs: number;
+}
+
+function networkConfig(pluginType: string, bridge: string, ipamType: string, subnet: string, dataDir: string): string {
+  return JSON.stringify({
+    cniVersion: CNI_VERSION,
+    name: 'pontoon-bench',
+    type: pluginType,
+    bridge,
+    isGateway: true,
+    ipMasq: false,
+    ipam: { type: ipamType, ranges: [[{ subnet }]], dataDir, routes: [{ dst: '0.0.0.0/0' }] },
+  });
+}
+
+function parseRuns(argv: string[]): number {
+  const { values } = parseArgs({ args: argv, options: { runs: { type: 'string' } }, strict: true });
+  if (values.runs === undefined) return DEFAULT_RUNS;
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new BenchError(`--runs must be a positive integer, got ${JSON.stringify(values.runs)}`);
+  return runs;
+}
+
+/**
+ * Signals are only delivered to JavaScript between turns of the event loop, and spawnSync holds
+ * the loop for a whole plugin run. So handlers just record the signal; `checkpoint` yields a
+ * turn after every spawn and turns a recorded signal into an exception, which unwinds through
+ * the `finally` that deletes our namespaces.
+ */
+let pendingSignal: NodeJS.Signals | undefined;
+const recordSignal = (signal: NodeJS.Signals): void => {
+  pendingSignal = signal;
+};
+
+async function checkpoint(): Promise<void> {
+  await nextTurn();
+  if (pendingSignal) throw new BenchInterrupted(pendingSignal);
+}
+
+/** Runs `file args` inside `nodeNetns` the way every sample is taken, and times it. */
+async function timedSpawn(nodeNetns: string, file: string, args: readonly string[], env: NodeJS.ProcessEnv, stdin: string): Promise<Invocation> {
+  const argv = ['netns', 'exec', nodeNetns, file, ...args];
+  const started = process.hrtime.bigint();
+  const result = spawnSync('ip', argv, { input: stdin, env, encoding: 'utf8', timeout: PLUGIN_TIMEOUT_MS });
+  const elapsedNs = process.hrtime.bigint() - started;
+  await checkpoint();
+  if (result.error) throw new BenchError(`failed to run "${file}" in "${nodeNetns}": ${result.error.message}`, { cause: result.error });
+  return { elapsedMs: Number(elapsedNs) / 1e6, status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
+}
+
+async function invokePlugin(contender: Contender, command: Verb, cniEnv: Record<string, string> = {}): Promise<Invocation> {
+  // A runtime passes its own environment through; so do we, NODE_EXTRA_CA_CERTS included.
+  const env: NodeJS.ProcessEnv = { ...process.env, CNI_COMMAND: command, CNI_PATH, ...cniEnv };
+  const outcome = await timedSpawn(contender.nodeNetns, contender.pluginPath, [], env, contender.stdin);
+  if (outcome.status !== 0) {
+    const how = outcome.status === null ? `killed by ${outcome.signal ?? 'a signal'}` : `exit code ${outcome.status}`;
+    throw new BenchError(`failed to run ${command} with ${contender.label} "${contender.pluginPath}": ${how}: ${(outcome.stdout + outcome.stderr).trim()}`);
+  }
+  return outcome;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An ADD counts only if it printed a CNI result with at least one address. */
+function expectAddResult(contender: Contender, outcome: Invocation): void {
+  const result = parseJson(outcome.stdout);
+  const ips = typeof result === 'object' && result !== null ? (result as Record<string, unknown>)['ips'] : undefined;
+  if (!Array.isArray(ips) || ips.length === 0) {
+    throw new BenchError(`failed to check ADD result of ${contender.label}: no "ips" in ${JSON.stringify(outcome.stdout)}`);
+  }
+}
+
+function expectVersionResult(contender: Contender, outcome: Invocation): void {
+  const result = parseJson(outcome.stdout);
+  const versions = typeof result === 'object' && result !== null ? (result as Record<string, unknown>)['supportedVersions'] : undefined;
+  if (!Array.isArray(versions) || !versions.includes(CNI_VERSION)) {
+    throw new BenchError(`failed to check VERSION result of ${contender.label}: ${CNI_VERSION} not in ${JSON.stringify(outcome.stdout)}`);
+  }
+}
+
+let containerCounter = 0;
+
+/** One pod's life: a fresh container namespace (untimed), timed ADD, timed DEL, namespace gone. */
+async function addThenDel(contender: Contender): Promise<{ addMs: number; delMs: number }> {
+  const id = `${contender.tag}${containerCounter++}`;
+  const containerNetns = `${RUN_PREFIX}${id}`;
+  createNetns(containerNetns);
+  try {
+    const cniEnv = { CNI_CONTAINERID: `${RUN_PREFIX}${id}`, CNI_NETNS: netnsPath(containerNetns), CNI_IFNAME: 'eth0' };
+    const add = await invokePlugin(contender, 'ADD', cniEnv);
+    expectAddResult(contender, add);
+    const del = await invokePlugin(contender, 'DEL', cniEnv);
+    return { addMs: add.elapsedMs, delMs: del.elapsedMs };
+  } finally {
+    deleteNetns(containerNetns);
+  }
+}
+
+/** Linear interpolation between closest ranks, so p95 of 30 samples is not just the maximum. */
+function percentile(sorted: readonly number[], fraction: number): number {
+  const rank = (sorted.length - 1) * fraction;
+  const below = sorted[Math.floor(rank)];
+  const above = sorted[Math.ceil(rank)];
+  if (below === undefined || above === undefined) throw new BenchError('failed to summarize samples: there are none');
+  return below + (above - below) * (rank - Math.floor(rank));
+}
+
+function summarize(samplesMs: readonly number[]): Summary {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const meanMs = sorted.reduce((sum, value) => sum + value, 0) / sorted.length;
+  return { p50Ms: percentile(sorted, 0.5), p95Ms: percentile(sorted, 0.95), meanMs };
+}
+
+function formatRatio(pontoonMs: number, referenceMs: number): string {
+  return `${(pontoonMs / referenceMs).toFixed(1)}x`;
+}
+
+function printReport(runs: number, samples: ReadonlyMap<string, number[]>, wrapperFloor: Summary): void {
+  const columns = [9, 11, 10, 10, 10];
+  const row = (cells: readonly string[]): string =>
+    cells.map((cell, i) => (i < 2 ? cell.padEnd(columns[i] ?? 0) : cell.padStart(columns[i] ?? 0))).join('');
+  const get = (verb: Verb, label: Contender['label']): Summary => summarize(samples.get(`${verb}/${label}`) ?? []);
+
+  console.log(`CNI plugin latency, ${runs} runs per verb and contender (after ${WARMUP_RUNS} warmup), cniVersion ${CNI_VERSION}, node ${process.version}`);
+  console.log(`reference: ${REFERENCE_CNI_DIR}/bridge + host-local; pontoon: dist/cni/pontoon-bridge + pontoon-ipam; both via "ip netns exec <node>"`);
+  console.log('');
+  console.log(row(['verb', 'contender', 'p50 ms', 'p95 ms', 'mean ms']));
+  for (const verb of VERBS) {
+    const reference = get(verb, 'reference');
+    const pontoon = get(verb, 'pontoon');
+    for (const [label, summary] of [['reference', reference], ['pontoon', pontoon]] as const) {
+      console.log(row([label === 'reference' ? verb : '', label, summary.p50Ms.toFixed(2), summary.p95Ms.toFixed(2), summary.meanMs.toFixed(2)]));
+    }
+    console.log(row(['', 'ratio', formatRatio(pontoon.p50Ms, reference.p50Ms), formatRatio(pontoon.p95Ms, reference.p95Ms), formatRatio(pontoon.meanMs, reference.meanMs)]));
+  }
+  console.log(row(['wrapper', 'floor', wrapperFloor.p50Ms.toFixed(2), wrapperFloor.p95Ms.toFixed(2), wrapperFloor.meanMs.toFixed(2)]) + '   (ip netns exec <node> true)');
+  console.log('');
+  const add = { reference: get('ADD', 'reference'), pontoon: get('ADD', 'pontoon') };
+  console.log(`ADD p50 ratio: ${formatRatio(add.pontoon.p50Ms, add.reference.p50Ms)} (target <= ${ADD_P50_TARGET_RATIO}x)`);
+  console.log(`ADD p95 ratio: ${formatRatio(add.pontoon.p95Ms, add.reference.p95Ms)}`);
+}
+
+function cleanup(tempDir: string): void {
+  for (const name of listNetns()) {
+    if (!name.startsWith(RUN_PREFIX)) continue;
+    try {
+      deleteNetns(name);
+    } catch (err) {
+      console.error(`failed to delete network namespace "${name}": ${describeError(err)}`);
+    }
+  }
+  rmSync(tempDir, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  const runs = parseRuns(process.argv.slice(2));
+  process.on('SIGINT', recordSignal);
+  process.on('SIGTERM', recordSignal);
+  const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-'));
+  try {
+    const contenders: Contender[] = [
+      {
+        label: 'reference',
+        tag: 'ref',
+        pluginPath: join(REFERENCE_CNI_DIR, 'bridge'),
+        nodeNetns: `${RUN_PREFIX}ref-node`,
+        stdin: networkConfig('bridge', 'refbr0', 'host-local', '10.91.0.0/16', join(tempDir, 'ref')),
+      },
+      {
+        label: 'pontoon',
+        tag: 'ptn',
+        pluginPath: join(PONTOON_CNI_DIR, 'pontoon-bridge'),
+        nodeNetns: `${RUN_PREFIX}ptn-node`,
+        stdin: networkConfig('pontoon-bridge', 'ptnbr0', 'pontoon-ipam', '10.92.0.0/16', join(tempDir, 'ptn')),
+      },
+    ];
+    for (const contender of contenders) createNetns(contender.nodeNetns);
+
+    const samples = new Map<string, number[]>();
+    const record = (verb: Verb, contender: Contender, ms: number): void => {
+      const key = `${verb}/${contender.label}`;
+      const list = samples.get(key);
+      if (list) list.push(ms);
+      else samples.set(key, [ms]);
+    };
+
+    // Negative iterations are warmup: they fill page caches and create each bridge, uncounted.
+    for (let i = -WARMUP_RUNS; i < runs; i++) {
+      for (const contender of contenders) {
+        const { addMs, delMs } = await addThenDel(contender);
+        if (i < 0) continue;
+        record('ADD', contender, addMs);
+        record('DEL', contender, delMs);
+      }
+    }
+
+    const wrapperFloorMs: number[] = [];
+    const firstNode = contenders[0]?.nodeNetns ?? '';
+    for (let i = -WARMUP_RUNS; i < runs; i++) {
+      for (const contender of contenders) {
+        const version = await invokePlugin(contender, 'VERSION');
+        expectVersionResult(contender, version);
+        if (i >= 0) record('VERSION', contender, version.elapsedMs);
+      }
+      const floor = await timedSpawn(firstNode, 'true', [], process.env, '');
+      if (i >= 0) wrapperFloorMs.push(floor.elapsedMs);
+    }
+
+    printReport(runs, samples, summarize(wrapperFloorMs));
+  } finally {
+    cleanup(tempDir);
+    process.off('SIGINT', recordSignal);
+    process.off('SIGTERM', recordSignal);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(describeError(err));
+  process.exitCode = err instanceof BenchInterrupted ? 130 : 1;
+});
