@@ -242,22 +242,21 @@ async function main(): Promise<void> {
   process.on('SIGTERM', recordSignal);
   const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-'));
   try {
-    const contenders: Contender[] = [
-      {
-        label: 'reference',
-        tag: 'ref',
-        pluginPath: join(REFERENCE_CNI_DIR, 'bridge'),
-        nodeNetns: `${RUN_PREFIX}ref-node`,
-        stdin: networkConfig('bridge', 'refbr0', 'host-local', '10.91.0.0/16', join(tempDir, 'ref')),
-      },
-      {
-        label: 'pontoon',
-        tag: 'ptn',
-        pluginPath: join(PONTOON_CNI_DIR, 'pontoon-bridge'),
-        nodeNetns: `${RUN_PREFIX}ptn-node`,
-        stdin: networkConfig('pontoon-bridge', 'ptnbr0', 'pontoon-ipam', '10.92.0.0/16', join(tempDir, 'ptn')),
-      },
-    ];
+    const reference: Contender = {
+      label: 'reference',
+      tag: 'ref',
+      pluginPath: join(REFERENCE_CNI_DIR, 'bridge'),
+      nodeNetns: `${RUN_PREFIX}ref-node`,
+      stdin: networkConfig('bridge', 'refbr0', 'host-local', '10.91.0.0/16', join(tempDir, 'ref')),
+    };
+    const pontoon: Contender = {
+      label: 'pontoon',
+      tag: 'ptn',
+      pluginPath: join(PONTOON_CNI_DIR, 'pontoon-bridge'),
+      nodeNetns: `${RUN_PREFIX}ptn-node`,
+      stdin: networkConfig('pontoon-bridge', 'ptnbr0', 'pontoon-ipam', '10.92.0.0/16', join(tempDir, 'ptn')),
+    };
+    const contenders = [reference, pontoon];
     for (const contender of contenders) createNetns(contender.nodeNetns);
 
     const samples = new Map<string, number[]>();
@@ -279,14 +278,13 @@ async function main(): Promise<void> {
     }
 
     const wrapperFloorMs: number[] = [];
-    const firstNode = contenders[0]?.nodeNetns ?? '';
     for (let i = -WARMUP_RUNS; i < runs; i++) {
       for (const contender of contenders) {
         const version = await invokePlugin(contender, 'VERSION');
         expectVersionResult(contender, version);
         if (i >= 0) record('VERSION', contender, version.elapsedMs);
       }
-      const floor = await timedSpawn(firstNode, 'true', [], process.env, '');
+      const floor = await timedSpawn(reference.nodeNetns, 'true', [], process.env, '');
       if (i >= 0) wrapperFloorMs.push(floor.elapsedMs);
     }
 

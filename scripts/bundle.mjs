@@ -20,7 +20,9 @@ const common = {
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  external: ['koffi'],
+  // Native or file-loading packages stay in node_modules: koffi (a .node file), etcd3 (reads
+  // its .proto files from its own directory), pino (spawns worker files).
+  external: ['koffi', 'etcd3', 'pino'],
   define: { 'import.meta.url': '__pontoonImportMetaUrl', PONTOON_VERSION: JSON.stringify(version) },
   banner: { js: `${shebang}\nconst __pontoonImportMetaUrl = require('node:url').pathToFileURL(__filename).href;` },
   logLevel: 'warning',
@@ -30,6 +32,7 @@ const common = {
 const outputs = [
   { entry: 'src/cni-plugin/bridge/main.ts', out: 'dist/cni/pontoon-bridge' },
   { entry: 'src/cni-plugin/ipam/main.ts', out: 'dist/cni/pontoon-ipam' },
+  { entry: 'src/cni-plugin/flannel/main.ts', out: 'dist/cni/pontoon-flannel' },
   { entry: 'src/cli/main.ts', out: 'dist/cli/pontoon.cjs' },
 ];
 

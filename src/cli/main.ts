@@ -2,6 +2,9 @@
 import { Command } from 'commander';
 import { describeError } from '../lib/errors.js';
 import { DEFAULT_CNI_BIN_DIR, installCniPlugins } from './cni.js';
+import { registerCluster } from './cluster/command.js';
+import { registerFlanneld } from './flanneld.js';
+import { registerNetwork } from './network.js';
 
 declare const PONTOON_VERSION: string | undefined;
 const version = typeof PONTOON_VERSION === 'string' ? PONTOON_VERSION : 'dev';
@@ -16,6 +19,10 @@ cni
   .action((options: { dir: string }) => {
     for (const path of installCniPlugins(options.dir)) console.log(`installed ${path}`);
   });
+
+registerFlanneld(program);
+registerNetwork(program);
+registerCluster(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);

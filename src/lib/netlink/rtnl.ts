@@ -473,9 +473,7 @@ export class Rtnl {
     if (neighbour.ip) attrs.push({ type: NDA_DST, value: ipToBytes(neighbour.ip) });
     if (neighbour.mac) attrs.push({ type: NDA_LLADDR, value: parseMac(neighbour.mac) });
     const head = ndmsg(neighbour.family, neighbour.index, neighbour.state, neighbour.flags);
-    // FDB entries with a remote are appended so one MAC may list several VTEPs; ARP entries replace.
-    const mode = neighbour.family === AF_BRIDGE ? NLM_F_APPEND : NLM_F_REPLACE;
-    this.socket.request(RTM_NEWNEIGH, NLM_F_CREATE | mode, head, attrs, `set neighbour on link ${neighbour.index}`);
+    this.socket.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, head, attrs, `set neighbour on link ${neighbour.index}`);
   }
 
   deleteNeighbour(neighbour: Neighbour): void {

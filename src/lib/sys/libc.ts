@@ -48,6 +48,7 @@ interface Libc {
   mount: NativeFn;
   umount2: NativeFn;
   flock: NativeFn;
+  ioctl: NativeFn;
 }
 
 let koffi: Koffi | undefined;
@@ -68,6 +69,7 @@ function lib(): { koffi: Koffi; libc: Libc } {
       mount: c.func('int mount(const char *src, const char *dst, const char *fstype, unsigned long flags, const void *data)'),
       umount2: c.func('int umount2(const char *target, int flags)'),
       flock: c.func('int flock(int fd, int operation)'),
+      ioctl: c.func('int ioctl(int fd, unsigned long request, ...)'),
     };
   }
   return { koffi, libc };
@@ -139,4 +141,14 @@ export function flock(fd: number, operation: number): boolean {
   const errno = lib().koffi.errno();
   if ((operation & LOCK_NB) !== 0 && errno === 11) return false;
   throw new SyscallError('flock', errno);
+}
+
+/** ioctl(2) with a pointer argument (a buffer the kernel reads and may write back). */
+export function ioctl(fd: number, request: number, arg: Buffer, what = 'ioctl'): void {
+  check(what, lib().libc.ioctl(fd, request, 'void *', arg));
+}
+
+/** ioctl(2) with an integer argument. */
+export function ioctlInt(fd: number, request: number, value: number, what = 'ioctl'): void {
+  check(what, lib().libc.ioctl(fd, request, 'unsigned long', value));
 }

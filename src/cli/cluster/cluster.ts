@@ -1,0 +1,337 @@
+/**
+ * `pontoon cluster up|down|status|exec`: a multi-node cluster of network namespaces on one
+ * machine. `up` builds the fabric, starts etcd in a control namespace and one flanneld per
+ * node (each with its own state paths), gives each node a bridge network through the CNI
+ * plugins and creates a few pods. Everything it makes is named `<name>-...`, and the state
+ * file under /run/pontoon/<name> is what `down` and the tests use to find it again.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PontoonError } from '../../lib/errors.js';
+import { formatIpNet, networkOf, parseIpNet } from '../../lib/ip.js';
+import { deleteNetns, listNetns } from '../../lib/netns.js';
+import { readSubnetEnv } from '../../flanneld/subnetenv.js';
+import { cniDistDir, packageRoot } from '../paths.js';
+import { formatTable } from '../table.js';
+import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway } from './topology.js';
+
+export const DEFAULT_CLUSTER_NAME = 'pontoon';
+export const STATE_ROOT = '/run/pontoon';
+export const POD_NETWORK = '10.244.0.0/16';
+const ETCD_IP = '198.18.0.2';
+const BACKENDS = ['host-gw', 'vxlan', 'udp'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface PodState {
+  name: string;
+  netns: string;
+  containerId: string;
+  ip: string;
+}
+
+export interface NodeState {
+  name: string;
+  netns: string;
+  rack: number;
+  underlayIp: string;
+  dir: string;
+  flanneldPid: number;
+  subnet: string;
+  pods: PodState[];
+}
+
+export interface ClusterState {
+  name: string;
+  backend: BackendName;
+  racks: number;
+  directRouting: boolean;
+  stateDir: string;
+  etcd: { netns: string; pid: number; endpoint: string };
+  fabric: string;
+  router?: string;
+  leaseTtlSeconds: number;
+  nodes: NodeState[];
+}
+
+export interface UpOptions {
+  name: string;
+  nodes: number;
+  backend: BackendName;
+  racks: number;
+  podsPerNode: number;
+  directRouting: boolean;
+  leaseTtlSeconds: number;
+  /** Progress lines go here (stdout for the CLI, nowhere in tests). */
+  progress: (line: string) => void;
+}
+
+export class ClusterError extends PontoonError {}
+
+export function stateDirOf(name: string): string {
+  return join(STATE_ROOT, name);
+}
+
+export function loadState(name: string): ClusterState {
+  const path = join(stateDirOf(name), 'state.json');
+  if (!existsSync(path)) throw new ClusterError(`no cluster "${name}" (no ${path}): run "pontoon cluster up --name ${name}" first`);
+  return JSON.parse(readFileSync(path, 'utf8')) as ClusterState;
+}
+
+export function saveState(state: ClusterState): void {
+  writeFileSync(join(state.stateDir, 'state.json'), JSON.stringify(state, null, 2));
+}
+
+export function cliPath(): string {
+  return join(packageRoot(), 'dist', 'cli', 'pontoon.cjs');
+}
+
+/** Starts a long-running process inside a namespace, detached, output to `logFile`. */
+function startDaemon(netns: string, argv: readonly string[], logFile: string): number {
+  const log = openSync(logFile, 'a');
+  try {
+    const child = spawn('ip', ['netns', 'exec', netns, ...argv], { detached: true, stdio: ['ignore', log, log] });
+    if (child.pid === undefined) throw new ClusterError(`failed to start ${argv[0]} in ${netns}`);
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
+}
+
+function runIn(netns: string, argv: readonly string[], input?: string): string {
+  const result = spawnSync('ip', ['netns', 'exec', netns, ...argv], { encoding: 'utf8', input, timeout: 60_000 });
+  if (result.status !== 0) throw new ClusterError(`${argv.join(' ')} in ${netns} failed: ${(result.stderr || result.stdout).trim()}`);
+  return result.stdout;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export function networkConfigJson(backend: BackendName, directRouting: boolean): string {
+  const backendConfig: Record<string, unknown> = { Type: backend };
+  if (backend === 'vxlan') Object.assign(backendConfig, { VNI: 1, Port: 8472, DirectRouting: directRouting });
+  if (backend === 'udp') Object.assign(backendConfig, { Port: 8285 });
+  return JSON.stringify({ Network: POD_NETWORK, SubnetLen: 24, Backend: backendConfig });
+}
+
+function flanneldArgs(state: ClusterState, node: NodeState): string[] {
+  return [
+    process.execPath,
+    cliPath(),
+    'flanneld',
+    '--etcd-endpoints',
+    state.etcd.endpoint,
+    '--iface',
+    'eth0',
+    '--subnet-file',
+    join(node.dir, 'subnet.env'),
+    '--ip-masq',
+    '--subnet-lease-ttl',
+    String(state.leaseTtlSeconds),
+    '--subnet-lease-renew-margin',
+    String(Math.max(1, Math.floor(state.leaseTtlSeconds / 3))),
+    '--resync',
+    '5',
+  ];
+}
+
+/** (Re)starts a node's flanneld; returns its pid. */
+export function startFlanneld(state: ClusterState, node: NodeState): number {
+  return startDaemon(node.netns, flanneldArgs(state, node), join(node.dir, 'flanneld.log'));
+}
+
+export async function stopProcess(pid: number): Promise<void> {
+  if (!isAlive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 30 && isAlive(pid); i++) await sleep(100);
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 20 && isAlive(pid); i++) await sleep(50);
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined, explain: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new ClusterError(`timed out waiting for ${what}\n${explain()}`);
+    await sleep(100);
+  }
+}
+
+export function pontoonNetwork(node: NodeState): Record<string, unknown> {
+  return {
+    cniVersion: '1.1.0',
+    name: 'pontoon',
+    type: 'pontoon-flannel',
+    subnetFile: join(node.dir, 'subnet.env'),
+    dataDir: join(node.dir, 'flannel'),
+    delegate: { bridge: 'cni0', isDefaultGateway: true, hairpinMode: true, ipam: { dataDir: join(node.dir, 'ipam') } },
+  };
+}
+
+/** Runs a CNI verb of pontoon-flannel for a pod, inside its node. */
+export function podCni(node: NodeState, command: 'ADD' | 'DEL', pod: { netns: string; containerId: string }): string {
+  const plugin = join(cniDistDir(), 'pontoon-flannel');
+  const result = spawnSync('ip', ['netns', 'exec', node.netns, plugin], {
+    input: JSON.stringify(pontoonNetwork(node)),
+    encoding: 'utf8',
+    env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: pod.containerId, CNI_NETNS: netnsFile(pod.netns), CNI_IFNAME: 'eth0', CNI_PATH: cniDistDir() },
+  });
+  if (result.status !== 0) throw new ClusterError(`CNI ${command} of ${pod.netns} on ${node.name} failed: ${result.stdout}${result.stderr}`);
+  return result.stdout;
+}
+
+export async function addPod(state: ClusterState, node: NodeState, index: number): Promise<PodState> {
+  const name = `${node.name}-p${index}`;
+  const netns = makeNamespace(`${state.name}-${name}`);
+  const containerId = `${state.name}-${name}`;
+  const result = JSON.parse(podCni(node, 'ADD', { netns, containerId })) as { ips: { address: string }[] };
+  const ip = result.ips[0]?.address.split('/')[0] ?? '';
+  const pod = { name, netns, containerId, ip };
+  node.pods.push(pod);
+  saveState(state);
+  return pod;
+}
+
+export async function clusterUp(options: UpOptions): Promise<ClusterState> {
+  if (!BACKENDS.includes(options.backend)) throw new ClusterError(`--backend must be one of ${BACKENDS.join(', ')}`);
+  if (options.nodes < 1 || options.nodes > 200) throw new ClusterError('--nodes must be between 1 and 200');
+  if (options.racks < 1 || options.racks > 16) throw new ClusterError('--racks must be between 1 and 16');
+  const stateDir = stateDirOf(options.name);
+  if (existsSync(join(stateDir, 'state.json')) || listNetns().some((n) => n.startsWith(`${options.name}-`))) {
+    throw new ClusterError(`cluster "${options.name}" already exists: run "pontoon cluster down --name ${options.name}" first`);
+  }
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(stateDir, { recursive: true });
+  const step = (text: string, started: number): void => options.progress(`✔ ${text} (${Date.now() - started} ms)`);
+  const ns = (suffix: string): string => `${options.name}-${suffix}`;
+  const state: ClusterState = {
+    name: options.name,
+    backend: options.backend,
+    racks: options.racks,
+    directRouting: options.directRouting,
+    stateDir,
+    etcd: { netns: ns('ctl'), pid: 0, endpoint: `http://${ETCD_IP}:2379` },
+    fabric: ns('fabric'),
+    leaseTtlSeconds: options.leaseTtlSeconds,
+    nodes: [],
+  };
+  saveState(state);
+  const gatewayFor = (rack: number): string | undefined => (options.racks > 1 ? rackGateway(rack) : undefined);
+
+  let started = Date.now();
+  makeNamespace(state.fabric);
+  makeFabric(state.fabric, options.racks);
+  if (options.racks > 1) {
+    state.router = ns('router');
+    makeRouter(state.fabric, state.router, options.racks);
+  }
+  step(`fabric: ${options.racks} rack(s) 198.18.0.0/24${options.racks > 1 ? ` … 198.18.${options.racks - 1}.0/24 joined by a router` : ''}`, started);
+
+  started = Date.now();
+  makeNamespace(state.etcd.netns);
+  plug(state.fabric, 0, 'ctl', state.etcd.netns, 'eth0', parseIpNet(`${ETCD_IP}/24`), gatewayFor(0));
+  const etcdDir = join(stateDir, 'etcd');
+  state.etcd.pid = startDaemon(
+    state.etcd.netns,
+    [
+      'etcd',
+      '--name', 'pontoon',
+      '--data-dir', etcdDir,
+      '--listen-client-urls', `http://${ETCD_IP}:2379,http://127.0.0.1:2379`,
+      '--advertise-client-urls', `http://${ETCD_IP}:2379`,
+      '--listen-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-cluster', 'pontoon=http://127.0.0.1:2380',
+      '--log-level', 'warn',
+    ],
+    join(stateDir, 'etcd.log'),
+  );
+  saveState(state);
+  runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '20', '--set', networkConfigJson(options.backend, options.directRouting)]);
+  step(`etcd at ${state.etcd.endpoint}, network ${POD_NETWORK}, backend ${options.backend}`, started);
+
+  started = Date.now();
+  for (let i = 1; i <= options.nodes; i++) {
+    const rack = (i - 1) % options.racks;
+    const name = `n${i}`;
+    const node: NodeState = {
+      name,
+      netns: makeNamespace(ns(name), true),
+      rack,
+      underlayIp: `198.18.${rack}.${10 + i}`,
+      dir: join(stateDir, name),
+      flanneldPid: 0,
+      subnet: '',
+      pods: [],
+    };
+    mkdirSync(node.dir, { recursive: true });
+    plug(state.fabric, rack, name, node.netns, 'eth0', parseIpNet(`${node.underlayIp}/24`), gatewayFor(rack));
+    writeFileSync(join(node.dir, '10-pontoon.conflist'), JSON.stringify({ cniVersion: '1.1.0', name: 'pontoon', plugins: [pontoonNetwork(node)] }, null, 2));
+    state.nodes.push(node);
+    node.flanneldPid = startFlanneld(state, node);
+    saveState(state);
+  }
+  for (const node of state.nodes) {
+    const env = await waitFor(
+      `flanneld on ${node.name} to write subnet.env`,
+      30_000,
+      () => (existsSync(join(node.dir, 'subnet.env')) ? readSubnetEnv(join(node.dir, 'subnet.env')) : undefined),
+      () => `flanneld log (${join(node.dir, 'flanneld.log')}):\n${tail(join(node.dir, 'flanneld.log'))}`,
+    );
+    node.subnet = formatIpNet(networkOf(env.subnet));
+  }
+  saveState(state);
+  step(`${options.nodes} node(s), flanneld running in each`, started);
+
+  started = Date.now();
+  for (const node of state.nodes) {
+    for (let p = 1; p <= options.podsPerNode; p++) await addPod(state, node, p);
+  }
+  step(`${options.nodes * options.podsPerNode} pod(s) networked through pontoon-flannel → pontoon-bridge`, started);
+  return state;
+}
+
+export function summary(state: ClusterState): string {
+  const rows = state.nodes.map((node) => [
+    node.name,
+    String(node.rack),
+    node.underlayIp,
+    node.subnet,
+    state.backend + (state.directRouting ? '+direct' : ''),
+    isAlive(node.flanneldPid) ? 'running' : 'DOWN',
+    node.pods.map((p) => `${p.name}=${p.ip}`).join(' '),
+  ]);
+  return formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'PODS'], rows);
+}
+
+/** Stops every process and deletes every namespace and file of the cluster. */
+export async function clusterDown(name: string): Promise<void> {
+  let state: ClusterState | undefined;
+  try {
+    state = loadState(name);
+  } catch {
+    state = undefined;
+  }
+  if (state) {
+    await Promise.all([...state.nodes.map((n) => stopProcess(n.flanneldPid)), stopProcess(state.etcd.pid)]);
+  }
+  for (const netns of listNetns()) if (netns.startsWith(`${name}-`)) deleteNetns(netns);
+  rmSync(stateDirOf(name), { recursive: true, force: true });
+}

@@ -1,0 +1,130 @@
+/** Registers `pontoon cluster ...`. */
+import { spawnSync } from 'node:child_process';
+import type { Command } from 'commander';
+import {
+  type BackendName,
+  ClusterError,
+  clusterDown,
+  clusterUp,
+  cliPath,
+  DEFAULT_CLUSTER_NAME,
+  loadState,
+  saveState,
+  startFlanneld,
+  stopProcess,
+  summary,
+  type ClusterState,
+} from './cluster.js';
+import { deleteNetns } from '../../lib/netns.js';
+
+function positiveInt(value: string, flag: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new ClusterError(`${flag} must be a positive integer, got "${value}"`);
+  return parsed;
+}
+
+/** `n1` → node netns, `n1-p1` → pod netns, `ctl`/`fabric`/`router` → those. */
+export function resolveNetns(state: ClusterState, target: string): string {
+  const node = state.nodes.find((n) => n.name === target);
+  if (node) return node.netns;
+  const pod = state.nodes.flatMap((n) => n.pods).find((p) => p.name === target);
+  if (pod) return pod.netns;
+  if (['ctl', 'fabric', 'router'].includes(target)) return `${state.name}-${target}`;
+  throw new ClusterError(`no node or pod "${target}" in cluster ${state.name}`);
+}
+
+export function registerCluster(program: Command): void {
+  const cluster = program.command('cluster').description('a multi-node cluster of network namespaces on this machine');
+
+  cluster
+    .command('up')
+    .description('build the fabric, start etcd and flanneld on every node, network some pods')
+    .option('--name <name>', 'cluster name (prefix of every namespace)', DEFAULT_CLUSTER_NAME)
+    .option('--nodes <n>', 'number of nodes', '3')
+    .option('--backend <type>', 'host-gw, vxlan or udp', 'vxlan')
+    .option('--racks <n>', 'L2 segments joined by a router (nodes are spread round-robin)', '1')
+    .option('--pods <n>', 'pods per node', '2')
+    .option('--direct-routing', 'vxlan: plain routes to nodes on the same rack', false)
+    .option('--lease-ttl <seconds>', 'subnet lease TTL', String(24 * 3600))
+    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string }) => {
+      const state = await clusterUp({
+        name: flags.name,
+        nodes: positiveInt(flags.nodes, '--nodes'),
+        backend: flags.backend as BackendName,
+        racks: positiveInt(flags.racks, '--racks'),
+        podsPerNode: Number(flags.pods),
+        directRouting: flags.directRouting,
+        leaseTtlSeconds: positiveInt(flags.leaseTtl, '--lease-ttl'),
+        progress: (line) => console.log(line),
+      }).catch(async (err: unknown) => {
+        console.error(`cluster up failed; tearing down what was built`);
+        await clusterDown(flags.name);
+        throw err;
+      });
+      console.log(`\n${summary(state)}\n`);
+      console.log(`try: pontoon cluster exec --name ${state.name} n1-p1 -- ping -c 2 ${state.nodes.at(-1)?.pods[0]?.ip ?? ''}`);
+    });
+
+  cluster
+    .command('down')
+    .description('stop the cluster’s processes and delete its namespaces and state')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .action(async (flags: { name: string }) => {
+      await clusterDown(flags.name);
+      console.log(`cluster ${flags.name} removed`);
+    });
+
+  cluster
+    .command('status')
+    .description('nodes, subnets, daemons and pods')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .action((flags: { name: string }) => {
+      console.log(summary(loadState(flags.name)));
+    });
+
+  cluster
+    .command('exec')
+    .description('run a command in a node or pod namespace: pontoon cluster exec n1-p1 -- ping 10.244.2.2')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .argument('<target>', 'node (n1), pod (n1-p1), ctl, fabric or router')
+    .argument('<command...>', 'command and arguments')
+    .action((target: string, command: string[], flags: { name: string }) => {
+      const netns = resolveNetns(loadState(flags.name), target);
+      const result = spawnSync('ip', ['netns', 'exec', netns, ...command], { stdio: 'inherit' });
+      process.exitCode = result.status ?? 1;
+    });
+
+  cluster
+    .command('restart-flanneld')
+    .description('stop and start one node’s flanneld (the data plane stays up meanwhile)')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .argument('<node>', 'node name, e.g. n2')
+    .action(async (nodeName: string, flags: { name: string }) => {
+      const state = loadState(flags.name);
+      const node = state.nodes.find((n) => n.name === nodeName);
+      if (!node) throw new ClusterError(`no node "${nodeName}"`);
+      await stopProcess(node.flanneldPid);
+      node.flanneldPid = startFlanneld(state, node);
+      saveState(state);
+      console.log(`flanneld on ${nodeName} restarted (pid ${node.flanneldPid})`);
+    });
+
+  cluster
+    .command('remove-node')
+    .description('take a node out for good: stop its flanneld, delete its lease and namespaces')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .argument('<node>', 'node name, e.g. n3')
+    .action(async (nodeName: string, flags: { name: string }) => {
+      const state = loadState(flags.name);
+      const node = state.nodes.find((n) => n.name === nodeName);
+      if (!node) throw new ClusterError(`no node "${nodeName}"`);
+      await stopProcess(node.flanneldPid);
+      const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet], { encoding: 'utf8' });
+      if (result.status !== 0) throw new ClusterError(`could not delete the lease of ${nodeName}: ${result.stderr}`);
+      for (const pod of node.pods) deleteNetns(pod.netns);
+      deleteNetns(node.netns);
+      state.nodes = state.nodes.filter((n) => n !== node);
+      saveState(state);
+      console.log(`node ${nodeName} (${node.subnet}) removed`);
+    });
+}

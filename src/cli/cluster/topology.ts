@@ -1,0 +1,83 @@
+/**
+ * The simulated data centre of ARCHITECTURE.md, built with our own netlink code: a fabric
+ * namespace with one bridge per rack (198.18.<rack>.0/24), a router namespace joining the
+ * racks, and node namespaces plugged into their rack with a veth whose node end is `eth0`.
+ * Links are created inside the fabric namespace with their peer born in the node namespace,
+ * so nothing ever touches the root namespace's network.
+ */
+import { closeSync } from 'node:fs';
+import { hasErrno } from '../../lib/errors.js';
+import { type IpNet, parseIp, parseIpNet } from '../../lib/ip.js';
+import { ensureBridge } from '../../lib/link.js';
+import { createNetns, openNetns, openRtnl, withNetns } from '../../lib/netns.js';
+import { writeSysctl } from '../../lib/sysctl.js';
+
+export function rackSegment(rack: number): string {
+  return `198.18.${rack}.0/24`;
+}
+
+export function rackGateway(rack: number): string {
+  return `198.18.${rack}.1`;
+}
+
+export function rackBridge(rack: number): string {
+  return `fab${rack}`;
+}
+
+export function netnsFile(name: string): string {
+  return `/run/netns/${name}`;
+}
+
+/** Creates a namespace and returns its name (lo up, forwarding on when asked). */
+export function makeNamespace(name: string, forwarding = false): string {
+  createNetns(name);
+  if (forwarding) withNetns(netnsFile(name), () => writeSysctl('net.ipv4.ip_forward', '1'));
+  return name;
+}
+
+export function makeFabric(fabric: string, racks: number): void {
+  const rtnl = openRtnl(netnsFile(fabric));
+  try {
+    for (let rack = 0; rack < racks; rack++) ensureBridge(rtnl, { name: rackBridge(rack) });
+  } finally {
+    rtnl.close();
+  }
+}
+
+/**
+ * Plugs `netns` into rack `rack`: veth `fabricSide` on the rack bridge, `inside` in the
+ * namespace with `address`, and a default route via `gateway` if given.
+ */
+export function plug(fabric: string, rack: number, fabricSide: string, netns: string, inside: string, address: IpNet, gateway?: string): void {
+  const fabricRtnl = openRtnl(netnsFile(fabric));
+  const netnsFd = openNetns(netnsFile(netns));
+  const innerRtnl = openRtnl(netnsFile(netns));
+  try {
+    try {
+      fabricRtnl.createLink({ name: fabricSide, kind: 'veth', peer: { name: inside, netnsFd } });
+    } catch (err) {
+      if (!hasErrno(err, 'EEXIST')) throw err;
+    }
+    const bridge = fabricRtnl.linkByName(rackBridge(rack));
+    const outer = fabricRtnl.linkByName(fabricSide);
+    if (!bridge || !outer) throw new Error(`fabric link ${fabricSide} or bridge ${rackBridge(rack)} missing`);
+    fabricRtnl.setMaster(outer.index, bridge.index);
+    fabricRtnl.setUp(outer.index);
+    const link = innerRtnl.linkByName(inside);
+    if (!link) throw new Error(`${inside} did not appear in ${netns}`);
+    innerRtnl.addAddress(link.index, address);
+    innerRtnl.setUp(link.index);
+    if (gateway) innerRtnl.addRoute({ family: 4, gateway: parseIp(gateway), oif: link.index });
+  } finally {
+    innerRtnl.close();
+    closeSync(netnsFd);
+    fabricRtnl.close();
+  }
+}
+
+export function makeRouter(fabric: string, router: string, racks: number): void {
+  makeNamespace(router, true);
+  for (let rack = 0; rack < racks; rack++) {
+    plug(fabric, rack, `rt${rack}`, router, `eth${rack}`, parseIpNet(`${rackGateway(rack)}/24`));
+  }
+}

@@ -1,0 +1,70 @@
+/** `pontoon flanneld`: run the node daemon in the current network namespace. */
+import type { Command } from 'commander';
+import { createLogger } from '../lib/log.js';
+import { Flanneld } from '../flanneld/daemon.js';
+import { DEFAULT_ETCD_PREFIX, EtcdSubnetStore } from '../flanneld/subnet/etcd.js';
+import { FileSubnetStore } from '../flanneld/subnet/file.js';
+import type { SubnetStore } from '../flanneld/subnet/lease.js';
+import { DEFAULT_SUBNET_FILE } from '../flanneld/subnetenv.js';
+
+interface FlanneldFlags {
+  etcdEndpoints: string;
+  etcdPrefix: string;
+  subnetStoreFile?: string;
+  iface?: string;
+  publicIp?: string;
+  subnetFile: string;
+  ipMasq: boolean;
+  subnetLeaseTtl: string;
+  subnetLeaseRenewMargin: string;
+  resync: string;
+  logLevel: string;
+}
+
+function seconds(value: string, flag: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag} must be a positive number of seconds, got "${value}"`);
+  return parsed;
+}
+
+export function registerFlanneld(program: Command): void {
+  program
+    .command('flanneld')
+    .description('node daemon: subnet lease, overlay backend (host-gw, vxlan, udp), subnet.env')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
+    .option('--etcd-prefix <prefix>', 'etcd key prefix of the network', DEFAULT_ETCD_PREFIX)
+    .option('--subnet-store-file <path>', 'keep leases in this JSON file instead of etcd (single node, or nodes sharing a filesystem)')
+    .option('--iface <name>', 'interface for inter-node traffic (default: the default route’s)')
+    .option('--public-ip <ip>', 'address other nodes reach this one at (default: the interface’s first)')
+    .option('--subnet-file <path>', 'where to write the subnet.env for the CNI plugin', DEFAULT_SUBNET_FILE)
+    .option('--ip-masq', 'masquerade pod traffic leaving the pod network', false)
+    .option('--subnet-lease-ttl <seconds>', 'lease lifetime in the store', String(24 * 3600))
+    .option('--subnet-lease-renew-margin <seconds>', 'renew this long before the lease expires', String(3600))
+    .option('--resync <seconds>', 're-check the kernel against the lease table this often', '30')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (flags: FlanneldFlags) => {
+      const log = createLogger('flanneld', { level: flags.logLevel });
+      const store: SubnetStore = flags.subnetStoreFile
+        ? new FileSubnetStore(flags.subnetStoreFile)
+        : new EtcdSubnetStore({ endpoints: flags.etcdEndpoints.split(',').map((e) => e.trim()), prefix: flags.etcdPrefix });
+      const ttl = seconds(flags.subnetLeaseTtl, '--subnet-lease-ttl');
+      const daemon = new Flanneld({
+        store,
+        subnetFile: flags.subnetFile,
+        ipMasq: flags.ipMasq,
+        leaseTtlSeconds: ttl,
+        renewMarginSeconds: Math.min(seconds(flags.subnetLeaseRenewMargin, '--subnet-lease-renew-margin'), ttl / 2),
+        resyncSeconds: seconds(flags.resync, '--resync'),
+        log,
+        ...(flags.iface ? { iface: flags.iface } : {}),
+        ...(flags.publicIp ? { publicIp: flags.publicIp } : {}),
+      });
+      const shutdown = (signal: string): void => {
+        log.info({ signal }, 'stopping; data plane left in place');
+        void daemon.stop().finally(() => process.exit(0));
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+      await daemon.run();
+    });
+}

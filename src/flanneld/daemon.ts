@@ -1,0 +1,181 @@
+/**
+ * The node daemon's loop: wait for the network config, prepare the backend, take a lease,
+ * publish subnet.env, then keep the data plane equal to the lease table (watch events plus
+ * a periodic resync that repairs drift) and renew the lease before it expires.
+ *
+ * The store may vanish at any time. At start we retry with backoff and say why in the log;
+ * once running, the kernel state stays as it is while the store is away, so pods keep
+ * talking, and the watch is re-established with a fresh list when it comes back.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeError } from '../lib/errors.js';
+import { formatIp, formatIpNet, type IpNet } from '../lib/ip.js';
+import type { Logger } from '../lib/log.js';
+import { Rtnl } from '../lib/netlink/rtnl.js';
+import { type Backend, createBackend, type ExternalInterface } from './backend/backend.js';
+import './backend/hostgw.js';
+import './backend/udp.js';
+import './backend/vxlan.js';
+import { type NetworkConfig, parseNetworkConfig, subnetsOf } from './config.js';
+import { describeExternal, findExternalInterface } from './extiface.js';
+import { syncIpMasq } from './ipmasq.js';
+import { describeLease, type Lease, type LeaseEvent, LeaseLostError, sameSubnet, type SubnetStore, subnetKey } from './subnet/lease.js';
+import { subnetEnvFor, writeSubnetEnv } from './subnetenv.js';
+
+export interface FlanneldOptions {
+  store: SubnetStore;
+  iface?: string;
+  publicIp?: string;
+  subnetFile: string;
+  ipMasq: boolean;
+  leaseTtlSeconds: number;
+  renewMarginSeconds: number;
+  resyncSeconds: number;
+  log: Logger;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+export class Flanneld {
+  private readonly rtnl = new Rtnl();
+  private stopped = false;
+  private readonly stopController = new AbortController();
+  private backend: Backend | undefined;
+  private lease: Lease | undefined;
+  private readonly remotes = new Map<string, Lease>();
+  private readonly reported = new Set<string>();
+  private stopWatch: (() => void) | undefined;
+
+  constructor(private readonly options: FlanneldOptions) {}
+
+  /** Retries `step` with exponential backoff until it succeeds or the daemon stops. */
+  private async retry<T>(what: string, step: () => Promise<T>): Promise<T> {
+    let delayMs = 500;
+    for (;;) {
+      try {
+        return await step();
+      } catch (err) {
+        if (this.stopped) throw err;
+        this.options.log.error({ err: describeError(err), retryInMs: delayMs }, `${what} failed; retrying`);
+        await sleep(delayMs, undefined, { signal: this.stopController.signal }).catch(() => undefined);
+        if (this.stopped) throw err;
+        delayMs = Math.min(delayMs * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  async run(): Promise<void> {
+    const { log, store } = this.options;
+    const ext: ExternalInterface = findExternalInterface(this.rtnl, this.options);
+    log.info({ external: describeExternal(ext), store: store.description }, 'starting');
+
+    const network: NetworkConfig = await this.retry(`read network config from ${store.description}`, async () => {
+      const text = await store.getNetworkConfig();
+      if (text === undefined) throw new Error(`no network config stored yet (${store.description} config)`);
+      return parseNetworkConfig(text);
+    });
+    const backend = (this.backend = createBackend(network.backend.type, { rtnl: this.rtnl, ext, network, log: log.child({ backend: network.backend.type }) }));
+    const setup = await backend.prepare();
+    const attrs = { publicIp: formatIp(ext.address), backendType: backend.type, backendData: setup.backendData };
+    const candidates = [...subnetsOf(network)];
+    this.lease = await this.retry('acquire subnet lease', () => store.acquireLease(attrs, candidates, this.options.leaseTtlSeconds));
+    log.info({ lease: describeLease(this.lease), mtu: setup.mtu }, 'lease acquired');
+
+    backend.configureLocal(this.lease);
+    writeSubnetEnv(this.options.subnetFile, subnetEnvFor(network.network, this.lease.subnet, setup.mtu, this.options.ipMasq));
+    if (this.options.ipMasq) syncIpMasq(network.network, this.lease.subnet);
+    log.info({ subnetFile: this.options.subnetFile }, 'wrote subnet.env');
+
+    await this.watch();
+    void this.renewLoop();
+    while (!this.stopped) {
+      await sleep(this.options.resyncSeconds * 1000, undefined, { signal: this.stopController.signal }).catch(() => undefined);
+      if (!this.stopped) this.reconcile('resync');
+    }
+  }
+
+  private async watch(): Promise<void> {
+    const { store, log } = this.options;
+    const { leases, stop } = await this.retry('watch leases', () =>
+      store.watchLeases(
+        (events) => this.onEvents(events),
+        (err) => {
+          log.error({ err: describeError(err) }, 'lease watch failed; data plane kept, re-listing');
+          this.stopWatch?.();
+          if (!this.stopped) void sleep(1000).then(() => this.watch());
+        },
+      ),
+    );
+    this.stopWatch = stop;
+    this.remotes.clear();
+    for (const lease of leases) if (!this.isOwn(lease.subnet)) this.remotes.set(subnetKey(lease.subnet), lease);
+    this.reconcile('list');
+  }
+
+  private isOwn(subnet: IpNet): boolean {
+    return this.lease !== undefined && sameSubnet(this.lease.subnet, subnet);
+  }
+
+  private onEvents(events: readonly LeaseEvent[]): void {
+    for (const event of events) {
+      const subnet = event.type === 'added' ? event.lease.subnet : event.subnet;
+      if (this.isOwn(subnet)) {
+        if (event.type === 'removed') this.options.log.warn({ subnet: formatIpNet(subnet) }, 'our lease was removed from the store; it is re-created at the next renewal');
+        continue;
+      }
+      if (event.type === 'added') this.remotes.set(subnetKey(subnet), event.lease);
+      else this.remotes.delete(subnetKey(subnet));
+    }
+    this.reconcile('watch');
+  }
+
+  private reconcile(reason: string): void {
+    if (!this.backend) return;
+    try {
+      const report = this.backend.reconcile([...this.remotes.values()]);
+      if (report.added || report.removed) this.options.log.info({ reason, added: report.added, removed: report.removed, remotes: this.remotes.size }, 'data plane updated');
+      for (const { lease, reason: why } of report.rejected) {
+        const key = `${subnetKey(lease.subnet)}|${why}`;
+        if (this.reported.has(key)) continue;
+        this.reported.add(key);
+        this.options.log.error({ lease: describeLease(lease) }, `cannot route to this node: ${why}`);
+      }
+    } catch (err) {
+      this.options.log.error({ err: describeError(err), reason }, 'reconcile failed; will retry at next resync');
+    }
+  }
+
+  private async renewLoop(): Promise<void> {
+    const { store, log, leaseTtlSeconds, renewMarginSeconds } = this.options;
+    while (!this.stopped && this.lease) {
+      const dueMs = (this.lease.expiresAt?.getTime() ?? Date.now()) - renewMarginSeconds * 1000 - Date.now();
+      await sleep(Math.max(dueMs, 1000), undefined, { signal: this.stopController.signal }).catch(() => undefined);
+      if (this.stopped) return;
+      try {
+        this.lease = await store.renewLease(this.lease, leaseTtlSeconds);
+        log.debug({ lease: describeLease(this.lease) }, 'lease renewed');
+      } catch (err) {
+        if (err instanceof LeaseLostError) {
+          log.warn({ err: err.message }, 'lease lost; acquiring again');
+          const again = await store.acquireLease(this.lease.attrs, [this.lease.subnet], leaseTtlSeconds).catch(() => undefined);
+          if (again) {
+            this.lease = again;
+            continue;
+          }
+        }
+        log.error({ err: describeError(err) }, 'lease renewal failed; retrying in 5 s');
+        await sleep(5000, undefined, { signal: this.stopController.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Stops the loops; the kernel state stays so traffic keeps flowing across a restart. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopController.abort();
+    this.stopWatch?.();
+    await this.backend?.close();
+    await this.options.store.close();
+    this.rtnl.close();
+  }
+}
