@@ -26,7 +26,8 @@ export function bitsOf(family: IpFamily): number {
 
 export function parseIp(text: string): Ip {
   const trimmed = text.trim();
-  if (!trimmed.includes('/')) {
+  // A zone (fe80::1%eth0) would be silently dropped by the parser: refuse it instead.
+  if (!trimmed.includes('/') && !trimmed.includes('%')) {
     if (Address4.isValid(trimmed)) return { family: 4, value: new Address4(trimmed).bigInt() };
     if (Address6.isValid(trimmed)) return { family: 6, value: new Address6(trimmed).bigInt() };
   }

@@ -60,7 +60,7 @@ describe('canonicalizeRange defaults (as host-local)', () => {
     assert.deepEqual(show(canonicalizeRange({ subnet: '2001:db8:1::/64' }, 'r')), {
       subnet: '2001:db8:1::/64',
       start: '2001:db8:1::1',
-      end: '2001:db8:1::ffff:ffff:ffff:ffff',
+      end: '2001:db8:1:0:ffff:ffff:ffff:ffff', // RFC 5952 4.2.2: one zero field stays
       gateway: '2001:db8:1::1',
     });
   });

@@ -44,6 +44,15 @@ describe('parse and format', () => {
     assert.ok(new InvalidAddressError('x') instanceof Error);
   });
 
+  test('an address with a zone index is rejected: an Ip cannot carry the zone', () => {
+    // ip-address's Address6.isValid accepts "fe80::1%eth0" and even "::1%"; passing them
+    // through would silently drop the zone (a link-local gateway would lose its link).
+    for (const text of ['fe80::1%eth0', '::1%', 'fe80::1%2']) {
+      assert.throws(() => parseIp(text), isInvalid, text);
+      assert.equal(tryParseIp(text), undefined, text);
+    }
+  });
+
   test('IPv4 formats in dotted quad', () => {
     for (const text of ['0.0.0.0', '10.0.0.1', '192.168.255.254', '255.255.255.255']) {
       assert.equal(formatIp(parseIp(text)), text);

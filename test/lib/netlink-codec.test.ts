@@ -216,6 +216,7 @@ describe('decodeError', () => {
   };
 
   test('an ACK is errno 0 without text', () => {
+    // deepStrictEqual tells 0 from -0: negating a zero error field must still give +0.
     assert.deepEqual(decodeError(only(errorMessage(0, 0, request.subarray(0, 16)))), { errno: 0 });
   });
 

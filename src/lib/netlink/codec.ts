@@ -170,7 +170,7 @@ export function decodeMessages(buf: Buffer): NetlinkMessage[] {
 export function decodeError(message: NetlinkMessage): { errno: number; text?: string } {
   const { payload } = message;
   if (payload.length < 4) throw new NetlinkDecodeError('truncated NLMSG_ERROR');
-  const errno = -payload.readInt32LE(0);
+  const errno = 0 - payload.readInt32LE(0); // not unary minus: an ACK must be 0, not -0
   if ((message.flags & NLM_F_ACK_TLVS) === 0 || payload.length < 4 + NLMSG_HDRLEN) return { errno };
   const echoedLength = (message.flags & NLM_F_CAPPED) !== 0 ? NLMSG_HDRLEN : payload.readUInt32LE(4);
   const tlvStart = 4 + align4(echoedLength);

@@ -1,0 +1,106 @@
+/** Clusters for e2e tests: `pontoon cluster up` with a unique ptest- name, torn down after. */
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BackendName, clusterDown, clusterUp, type ClusterState, type NodeState, type PodState } from '../../src/cli/cluster/cluster.js';
+import { openRtnl } from '../../src/lib/netns.js';
+import type { Rtnl } from '../../src/lib/netlink/rtnl.js';
+
+let counter = 0;
+
+export async function testCluster(backend: BackendName, options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number } = {}): Promise<ClusterState> {
+  const name = `ptest-c${process.pid.toString(36)}${(counter++).toString(36)}`;
+  try {
+    return await clusterUp({
+      name,
+      nodes: options.nodes ?? 3,
+      backend,
+      racks: options.racks ?? 1,
+      podsPerNode: options.pods ?? 2,
+      directRouting: options.directRouting ?? false,
+      leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
+      progress: () => undefined,
+    });
+  } catch (err) {
+    await clusterDown(name);
+    throw err;
+  }
+}
+
+export function allPods(state: ClusterState): { node: NodeState; pod: PodState }[] {
+  return state.nodes.flatMap((node) => node.pods.map((pod) => ({ node, pod })));
+}
+
+/** Pings once; true when the reply came back. */
+export function pingOnce(fromNetns: string, ip: string, timeoutSeconds = 2): boolean {
+  return spawnSync('ip', ['netns', 'exec', fromNetns, 'ping', '-c', '1', '-W', String(timeoutSeconds), ip], { stdio: 'ignore' }).status === 0;
+}
+
+/** Every pod pings every pod on another node; returns the pairs that failed. */
+export function crossNodeFailures(state: ClusterState): string[] {
+  const failures: string[] = [];
+  for (const a of allPods(state)) {
+    for (const b of allPods(state)) {
+      if (a.node === b.node) continue;
+      if (!pingOnce(a.pod.netns, b.pod.ip)) failures.push(`${a.pod.name} → ${b.pod.name} (${b.pod.ip})`);
+    }
+  }
+  return failures;
+}
+
+/** Pings at 50/s for `seconds` in the background; resolves with [sent, received]. */
+export function pingStream(fromNetns: string, ip: string, seconds: number): Promise<{ sent: number; received: number }> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', fromNetns, 'ping', '-i', '0.02', '-W', '1', '-w', String(seconds), ip], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('close', () => {
+      const match = /(\d+) packets transmitted, (\d+) received/.exec(output);
+      resolve({ sent: Number(match?.[1] ?? 0), received: Number(match?.[2] ?? 0) });
+    });
+  });
+}
+
+/** TCP throughput pod → pod with iperf3 (bits per second). */
+export async function iperf(fromNetns: string, toNetns: string, toIp: string, seconds = 1): Promise<number> {
+  const server = spawn('ip', ['netns', 'exec', toNetns, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
+  try {
+    for (let attempt = 0; attempt < 30; attempt++) {
+      const client = spawnSync('ip', ['netns', 'exec', fromNetns, 'iperf3', '-c', toIp, '-t', String(seconds), '-J'], { encoding: 'utf8' });
+      if (client.status === 0) {
+        const report = JSON.parse(client.stdout) as { end: { sum_received: { bits_per_second: number } } };
+        return report.end.sum_received.bits_per_second;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`iperf3 from ${fromNetns} to ${toIp} never connected`);
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+export function withNodeRtnl<T>(node: NodeState, fn: (rtnl: Rtnl) => T): T {
+  const rtnl = openRtnl(`/run/netns/${node.netns}`);
+  try {
+    return fn(rtnl);
+  } finally {
+    rtnl.close();
+  }
+}
+
+export function flanneldLog(node: NodeState): string {
+  try {
+    return readFileSync(join(node.dir, 'flanneld.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export async function waitUntil(what: string, timeoutMs: number, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!check()) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
