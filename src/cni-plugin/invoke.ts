@@ -4,9 +4,9 @@
  * error JSON from stdout. This is how IPAM is delegated and how Pontoon chains with the
  * reference plugins.
  */
-import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { childProcess } from '../lib/lazy.js';
 import { CniError, CniErrorCode } from './skel/errors.js';
 import { type CniCommand, parseResult, type Result } from './skel/types.js';
 
@@ -26,7 +26,7 @@ export function findPlugin(type: string, path: readonly string[]): string {
 
 export function execPlugin(type: string, command: CniCommand, stdin: Buffer | string, path: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
   const binary = findPlugin(type, path);
-  const result = spawnSync(binary, [], { input: stdin, env: { ...env, CNI_COMMAND: command }, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const result = childProcess().spawnSync(binary, [], { input: stdin, env: { ...env, CNI_COMMAND: command }, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
   if (result.error) throw new CniError(CniErrorCode.IoFailure, `failed to run plugin "${type}": ${result.error.message}`, '', { cause: result.error });
   if (result.status === 0) return result.stdout;
   let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;

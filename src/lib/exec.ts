@@ -1,6 +1,6 @@
 /** Running helper programs (iptables-restore, nft, ip) with their errors kept readable. */
-import { spawnSync } from 'node:child_process';
 import { PontoonError } from './errors.js';
+import { childProcess } from './lazy.js';
 
 export class CommandError extends PontoonError {
   constructor(
@@ -24,7 +24,7 @@ export interface RunOptions {
 /** Runs a command to completion and returns its stdout; throws CommandError on failure. */
 export function run(command: string, args: readonly string[], options: RunOptions = {}): string {
   const [file, argv] = options.netns ? ['ip', ['netns', 'exec', options.netns, command, ...args]] : [command, [...args]];
-  const result = spawnSync(file, argv, {
+  const result = childProcess().spawnSync(file, argv, {
     input: options.input,
     encoding: 'utf8',
     timeout: options.timeoutMs ?? 60_000,

@@ -4,7 +4,6 @@
  * src/lib; every kernel step is idempotent, and ADD undoes its own work when a later step
  * fails, so a failed ADD leaves neither interfaces nor addresses behind.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { closeSync } from 'node:fs';
 import { hasErrno } from '../../lib/errors.js';
@@ -44,8 +43,9 @@ const ipam = {
   },
 };
 
+/** Not security-sensitive (a taken name is simply drawn again), so no crypto module load. */
 function randomVethName(): string {
-  return `veth${randomBytes(4).toString('hex')}`;
+  return `veth${Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0')}`;
 }
 
 /**

@@ -4,15 +4,16 @@
  * (multicast excepted), entered from POSTROUTING by the pod's source address. Rules are made
  * in the namespace the plugin runs in (the node's), and found again by chain name on DEL.
  */
-import { createHash } from 'node:crypto';
 import { chainsOf, restoreNoFlush, saveTable } from '../../lib/iptables.js';
 import { formatIp, formatIpNet, type IpFamily, type IpNet, networkOf } from '../../lib/ip.js';
+import { crypto } from '../../lib/lazy.js';
 
 const CHAIN_PREFIX = 'PONTOON-';
 
 /** iptables chain names are at most 28 characters: the prefix plus 20 hex digits. */
 export function masqChainName(network: string, containerId: string, ifname: string): string {
-  const digest = createHash('sha256').update(`${network}\0${containerId}\0${ifname}`).digest('hex');
+  const digest = crypto()
+    .createHash('sha256').update(`${network}\0${containerId}\0${ifname}`).digest('hex');
   return `${CHAIN_PREFIX}${digest.slice(0, 28 - CHAIN_PREFIX.length)}`;
 }
 
