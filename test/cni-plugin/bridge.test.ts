@@ -202,7 +202,7 @@ describe('concurrency', () => {
     const adds = await Promise.all(
       containers.map((c, i) => cniAsync({ plugin: 'pontoon-bridge', command: 'ADD', config, containerId: `par${i}`, netns: lab.path(c), ifname: 'eth0', nodeNetns: node })),
     );
-    adds.forEach((outcome, i) => assert.equal(outcome.status, 0, `ADD ${i}: ${outcome.stdout}${outcome.stderr}`));
+    adds.forEach((outcome, i) => assert.equal(outcome.status, 0, `ADD ${i} (signal ${outcome.signal}): ${outcome.stdout}${outcome.stderr}`));
     const addresses = adds.map((outcome) => ipsOf(outcome.json ?? {})[0]);
     assert.equal(new Set(addresses).size, 50);
     assert.equal(allocatedIps(dataDir).length, 50);

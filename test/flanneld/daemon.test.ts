@@ -101,7 +101,7 @@ test('etcd dying mid-run keeps the data plane; an expired lease is removed from 
     process.kill(state.etcd.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 3000));
     assert.deepEqual(crossNodeFailures(state), [], 'pods still talk with etcd gone');
-    assert.ok(state.nodes.every((n) => isAlive(n.flanneldPid)), 'no daemon gave up');
+    assert.ok(state.nodes.every((n) => isAlive(n.flanneldPid, 'flanneld')), 'no daemon gave up');
 
     // etcd back (same data dir); then n3 dies without a word and its lease runs out.
     const etcd = spawn('ip', ['netns', 'exec', state.etcd.netns, 'etcd', '--name', 'pontoon', '--data-dir', join(state.stateDir, 'etcd'), '--listen-client-urls', 'http://198.18.0.2:2379,http://127.0.0.1:2379', '--advertise-client-urls', 'http://198.18.0.2:2379', '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380', '--initial-cluster', 'pontoon=http://127.0.0.1:2380', '--log-level', 'error'], { stdio: 'ignore', detached: true });

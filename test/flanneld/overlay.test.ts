@@ -25,7 +25,7 @@ function ownedRoutes(node: NodeState): string[] {
 }
 
 async function removeNode(state: ClusterState, node: NodeState): Promise<void> {
-  await stopProcess(node.flanneldPid);
+  await stopProcess(node.flanneldPid, 'flanneld');
   const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet], { encoding: 'utf8' });
   assert.equal(result.status, 0, result.stderr);
   for (const pod of node.pods) deleteNetns(pod.netns);
@@ -56,7 +56,7 @@ for (const backend of ['host-gw', 'vxlan', 'udp'] as const) {
         // Restart n2's daemon while n1's pod pings n2's pod: the kernel data plane stays up.
         const stream = pingStream(n1.pods[0]!.netns, n2.pods[0]!.ip, 3);
         await new Promise((r) => setTimeout(r, 500));
-        await stopProcess(n2.flanneldPid);
+        await stopProcess(n2.flanneldPid, 'flanneld');
         n2.flanneldPid = startFlanneld(state, n2);
         saveState(state);
         const { sent, received } = await stream;

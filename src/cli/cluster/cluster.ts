@@ -106,10 +106,15 @@ function runIn(netns: string, argv: readonly string[], input?: string): string {
   return result.stdout;
 }
 
-export function isAlive(pid: number): boolean {
+/**
+ * True when `pid` runs and its command line contains `marker`. Checking the command line
+ * keeps us from signalling an unrelated process that inherited a recycled pid.
+ */
+export function isAlive(pid: number, marker?: string): boolean {
+  if (pid <= 0) return false;
   try {
-    process.kill(pid, 0);
-    return true;
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return marker === undefined || cmdline.includes(marker);
   } catch {
     return false;
   }
@@ -156,12 +161,13 @@ export function startFlanneld(state: ClusterState, node: NodeState): number {
   return startDaemon(node.netns, flanneldArgs(state, node), join(node.dir, 'flanneld.log'));
 }
 
-export async function stopProcess(pid: number): Promise<void> {
-  if (!isAlive(pid)) return;
+/** SIGTERM, then SIGKILL after 3 s, for a process whose command line contains `marker`. */
+export async function stopProcess(pid: number, marker: string): Promise<void> {
+  if (!isAlive(pid, marker)) return;
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 30 && isAlive(pid); i++) await sleep(100);
-  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 20 && isAlive(pid); i++) await sleep(50);
+  for (let i = 0; i < 30 && isAlive(pid, marker); i++) await sleep(100);
+  if (isAlive(pid, marker)) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 20 && isAlive(pid, marker); i++) await sleep(50);
 }
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined, explain: () => string): Promise<T> {
@@ -315,7 +321,7 @@ export function summary(state: ClusterState): string {
     node.underlayIp,
     node.subnet,
     state.backend + (state.directRouting ? '+direct' : ''),
-    isAlive(node.flanneldPid) ? 'running' : 'DOWN',
+    isAlive(node.flanneldPid, 'flanneld') ? 'running' : 'DOWN',
     node.pods.map((p) => `${p.name}=${p.ip}`).join(' '),
   ]);
   return formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'PODS'], rows);
@@ -330,7 +336,7 @@ export async function clusterDown(name: string): Promise<void> {
     state = undefined;
   }
   if (state) {
-    await Promise.all([...state.nodes.map((n) => stopProcess(n.flanneldPid)), stopProcess(state.etcd.pid)]);
+    await Promise.all([...state.nodes.map((n) => stopProcess(n.flanneldPid, 'flanneld')), stopProcess(state.etcd.pid, 'etcd')]);
   }
   for (const netns of listNetns()) if (netns.startsWith(`${name}-`)) deleteNetns(netns);
   rmSync(stateDirOf(name), { recursive: true, force: true });

@@ -103,7 +103,7 @@ export function registerCluster(program: Command): void {
       const state = loadState(flags.name);
       const node = state.nodes.find((n) => n.name === nodeName);
       if (!node) throw new ClusterError(`no node "${nodeName}"`);
-      await stopProcess(node.flanneldPid);
+      await stopProcess(node.flanneldPid, 'flanneld');
       node.flanneldPid = startFlanneld(state, node);
       saveState(state);
       console.log(`flanneld on ${nodeName} restarted (pid ${node.flanneldPid})`);
@@ -118,7 +118,7 @@ export function registerCluster(program: Command): void {
       const state = loadState(flags.name);
       const node = state.nodes.find((n) => n.name === nodeName);
       if (!node) throw new ClusterError(`no node "${nodeName}"`);
-      await stopProcess(node.flanneldPid);
+      await stopProcess(node.flanneldPid, 'flanneld');
       const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet], { encoding: 'utf8' });
       if (result.status !== 0) throw new ClusterError(`could not delete the lease of ${nodeName}: ${result.stderr}`);
       for (const pod of node.pods) deleteNetns(pod.netns);
