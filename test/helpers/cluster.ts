@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { type BackendName, clusterDown, clusterUp, type ClusterState, type NodeState, type PodState } from '../../src/cli/cluster/cluster.js';
 import { openRtnl } from '../../src/lib/netns.js';
 import type { Rtnl } from '../../src/lib/netlink/rtnl.js';
+import { TEST_NETNS_PREFIX } from './lab.js';
 
 let counter = 0;
 
 export async function testCluster(backend: BackendName, options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number } = {}): Promise<ClusterState> {
-  const name = `ptest-c${process.pid.toString(36)}${(counter++).toString(36)}`;
+  const name = `${TEST_NETNS_PREFIX}c${(counter++).toString(36)}`;
   try {
     return await clusterUp({
       name,

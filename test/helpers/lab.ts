@@ -9,8 +9,11 @@ import { join } from 'node:path';
 import { createNetns, deleteNetns, listNetns, netnsPath } from '../../src/lib/netns.js';
 import { run, type RunOptions } from '../../src/lib/exec.js';
 
-/** Every namespace a test creates starts with this, so sweeps can find leftovers. */
-export const TEST_NETNS_PREFIX = 'ptest-';
+/**
+ * Every namespace a test creates is named `ptest-<pid in base 36>-...`, so a sweep can find
+ * leftovers of runs that died and leave alone those of runs still going (scripts/sweep.sh).
+ */
+export const TEST_NETNS_PREFIX = `ptest-${process.pid.toString(36)}-`;
 
 let counter = 0;
 
@@ -19,7 +22,7 @@ export class Lab {
   private readonly dirs: string[] = [];
 
   constructor(tag = 'lab') {
-    this.prefix = `${TEST_NETNS_PREFIX}${tag}-${process.pid.toString(36)}${(counter++).toString(36)}-`;
+    this.prefix = `${TEST_NETNS_PREFIX}${tag}${(counter++).toString(36)}-`;
   }
 
   /** Creates a namespace; returns its name (use `path()` for /run/netns/<name>). */

@@ -83,6 +83,17 @@ export function registerCluster(program: Command): void {
     });
 
   cluster
+    .command('leases')
+    .description('the subnet leases in the cluster’s etcd')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .action((flags: { name: string }) => {
+      const state = loadState(flags.name);
+      const argv = [process.execPath, cliPath(), 'network', 'leases', '--etcd-endpoints', 'http://127.0.0.1:2379'];
+      const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, ...argv], { stdio: 'inherit' });
+      process.exitCode = result.status ?? 1;
+    });
+
+  cluster
     .command('exec')
     .description('run a command in a node or pod namespace: pontoon cluster exec n1-p1 -- ping 10.244.2.2')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
