@@ -1,96 +1,53 @@
 #!/usr/bin/env bash
-# The Pontoon demo: give two containers a network through our CNI binaries exactly the way a
-# container runtime does, show their addresses, ping across the bridge, and tear it all down.
-# Everything happens inside network namespaces this script creates (a simulated node and two
-# pods); the root namespace's network is never touched.
+# The Pontoon demo: a 3-node cluster of network namespaces on this machine (etcd, a flanneld
+# per node with the VXLAN backend, pods networked by our CNI plugins), then every pod pings
+# every pod on the other nodes. The cluster stays up for you to explore; the last lines say
+# how to look around and how to remove it. Nothing touches the root namespace's network.
+#   BACKEND=host-gw|vxlan|udp NODES=3 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-prefix="pontoon-demo-$$"
-node="$prefix-node"
-work=$(mktemp -d /tmp/pontoon-demo.XXXXXX)
-cleanup() {
-  for ns in "$node" "$prefix-pod1" "$prefix-pod2"; do ip netns delete "$ns" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+pontoon() { node dist/cli/pontoon.cjs "$@"; }
+backend=${BACKEND:-vxlan}
+nodes=${NODES:-3}
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+printf '\n\033[1m==> pontoon cluster up --nodes %s --backend %s\033[0m\n' "$nodes" "$backend"
+pontoon cluster down --name pontoon >/dev/null
+pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend"
 
-step "installing the CNI plugins into $work/bin"
-node dist/cli/pontoon.cjs cni install --dir "$work/bin"
-
-cat >"$work/net.conf" <<CONF
-{
-  "cniVersion": "1.1.0",
-  "name": "pontoon-demo",
-  "type": "pontoon-bridge",
-  "bridge": "cni0",
-  "isDefaultGateway": true,
-  "ipMasq": true,
-  "ipam": {
-    "type": "pontoon-ipam",
-    "ranges": [[{ "subnet": "10.244.1.0/24" }], [{ "subnet": "fd00:244:1::/64" }]],
-    "dataDir": "$work/ipam"
-  }
-}
-CONF
-step "network config"
-cat "$work/net.conf"
-
-step "creating a node namespace and two pod namespaces"
-ip netns add "$node"
-ip netns add "$prefix-pod1"
-ip netns add "$prefix-pod2"
-ip netns list | grep "$prefix"
-
-cni() { # cni COMMAND POD
-  ip netns exec "$node" env CNI_COMMAND="$1" CNI_CONTAINERID="$2" CNI_NETNS="/run/netns/$prefix-$2" \
-    CNI_IFNAME=eth0 CNI_PATH="$work/bin" "$work/bin/pontoon-bridge" <"$work/net.conf"
-}
-
-for pod in pod1 pod2; do
-  step "CNI ADD $pod (as a runtime would: CNI_* env + config on stdin)"
-  start=$(date +%s%N)
-  cni ADD "$pod" | tee "$work/$pod.json"
-  echo "  took $(( ($(date +%s%N) - start) / 1000000 )) ms"
-done
-
-step "pod1's interface and routes"
-ip netns exec "$prefix-pod1" ip -brief addr show eth0
-ip netns exec "$prefix-pod1" ip route
-
-pod2_ip=$(ip netns exec "$prefix-pod2" ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)
-step "pod1 pings the gateway (10.244.1.1), pod2 ($pod2_ip) and pod2 over IPv6"
-ip netns exec "$prefix-pod1" ping -c 2 -W 2 10.244.1.1
-ip netns exec "$prefix-pod1" ping -c 2 -W 2 "$pod2_ip"
-ip netns exec "$prefix-pod1" ping -6 -c 2 -W 2 fd00:244:1::3
-
-step "CNI CHECK pod1"
-python3 - "$work" <<'PY'
-import json, sys
-work = sys.argv[1]
-conf = json.load(open(f"{work}/net.conf"))
-conf["prevResult"] = json.load(open(f"{work}/pod1.json"))
-json.dump(conf, open(f"{work}/check.conf", "w"))
+printf '\n\033[1m==> every pod pings every pod on another node\033[0m\n'
+python3 - <<'PY'
+import json, subprocess
+state = json.load(open('/run/pontoon/pontoon/state.json'))
+pods = [(n['name'], p) for n in state['nodes'] for p in n['pods']]
+ok = failed = 0
+for node_a, a in pods:
+    for node_b, b in pods:
+        if node_a == node_b:
+            continue
+        r = subprocess.run(['ip', 'netns', 'exec', a['netns'], 'ping', '-c', '1', '-W', '2', b['ip']], capture_output=True, text=True)
+        rtt = r.stdout.split('time=')[1].split()[0] if r.returncode == 0 else '-'
+        print(f"  {a['name']:>6} ({a['ip']:<13}) -> {b['name']:>6} ({b['ip']:<13})  {'ok' if r.returncode == 0 else 'FAILED'}  {rtt} ms")
+        ok, failed = ok + (r.returncode == 0), failed + (r.returncode != 0)
+print(f"\n  {ok} reachable, {failed} failed")
 PY
-ip netns exec "$node" env CNI_COMMAND=CHECK CNI_CONTAINERID=pod1 CNI_NETNS="/run/netns/$prefix-pod1" \
-  CNI_IFNAME=eth0 CNI_PATH="$work/bin" "$work/bin/pontoon-bridge" <"$work/check.conf" && echo "  CHECK passed"
 
-step "the node's bridge and masquerade rules"
-ip netns exec "$node" ip -brief addr show cni0
-ip netns exec "$node" iptables -t nat -S POSTROUTING
+printf '\n\033[1m==> node n1: routes, VXLAN neighbours and FDB installed by flanneld\033[0m\n'
+pontoon cluster exec n1 -- ip route
+pontoon cluster exec n1 -- ip neigh show nud permanent || true
+pontoon cluster exec n1 -- bridge fdb show dev flannel.1 2>/dev/null || true
 
-step "IPAM state (host-local layout)"
-ls "$work/ipam/pontoon-demo"
+printf '\n\033[1m==> subnet leases in etcd\033[0m\n'
+pontoon cluster leases
 
-for pod in pod1 pod2; do
-  step "CNI DEL $pod"
-  cni DEL "$pod" && echo "  deleted"
-done
-step "after DEL: pod1 has only lo, no addresses are held"
-ip netns exec "$prefix-pod1" ip -brief link
-ls "$work/ipam/pontoon-demo"
-echo
-echo "demo finished; namespaces are removed on exit"
+cat <<'TXT'
+
+The cluster is still running. Look around:
+  node dist/cli/pontoon.cjs cluster status
+  node dist/cli/pontoon.cjs cluster exec n1-p1 -- ip addr
+  node dist/cli/pontoon.cjs cluster exec n2 -- ip route
+  node dist/cli/pontoon.cjs cluster restart-flanneld n2
+Remove it:
+  node dist/cli/pontoon.cjs cluster down
+TXT
