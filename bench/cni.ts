@@ -18,7 +18,6 @@
  *   node build/bench/cni.js [--runs N]     (default 30; needs root)
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +40,8 @@ const PLUGIN_TIMEOUT_MS = 60_000;
 const ADD_P50_TARGET_RATIO = 6;
 
 /** Every namespace this run creates starts with this, so cleanup can sweep by prefix. */
-const RUN_PREFIX = `ptest-bench-${process.pid.toString(36)}${randomBytes(2).toString('hex')}-`;
+// ptest-<pid36>-...: scripts/sweep.sh removes it only once this process is gone.
+const RUN_PREFIX = `ptest-${process.pid.toString(36)}-bench-`;
 
 class BenchError extends PontoonError {}
 

@@ -6,7 +6,7 @@
 // connection. koffi's native module is copied beside the plugins so an installed copy in
 // /opt/cni/bin needs no node_modules.
 import { build } from 'esbuild';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,8 @@ const outputs = [
   { entry: 'src/cni-plugin/ipam/main.ts', out: 'dist/cni/pontoon-ipam' },
   { entry: 'src/cni-plugin/flannel/main.ts', out: 'dist/cni/pontoon-flannel' },
   { entry: 'src/cli/main.ts', out: 'dist/cli/pontoon.cjs' },
+  // The udp backend's packet loops run in worker threads, which load their own file.
+  { entry: 'src/flanneld/backend/udp-loop.ts', out: 'dist/cli/udp-loop.cjs' },
 ];
 
 await Promise.all(outputs.map(({ entry, out }) => build({ ...common, entryPoints: [join(root, entry)], outfile: join(root, out) })));
@@ -45,4 +47,8 @@ const require = createRequire(import.meta.url);
 const arch = process.arch;
 const koffiNative = require.resolve(`@koromix/koffi-linux-${arch}/linux_${arch}/koffi.node`);
 mkdirSync(join(root, 'dist/cni'), { recursive: true });
-copyFileSync(koffiNative, join(root, 'dist/cni/pontoon-koffi.node'));
+// Copy then rename: a plugin process running meanwhile has the old file mapped, and
+// overwriting a mapped shared object in place crashes it (SIGBUS/SIGSEGV).
+const koffiTarget = join(root, 'dist/cni/pontoon-koffi.node');
+copyFileSync(koffiNative, `${koffiTarget}.tmp`);
+renameSync(`${koffiTarget}.tmp`, koffiTarget);

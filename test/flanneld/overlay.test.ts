@@ -42,6 +42,10 @@ for (const backend of ['host-gw', 'vxlan', 'udp'] as const) {
         const [n1, n2, n3] = state.nodes as [NodeState, NodeState, NodeState];
         assert.deepEqual(crossNodeFailures(state), [], 'every cross-node pod pair pings');
 
+        // --ip-masq: the control node has no route back to pods, so only a masqueraded ping returns.
+        assert.ok(pingOnce(n1.pods[0]!.netns, '198.18.0.2'), 'pod reaches a host outside the pod network through masquerade');
+        assert.match(spawnSync('ip', ['netns', 'exec', n1.netns, 'iptables-save', '-t', 'nat'], { encoding: 'utf8' }).stdout, /-A FLANNEL-POSTRTG -s 10\.244\.0\.0\/16 ! -d 224\.0\.0\.0\/4 .*-j MASQUERADE --random-fully/);
+
         const bitsPerSecond = await iperf(n1.pods[0]!.netns, n3.pods[0]!.netns, n3.pods[0]!.ip);
         assert.ok(bitsPerSecond > 10e6, `iperf3 TCP throughput ${(bitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
 

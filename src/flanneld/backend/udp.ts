@@ -17,56 +17,57 @@
  * "nothing to do", so small traffic stays flannel-compatible; headers go only to peers whose
  * lease advertises `"Offload": true`.
  *
- * The hot path allocates nothing in steady state: receive buffers come from a free list and
- * return to it when the send completes; the lease table is a Map keyed by the subnet number.
+ * The packet path runs in two worker threads (udp-loop.ts) making blocking system calls on
+ * preallocated buffers; this class owns the devices, the socket and the lease table they share.
  */
-import dgram from 'node:dgram';
-import { read, writeSync, writevSync } from 'node:fs';
-import { hasErrno } from '../../lib/errors.js';
-import { bitsOf, formatIp, type Ip, type IpNet, networkOf, parseIp } from '../../lib/ip.js';
-import { openTun, type TunDevice, VNET_HDR_LEN } from '../../lib/tun.js';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { formatIp, type IpNet, networkOf, parseIp } from '../../lib/ip.js';
+import * as libc from '../../lib/sys/libc.js';
+import { openTun, type TunDevice } from '../../lib/tun.js';
 import { backendNumber } from '../config.js';
 import type { Lease } from '../subnet/lease.js';
 import { type Backend, type BackendContext, type LocalSetup, type ReconcileReport, registerBackend } from './backend.js';
+import type { LoopData } from './udp-loop.js';
+import { COUNTER_NAMES, type CounterName, PEER_OFFLOAD, PeerTable, peerTableLayout } from './udp-peers.js';
 
 export const UDP_OVERHEAD = 28;
 export const DEFAULT_UDP_PORT = 8285;
 const TUN_NAME = 'flannel0';
-const MAX_PACKET = 65535 + VNET_HDR_LEN;
 const SOCKET_BUFFER_BYTES = 16 * 1024 * 1024;
-const ZERO_VNET_HDR = Buffer.alloc(VNET_HDR_LEN);
 
-interface Peer {
-  address: string;
-  offload: boolean;
+/** The loop script: bundled beside the CLI as .cjs, or tsc's .js next to this file. */
+function loopScript(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, 'udp-loop.cjs'), join(here, 'udp-loop.js')];
+  const found = candidates.find((path) => existsSync(path));
+  if (!found) throw new Error(`udp packet loop not found (looked for ${candidates.join(', ')}): run "npm run build"`);
+  return found;
 }
 
-export interface UdpCounters {
-  tunPackets: number;
-  sentDatagrams: number;
-  receivedDatagrams: number;
-  droppedNoRoute: number;
-  droppedIncompatible: number;
+function ipv4Number(ip: { value: bigint }): number {
+  return Number(ip.value);
 }
 
 export class UdpBackend implements Backend {
   readonly type = 'udp';
-  readonly counters: UdpCounters = { tunPackets: 0, sentDatagrams: 0, receivedDatagrams: 0, droppedNoRoute: 0, droppedIncompatible: 0 };
   private readonly port: number;
   private readonly mtu: number;
+  private readonly peers: PeerTable;
+  private readonly counters = new Uint32Array(new SharedArrayBuffer(COUNTER_NAMES.length * 4));
   private tun: TunDevice | undefined;
-  private socket: dgram.Socket | undefined;
-  /** Remote subnet number (address >> host bits) → peer. */
-  private peers = new Map<number, Peer>();
-  private readonly hostBits: number;
-  private readonly freeBuffers: Buffer[] = [];
-  private closed = false;
+  private socketFd: number | undefined;
+  private workers: Worker[] = [];
+  private known = new Map<number, string>();
 
   constructor(private readonly context: BackendContext) {
-    this.port = backendNumber(context.network.backend, 'Port', DEFAULT_UDP_PORT);
+    const { network } = context;
+    this.port = backendNumber(network.backend, 'Port', DEFAULT_UDP_PORT);
     this.mtu = context.ext.link.mtu - UDP_OVERHEAD;
-    if (context.network.network.family !== 4) throw new Error('the udp backend carries IPv4 only');
-    this.hostBits = bitsOf(4) - context.network.subnetLength;
+    if (network.network.family !== 4) throw new Error('the udp backend carries IPv4 only');
+    this.peers = new PeerTable(peerTableLayout(ipv4Number(network.network), network.network.prefixLength, network.subnetLength));
   }
 
   async prepare(): Promise<LocalSetup> {
@@ -89,43 +90,49 @@ export class UdpBackend implements Backend {
     // more specific cni0 route keeps local pods local.
     const address: IpNet = { ...networkOf(lease.subnet), prefixLength: network.network.prefixLength };
     if (link.mtu !== this.mtu) rtnl.setMtu(link.index, this.mtu);
-    try {
-      rtnl.addAddress(link.index, address);
-    } catch (err) {
-      if (!hasErrno(err, 'EEXIST')) throw err;
-    }
+    if (!rtnl.addresses(4, link.index).some((a) => a.address.value === address.value)) rtnl.addAddress(link.index, address);
     rtnl.setUp(link.index);
-    this.start();
+    this.start(tun);
   }
 
   reconcile(remotes: readonly Lease[]): ReconcileReport {
-    const next = new Map<number, Peer>();
+    const next = new Map<number, string>();
     const rejected: ReconcileReport['rejected'] = [];
+    let added = 0;
     for (const lease of remotes) {
       if (lease.attrs.backendType !== 'udp') {
         rejected.push({ lease, reason: `lease has backend "${lease.attrs.backendType}", not udp` });
         continue;
       }
-      next.set(this.subnetNumber(lease.subnet), { address: formatIp(parseIp(lease.attrs.publicIp)), offload: lease.attrs.backendData['Offload'] === true });
+      const slot = this.peers.slotOf(ipv4Number(lease.subnet));
+      if (slot < 0) continue;
+      const underlay = parseIp(lease.attrs.publicIp);
+      const offload = lease.attrs.backendData['Offload'] === true;
+      const description = `${formatIp(underlay)}|${offload}`;
+      next.set(slot, description);
+      if (this.known.get(slot) === description) continue;
+      this.peers.set(slot, ipv4Number(underlay), offload ? PEER_OFFLOAD : 0);
+      added++;
     }
-    let added = 0;
-    for (const [key, peer] of next) {
-      const old = this.peers.get(key);
-      if (!old || old.address !== peer.address || old.offload !== peer.offload) added++;
+    let removed = 0;
+    for (const slot of this.known.keys()) {
+      if (next.has(slot)) continue;
+      this.peers.clear(slot);
+      removed++;
     }
-    const removed = [...this.peers.keys()].filter((key) => !next.has(key)).length;
-    this.peers = next;
+    this.known = next;
     return { added, removed, rejected };
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    this.socket?.close();
-    this.tun?.close();
+  /** Packet counters of both loops since start. */
+  stats(): Record<CounterName, number> {
+    return Object.fromEntries(COUNTER_NAMES.map((name, i) => [name, Atomics.load(this.counters, i)])) as Record<CounterName, number>;
   }
 
-  private subnetNumber(ip: Ip): number {
-    return Number(ip.value) >>> this.hostBits;
+  async close(): Promise<void> {
+    // The loops sit in blocking reads; the process exit that follows a close ends them.
+    for (const worker of this.workers) worker.unref();
+    this.workers = [];
   }
 
   private requireTun(): TunDevice {
@@ -133,69 +140,38 @@ export class UdpBackend implements Backend {
     return this.tun;
   }
 
-  private start(): void {
-    if (this.socket) return;
-    const tun = this.requireTun();
-    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
-    this.socket = socket;
-    socket.on('message', (datagram) => this.fromUnderlay(tun, datagram));
-    socket.on('error', (err) => this.context.log.error({ err: err.message }, 'udp socket error'));
-    socket.bind(this.port, formatIp(this.context.ext.address), () => this.readTun(tun));
+  private openSocket(): number {
+    const fd = libc.socket(libc.AF_INET, libc.SOCK_DGRAM | libc.SOCK_CLOEXEC, 0);
+    const size = Buffer.alloc(4);
+    size.writeInt32LE(SOCKET_BUFFER_BYTES);
+    // FORCE variants (root) exceed net.core.[rw]mem_max: a 64 KB datagram needs room.
+    libc.setsockopt(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, size);
+    libc.setsockopt(fd, libc.SOL_SOCKET, libc.SO_SNDBUFFORCE, size);
+    libc.bind(fd, libc.sockaddrIn(ipv4Number(this.context.ext.address), this.port));
+    return fd;
   }
 
-  /** One outstanding read at a time keeps packets in order (TCP dislikes reordering). */
-  private readTun(tun: TunDevice): void {
-    if (this.closed) return;
-    const buffer = this.freeBuffers.pop() ?? Buffer.allocUnsafe(MAX_PACKET);
-    read(tun.fd, buffer, 0, MAX_PACKET, null, (err, length) => {
-      if (err) {
-        this.freeBuffers.push(buffer);
-        if (!this.closed) this.context.log.error({ err: err.message }, 'TUN read failed');
-        if (!this.closed && !hasErrno(err, 'EBADF')) setImmediate(() => this.readTun(tun));
-        return;
-      }
-      this.toUnderlay(tun, buffer, length);
-      this.readTun(tun);
-    });
-  }
-
-  private toUnderlay(tun: TunDevice, buffer: Buffer, length: number): void {
-    this.counters.tunPackets++;
-    const ipStart = tun.offload ? VNET_HDR_LEN : 0;
-    if (length < ipStart + 20 || buffer[ipStart]! >> 4 !== 4) {
-      this.freeBuffers.push(buffer);
-      return;
+  private start(tun: TunDevice): void {
+    if (this.workers.length > 0) return;
+    this.socketFd = this.openSocket();
+    const script = loopScript();
+    for (const direction of ['tx', 'rx'] as const) {
+      const workerData: LoopData = {
+        direction,
+        tunFd: tun.fd,
+        socketFd: this.socketFd,
+        offload: tun.offload,
+        port: this.port,
+        layout: this.peers.layout,
+        peers: this.peers.buffer,
+        counters: this.counters.buffer as SharedArrayBuffer,
+      };
+      const worker = new Worker(script, { workerData });
+      worker.on('error', (err) => this.context.log.error({ err: err.message, direction }, 'udp packet loop failed'));
+      worker.on('exit', (code) => this.context.log.warn({ code, direction }, 'udp packet loop exited'));
+      this.workers.push(worker);
     }
-    const peer = this.peers.get(buffer.readUInt32BE(ipStart + 16) >>> this.hostBits);
-    if (!peer) {
-      this.counters.droppedNoRoute++;
-      this.freeBuffers.push(buffer);
-      return;
-    }
-    // A header of zeros means "plain packet": send it the way flannel does.
-    const plain = !tun.offload || buffer.compare(ZERO_VNET_HDR, 0, VNET_HDR_LEN, 0, VNET_HDR_LEN) === 0;
-    if (!plain && !peer.offload) {
-      this.counters.droppedIncompatible++;
-      this.freeBuffers.push(buffer);
-      return;
-    }
-    const payload = buffer.subarray(plain ? ipStart : 0, length);
-    this.counters.sentDatagrams++;
-    this.socket?.send(payload, this.port, peer.address, () => this.freeBuffers.push(buffer));
-  }
-
-  private fromUnderlay(tun: TunDevice, datagram: Buffer): void {
-    this.counters.receivedDatagrams++;
-    const version = datagram[0]! >> 4;
-    const isPlainIp = version === 4 || version === 6;
-    try {
-      if (isPlainIp && tun.offload) writevSync(tun.fd, [ZERO_VNET_HDR, datagram]);
-      else if (isPlainIp || tun.offload) writeSync(tun.fd, datagram);
-      else this.counters.droppedIncompatible++;
-    } catch (err) {
-      // The kernel refuses malformed packets (EINVAL): drop them, never stop the loop.
-      if (!hasErrno(err, 'EINVAL', 'EIO', 'ENOBUFS')) throw err;
-    }
+    this.context.log.info({ port: this.port, offload: tun.offload, mtu: this.mtu}, 'udp packet loops started');
   }
 }
 

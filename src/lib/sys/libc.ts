@@ -49,6 +49,10 @@ interface Libc {
   umount2: NativeFn;
   flock: NativeFn;
   ioctl: NativeFn;
+  bind: NativeFn;
+  read: NativeFn;
+  write: NativeFn;
+  sendto: NativeFn;
 }
 
 let koffi: Koffi | undefined;
@@ -70,6 +74,10 @@ function lib(): { koffi: Koffi; libc: Libc } {
       umount2: c.func('int umount2(const char *target, int flags)'),
       flock: c.func('int flock(int fd, int operation)'),
       ioctl: c.func('int ioctl(int fd, unsigned long request, ...)'),
+      bind: c.func('int bind(int fd, const void *addr, uint32_t len)'),
+      read: c.func('long read(int fd, void *buf, size_t len)'),
+      write: c.func('long write(int fd, const void *buf, size_t len)'),
+      sendto: c.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
     };
   }
   return { koffi, libc };
@@ -151,4 +159,45 @@ export function ioctl(fd: number, request: number, arg: Buffer, what = 'ioctl'):
 /** ioctl(2) with an integer argument. */
 export function ioctlInt(fd: number, request: number, value: number, what = 'ioctl'): void {
   check(what, lib().libc.ioctl(fd, request, 'unsigned long', value));
+}
+
+export const AF_INET = 2;
+export const SOCK_DGRAM = 2;
+export const SO_SNDBUFFORCE = 32;
+export const SO_RCVBUFFORCE = 33;
+
+export function bind(fd: number, address: Buffer): void {
+  check('bind', lib().libc.bind(fd, address, address.length));
+}
+
+/** `struct sockaddr_in` for an IPv4 address (as a 32-bit number) and port. */
+export function sockaddrIn(address: number, port: number): Buffer {
+  const sockaddr = Buffer.alloc(16);
+  sockaddr.writeUInt16LE(AF_INET, 0);
+  sockaddr.writeUInt16BE(port, 2);
+  sockaddr.writeUInt32BE(address >>> 0, 4);
+  return sockaddr;
+}
+
+/**
+ * Unchecked read/write/recv/sendto for packet loops: they return the raw result (-1 on
+ * error, then `errno()` says why) so the hot path neither throws nor allocates.
+ */
+export interface PacketIo {
+  read(fd: number, into: Buffer, length: number): number;
+  write(fd: number, from: Buffer, length: number): number;
+  recv(fd: number, into: Buffer, length: number): number;
+  sendto(fd: number, from: Buffer, length: number, sockaddr: Buffer): number;
+  errno(): number;
+}
+
+export function packetIo(): PacketIo {
+  const { koffi: k, libc: c } = lib();
+  return {
+    read: (fd, into, length) => c.read(fd, into, length),
+    write: (fd, from, length) => c.write(fd, from, length),
+    recv: (fd, into, length) => c.recv(fd, into, length, 0),
+    sendto: (fd, from, length, sockaddr) => c.sendto(fd, from, length, 0, sockaddr, sockaddr.length),
+    errno: () => k.errno(),
+  };
 }

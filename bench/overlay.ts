@@ -1,0 +1,467 @@
+/**
+ * Overlay data-path benchmark: pod↔pod TCP throughput (iperf3) and ping RTT for each flanneld
+ * backend, as ratios to kernel paths measured in the same run on the same machine.
+ *
+ * The paths, cheapest first:
+ *   veth pair         two fresh namespaces joined by one veth pair: the ceiling for anything here.
+ *   routed underlay   node n1 → node n2's eth0 across the fabric bridge of the backend's own
+ *                     cluster: what host-gw adds pod veths and a cni0 bridge on each side to.
+ *   hand-built VXLAN  two fresh node namespaces on a fresh fabric bridge (same topology code as
+ *                     the cluster), a VTEP made by iproute2 with static fdb/neigh entries and
+ *                     MTU 1450: the kernel VXLAN our vxlan backend configures, minus the pods.
+ *   <backend>         `clusterUp` with 2 nodes × 1 pod; n1's pod → n2's pod.
+ *
+ * Reading the numbers: a backend's ratio is backend / its reference, with the reference taken
+ * in the same round, right before and right after the backend (their mean), so a load spike
+ * from other work on the machine hits both. udp's reference is our own vxlan, from the vxlan
+ * round. Baseline rows show the mean over all rounds and their spread. "TX B/pkt" is bytes per
+ * packet the sending side's device transmitted during the transfer: far above the MTU means
+ * GSO super-packets travel that hop (for udp's flannel0, that TUN offloads are in effect).
+ *
+ * The pod paths cross two veths and two bridges more than their references, so the 0.95
+ * targets leave ~5% for that.
+ *
+ *   node build/bench/overlay.js [--seconds N] [--backends host-gw,vxlan,udp]   (needs root)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { type BackendName, clusterDown, clusterUp, type ClusterState } from '../src/cli/cluster/cluster.js';
+import { makeFabric, makeNamespace, netnsFile, plug } from '../src/cli/cluster/topology.js';
+import { describeError, PontoonError } from '../src/lib/errors.js';
+import { parseIpNet } from '../src/lib/ip.js';
+import { deleteNetns, listNetns, openNetns, openRtnl } from '../src/lib/netns.js';
+
+const BACKENDS: readonly BackendName[] = ['host-gw', 'vxlan', 'udp'];
+const DEFAULT_SECONDS = 5;
+const PING_COUNT = 20;
+const PING_INTERVAL_SECONDS = '0.05';
+const IPERF_CONNECT_ATTEMPTS = 50;
+const IPERF_RETRY_DELAY_MS = 100;
+const TARGET_RATIO = { 'host-gw': 0.95, vxlan: 0.95, udp: 0.3 } as const satisfies Record<BackendName, number>;
+
+/** The VXLAN reference mirrors the flannel VTEP bar the port: VNI 42, IANA port, MTU 1450. */
+const HAND_VXLAN = { vni: 42, port: 4789, mtu: 1450, net: '10.99.0', macs: ['02:00:0a:63:00:01', '02:00:0a:63:00:02'] } as const;
+const VETH_NET = '10.98.0';
+
+/** Every namespace and cluster this run creates starts with this; the final sweep uses it. */
+// ptest-<pid36>-...: scripts/sweep.sh removes it only once this process is gone.
+const RUN_PREFIX = `ptest-${process.pid.toString(36)}-bench-`;
+
+class BenchError extends PontoonError {}
+
+class BenchInterrupted extends PontoonError {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`benchmark interrupted by ${signal}`);
+  }
+}
+
+type PathKey = 'veth' | 'underlay' | 'handVxlan' | BackendName;
+
+interface Path {
+  key: PathKey;
+  label: string;
+  clientNetns: string;
+  serverNetns: string;
+  serverIp: string;
+  /** Device whose TX counters show the packet size on the hop that matters. */
+  txDevice: string;
+  /** Where `txDevice` lives when not in the client namespace (a pod's overlay device is on its node). */
+  counterNetns?: string;
+}
+
+interface Sample {
+  bitsPerSecond: number;
+  retransmits: number;
+  rttMs: number;
+  txBytesPerPacket: number;
+}
+
+interface Round {
+  backend: BackendName;
+  samples: Map<PathKey, Sample[]>;
+}
+
+interface Outcome {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function parseOptions(argv: string[]): { seconds: number; backends: BackendName[] } {
+  const { values } = parseArgs({ args: argv, options: { seconds: { type: 'string' }, backends: { type: 'string' } }, strict: true });
+  const seconds = values.seconds === undefined ? DEFAULT_SECONDS : Number(values.seconds);
+  if (!Number.isInteger(seconds) || seconds < 1) throw new BenchError(`--seconds must be a positive integer, got ${JSON.stringify(values.seconds)}`);
+  const backends: BackendName[] = [];
+  for (const name of (values.backends ?? BACKENDS.join(',')).split(',')) {
+    const backend = BACKENDS.find((b) => b === name.trim());
+    if (!backend) throw new BenchError(`--backends takes a comma-separated subset of ${BACKENDS.join(',')}, got ${JSON.stringify(name)}`);
+    if (!backends.includes(backend)) backends.push(backend);
+  }
+  return { seconds, backends };
+}
+
+/**
+ * Signals reach JavaScript only between turns of the event loop. The handler records the
+ * signal and kills the children we are waiting on (iperf3 runs for seconds); `checkpoint`
+ * after every step turns the record into an exception that unwinds through the cleanup.
+ */
+let pendingSignal: NodeJS.Signals | undefined;
+const liveChildren = new Set<ChildProcess>();
+const recordSignal = (signal: NodeJS.Signals): void => {
+  pendingSignal = signal;
+  for (const child of liveChildren) child.kill('SIGKILL');
+};
+
+async function checkpoint(): Promise<void> {
+  await nextTurn();
+  if (pendingSignal) throw new BenchInterrupted(pendingSignal);
+}
+
+function start(netns: string, argv: readonly string[], timeoutMs?: number): { child: ChildProcess; done: Promise<Outcome> } {
+  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+  liveChildren.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const done = new Promise<Outcome>((resolve, reject) => {
+    child.once('error', (err) => {
+      liveChildren.delete(child);
+      reject(new BenchError(`failed to run "${argv.join(' ')}" in "${netns}": ${err.message}`, { cause: err }));
+    });
+    child.once('close', (status, signal) => {
+      liveChildren.delete(child);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+async function runIn(netns: string, argv: readonly string[], timeoutMs = 30_000): Promise<Outcome> {
+  const outcome = await start(netns, argv, timeoutMs).done;
+  await checkpoint();
+  return outcome;
+}
+
+async function mustRunIn(netns: string, argv: readonly string[]): Promise<string> {
+  const outcome = await runIn(netns, argv);
+  if (outcome.status !== 0) throw new BenchError(`failed to run "${argv.join(' ')}" in "${netns}": ${(outcome.stderr || outcome.stdout).trim()}`);
+  return outcome.stdout;
+}
+
+function field(value: unknown, ...keys: string[]): unknown {
+  let current = value;
+  for (const key of keys) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function txCounters(netns: string, device: string): Promise<{ bytes: number; packets: number }> {
+  const links = parseJson(await mustRunIn(netns, ['ip', '-s', '-j', 'link', 'show', 'dev', device]));
+  const tx = Array.isArray(links) ? field(links[0], 'stats64', 'tx') : undefined;
+  const bytes = field(tx, 'bytes');
+  const packets = field(tx, 'packets');
+  if (typeof bytes !== 'number' || typeof packets !== 'number') throw new BenchError(`failed to read TX counters of "${device}" in "${netns}"`);
+  return { bytes, packets };
+}
+
+/** Average RTT of PING_COUNT pings on an idle path; one ping first so ARP is not in it. */
+async function pingRttMs(path: Path): Promise<number> {
+  const warm = await runIn(path.clientNetns, ['ping', '-c', '1', '-W', '2', path.serverIp]);
+  if (warm.status !== 0) throw new BenchError(`failed to reach ${path.serverIp} from "${path.clientNetns}" (${path.label}): ${warm.stdout.trim()}`);
+  const output = await mustRunIn(path.clientNetns, ['ping', '-q', '-c', String(PING_COUNT), '-i', PING_INTERVAL_SECONDS, '-W', '2', path.serverIp]);
+  const match = /= [\d.]+\/([\d.]+)\//.exec(output);
+  if (!match?.[1]) throw new BenchError(`failed to parse ping output for ${path.label}: ${output.trim()}`);
+  return Number(match[1]);
+}
+
+/** One iperf3 transfer; the client retries until the one-shot server listens. */
+async function iperf(path: Path, seconds: number): Promise<{ bitsPerSecond: number; retransmits: number; txBytesPerPacket: number }> {
+  const server = start(path.serverNetns, ['iperf3', '-s', '-1']);
+  const counterNetns = path.counterNetns ?? path.clientNetns;
+  try {
+    let lastOutput = '';
+    for (let attempt = 0; attempt < IPERF_CONNECT_ATTEMPTS; attempt++) {
+      const before = await txCounters(counterNetns, path.txDevice);
+      const client = await runIn(path.clientNetns, ['iperf3', '-c', path.serverIp, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
+      const report = parseJson(client.stdout);
+      const bitsPerSecond = field(report, 'end', 'sum_received', 'bits_per_second');
+      if (client.status === 0 && typeof bitsPerSecond === 'number') {
+        const after = await txCounters(counterNetns, path.txDevice);
+        const retransmits = field(report, 'end', 'sum_sent', 'retransmits');
+        const packets = after.packets - before.packets;
+        return {
+          bitsPerSecond,
+          retransmits: typeof retransmits === 'number' ? retransmits : 0,
+          txBytesPerPacket: packets > 0 ? (after.bytes - before.bytes) / packets : 0,
+        };
+      }
+      lastOutput = String(field(report, 'error') ?? (client.stderr || client.stdout)).trim();
+      // Only "not listening yet" is worth another try; a transfer that broke midway is an error.
+      if (!/connection refused/i.test(lastOutput)) break;
+      await sleep(IPERF_RETRY_DELAY_MS);
+    }
+    throw new BenchError(`failed to run iperf3 over ${path.label} to ${path.serverIp}: ${lastOutput}`);
+  } finally {
+    server.child.kill('SIGKILL');
+    await server.done.catch(() => undefined);
+  }
+}
+
+async function measure(path: Path, seconds: number, round: Round): Promise<void> {
+  process.stderr.write(`  ${path.label} ...`);
+  const rttMs = await pingRttMs(path);
+  const transfer = await iperf(path, seconds);
+  const sample: Sample = { ...transfer, rttMs };
+  const list = round.samples.get(path.key);
+  if (list) list.push(sample);
+  else round.samples.set(path.key, [sample]);
+  process.stderr.write(` ${gbits(sample.bitsPerSecond)} Gbit/s, ${rttMs.toFixed(3)} ms, ${path.txDevice} TX ${sample.txBytesPerPacket.toFixed(0)} B/pkt\n`);
+}
+
+/** Two fresh namespaces joined by one veth pair, `${VETH_NET}.1` ↔ `.2`. */
+function buildVethPair(): Path {
+  const [a, b] = [makeNamespace(`${RUN_PREFIX}veth-a`), makeNamespace(`${RUN_PREFIX}veth-b`)];
+  const peerNetnsFd = openNetns(netnsFile(b));
+  const rtnlA = openRtnl(netnsFile(a));
+  const rtnlB = openRtnl(netnsFile(b));
+  try {
+    rtnlA.createLink({ name: 'veth0', kind: 'veth', peer: { name: 'veth0', netnsFd: peerNetnsFd } });
+    for (const [rtnl, host] of [[rtnlA, 1], [rtnlB, 2]] as const) {
+      const link = rtnl.linkByName('veth0');
+      if (!link) throw new BenchError('failed to create veth pair "veth0": it did not appear');
+      rtnl.addAddress(link.index, parseIpNet(`${VETH_NET}.${host}/24`));
+      rtnl.setUp(link.index);
+    }
+  } finally {
+    rtnlB.close();
+    rtnlA.close();
+    closeSync(peerNetnsFd);
+  }
+  return { key: 'veth', label: 'veth pair', clientNetns: a, serverNetns: b, serverIp: `${VETH_NET}.2`, txDevice: 'veth0' };
+}
+
+/**
+ * A fabric like the cluster's (same `makeFabric`/`plug`), two node namespaces on it, and a VTEP
+ * in each made by iproute2, not by our netlink code, so the reference shares nothing with what
+ * it judges. Static fdb and neigh entries, learning off: the entries flannel's vxlan installs.
+ */
+async function buildHandVxlan(): Promise<Path> {
+  const fabric = makeNamespace(`${RUN_PREFIX}vx-fabric`);
+  makeFabric(fabric, 1);
+  const nodes = [1, 2].map((i) => {
+    const netns = makeNamespace(`${RUN_PREFIX}vx-n${i}`);
+    const underlayIp = `198.18.0.${10 + i}`;
+    plug(fabric, 0, `n${i}`, netns, 'eth0', parseIpNet(`${underlayIp}/24`));
+    return { netns, underlayIp, mac: HAND_VXLAN.macs[i - 1] ?? '', overlayIp: `${HAND_VXLAN.net}.${i}` };
+  });
+  for (const node of nodes) {
+    const peer = nodes.find((n) => n !== node);
+    if (!peer) throw new BenchError('failed to build hand-built VXLAN: no peer node');
+    const { vni, port, mtu } = HAND_VXLAN;
+    await mustRunIn(node.netns, ['ip', 'link', 'add', 'vx0', 'address', node.mac, 'type', 'vxlan', 'id', String(vni), 'dstport', String(port), 'local', node.underlayIp, 'dev', 'eth0', 'nolearning']);
+    await mustRunIn(node.netns, ['ip', 'link', 'set', 'vx0', 'mtu', String(mtu), 'up']);
+    await mustRunIn(node.netns, ['ip', 'addr', 'add', `${node.overlayIp}/24`, 'dev', 'vx0']);
+    await mustRunIn(node.netns, ['ip', 'neigh', 'add', peer.overlayIp, 'lladdr', peer.mac, 'dev', 'vx0', 'nud', 'permanent']);
+    await mustRunIn(node.netns, ['bridge', 'fdb', 'append', peer.mac, 'dev', 'vx0', 'dst', peer.underlayIp, 'self', 'permanent']);
+  }
+  const [client, server] = nodes;
+  if (!client || !server) throw new BenchError('failed to build hand-built VXLAN: nodes missing');
+  return { key: 'handVxlan', label: 'hand-built VXLAN', clientNetns: client.netns, serverNetns: server.netns, serverIp: server.overlayIp, txDevice: 'vx0' };
+}
+
+const OVERLAY_DEVICE: Record<BackendName, string> = { 'host-gw': 'eth0', vxlan: 'flannel.1', udp: 'flannel0' };
+
+function clusterPaths(state: ClusterState): { underlay: Path; pods: Path } {
+  const [n1, n2] = state.nodes;
+  const p1 = n1?.pods[0];
+  const p2 = n2?.pods[0];
+  if (!n1 || !n2 || !p1 || !p2) throw new BenchError(`failed to find 2 nodes with a pod each in cluster "${state.name}"`);
+  return {
+    underlay: { key: 'underlay', label: 'routed underlay', clientNetns: n1.netns, serverNetns: n2.netns, serverIp: n2.underlayIp, txDevice: 'eth0' },
+    pods: {
+      key: state.backend,
+      label: `${state.backend} pod↔pod`,
+      clientNetns: p1.netns,
+      serverNetns: p2.netns,
+      serverIp: p2.ip,
+      txDevice: OVERLAY_DEVICE[state.backend],
+      counterNetns: n1.netns,
+    },
+  };
+}
+
+/**
+ * One round per backend: the baselines that are not this backend's reference, then reference,
+ * backend, reference again. For udp the reference is our vxlan, measured in its own round.
+ */
+async function runRound(backend: BackendName, seconds: number, veth: Path, handVxlan: Path, started: Set<string>): Promise<Round> {
+  const name = `${RUN_PREFIX}${backend}`;
+  process.stderr.write(`round ${backend}: cluster "${name}" up ...\n`);
+  started.add(name);
+  const state = await clusterUp({
+    name,
+    nodes: 2,
+    backend,
+    racks: 1,
+    podsPerNode: 1,
+    directRouting: false,
+    leaseTtlSeconds: 3600,
+    progress: () => undefined,
+  });
+  await checkpoint();
+  const round: Round = { backend, samples: new Map() };
+  try {
+    const { underlay, pods } = clusterPaths(state);
+    const reference = backend === 'host-gw' ? underlay : backend === 'vxlan' ? handVxlan : undefined;
+    for (const path of [veth, underlay, handVxlan]) if (path !== reference) await measure(path, seconds, round);
+    if (reference) await measure(reference, seconds, round);
+    await measure(pods, seconds, round);
+    if (reference) await measure(reference, seconds, round);
+  } finally {
+    process.stderr.write(`round ${backend}: cluster down\n`);
+    await clusterDown(name);
+    started.delete(name);
+  }
+  return round;
+}
+
+function gbits(bitsPerSecond: number): string {
+  return (bitsPerSecond / 1e9).toFixed(2);
+}
+
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? NaN : values.reduce((sum, v) => sum + v, 0) / values.length;
+}
+
+function meanSample(samples: readonly Sample[]): Sample {
+  return {
+    bitsPerSecond: mean(samples.map((s) => s.bitsPerSecond)),
+    retransmits: mean(samples.map((s) => s.retransmits)),
+    rttMs: mean(samples.map((s) => s.rttMs)),
+    txBytesPerPacket: mean(samples.map((s) => s.txBytesPerPacket)),
+  };
+}
+
+const REFERENCE_OF: Record<PathKey, { key: PathKey; label: string } | undefined> = {
+  veth: undefined,
+  underlay: { key: 'veth', label: 'veth pair' },
+  handVxlan: { key: 'veth', label: 'veth pair' },
+  'host-gw': { key: 'underlay', label: 'routed underlay, same round' },
+  vxlan: { key: 'handVxlan', label: 'hand-built VXLAN, same round' },
+  udp: { key: 'vxlan', label: 'vxlan (ours)' },
+};
+
+function printReport(seconds: number, rounds: readonly Round[], loadBefore: number[], loadAfter: number[]): void {
+  const all = (key: PathKey): Sample[] => rounds.flatMap((r) => r.samples.get(key) ?? []);
+  const backendSample = (backend: BackendName): Sample | undefined => {
+    const round = rounds.find((r) => r.backend === backend);
+    const samples = round?.samples.get(backend);
+    return samples && samples.length > 0 ? meanSample(samples) : undefined;
+  };
+  /** Baselines are judged against all rounds; a backend against the reference around it. */
+  const referenceFor = (key: PathKey): Sample | undefined => {
+    const reference = REFERENCE_OF[key];
+    if (!reference) return undefined;
+    if (key === 'udp') return backendSample('vxlan');
+    const round = rounds.find((r) => r.backend === key);
+    const samples = round ? round.samples.get(reference.key) : all(reference.key);
+    return samples && samples.length > 0 ? meanSample(samples) : undefined;
+  };
+
+  const columns = [20, 8, 15, 8, 9, 7, 30];
+  const row = (cells: readonly string[]): string =>
+    cells.map((cell, i) => (i === 0 || i === cells.length - 1 ? cell.padEnd(columns[i] ?? 0) : cell.padStart(columns[i] ?? 0))).join(' ');
+  const cores = cpus().length;
+  const load = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' / ');
+
+  console.log(`Overlay data path: iperf3 -t ${seconds} (one TCP stream) and ping -c ${PING_COUNT} -i ${PING_INTERVAL_SECONDS}, node ${process.version}, ${cores} cores`);
+  console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}${(loadAfter[0] ?? 0) > cores * 0.5 ? '  (busy machine: numbers are noisy)' : ''}`);
+  console.log('');
+  console.log(row(['path', 'Gbit/s', 'spread', 'ratio', 'RTT ms', 'retr', 'TX B/pkt (device) / vs']));
+  const keys: PathKey[] = ['veth', 'underlay', 'handVxlan', ...BACKENDS.filter((b) => rounds.some((r) => r.backend === b))];
+  for (const key of keys) {
+    const samples = BACKENDS.includes(key as BackendName) ? (rounds.find((r) => r.backend === key)?.samples.get(key) ?? []) : all(key);
+    if (samples.length === 0) continue;
+    const value = meanSample(samples);
+    const rates = samples.map((s) => s.bitsPerSecond);
+    const spread = samples.length > 1 ? `${gbits(Math.min(...rates))}–${gbits(Math.max(...rates))}` : '';
+    const reference = referenceFor(key);
+    const ratio = reference ? `${(value.bitsPerSecond / reference.bitsPerSecond).toFixed(2)}x` : '—';
+    const label = key === 'veth' ? 'veth pair (ceiling)' : key === 'underlay' ? 'routed underlay' : key === 'handVxlan' ? 'hand-built VXLAN' : `${key} pod↔pod`;
+    const device = key === 'veth' ? 'veth0' : key === 'underlay' ? 'eth0' : key === 'handVxlan' ? 'vx0' : `n1 ${OVERLAY_DEVICE[key]}`;
+    const referenceNote = REFERENCE_OF[key] ? ` / ${REFERENCE_OF[key]?.label}` : '';
+    console.log(row([label, gbits(value.bitsPerSecond), spread, ratio, value.rttMs.toFixed(3), value.retransmits.toFixed(0), `${value.txBytesPerPacket.toFixed(0)} (${device})${referenceNote}`]));
+  }
+  console.log('');
+  for (const backend of BACKENDS) {
+    const value = backendSample(backend);
+    if (!value) continue;
+    const reference = referenceFor(backend);
+    const target = TARGET_RATIO[backend];
+    const what = `${backend} >= ${target}x ${REFERENCE_OF[backend]?.label.replace(', same round', '')}`;
+    if (!reference) {
+      console.log(`${what.padEnd(46)} n/a (reference not measured)`);
+      continue;
+    }
+    const ratio = value.bitsPerSecond / reference.bitsPerSecond;
+    console.log(`${what.padEnd(46)} ${ratio.toFixed(2)}x  ${ratio >= target ? 'PASS' : 'MISS'}`);
+  }
+}
+
+/** Tears down every cluster still up and deletes every namespace with our prefix. */
+async function cleanup(started: ReadonlySet<string>): Promise<void> {
+  for (const name of started) {
+    try {
+      await clusterDown(name);
+    } catch (err) {
+      console.error(`failed to bring down cluster "${name}": ${describeError(err)}`);
+    }
+  }
+  for (const name of listNetns()) {
+    if (!name.startsWith(RUN_PREFIX)) continue;
+    try {
+      deleteNetns(name);
+    } catch (err) {
+      console.error(`failed to delete network namespace "${name}": ${describeError(err)}`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const { seconds, backends } = parseOptions(process.argv.slice(2));
+  process.on('SIGINT', recordSignal);
+  process.on('SIGTERM', recordSignal);
+  const started = new Set<string>();
+  const loadBefore = loadavg();
+  try {
+    const veth = buildVethPair();
+    const handVxlan = await buildHandVxlan();
+    const rounds: Round[] = [];
+    for (const backend of backends) rounds.push(await runRound(backend, seconds, veth, handVxlan, started));
+    printReport(seconds, rounds, loadBefore, loadavg());
+  } finally {
+    await cleanup(started);
+    process.off('SIGINT', recordSignal);
+    process.off('SIGTERM', recordSignal);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(describeError(err));
+  process.exitCode = err instanceof BenchInterrupted ? 130 : 1;
+});
