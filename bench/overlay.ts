@@ -2,24 +2,24 @@
  * Overlay data-path benchmark: pod↔pod TCP throughput (iperf3) and ping RTT for each flanneld
  * backend, as ratios to kernel paths measured in the same run on the same machine.
  *
- * The paths, cheapest first:
- *   veth pair         two fresh namespaces joined by one veth pair: the ceiling for anything here.
- *   routed underlay   node n1 → node n2's eth0 across the fabric bridge of the backend's own
- *                     cluster: what host-gw adds pod veths and a cni0 bridge on each side to.
- *   hand-built VXLAN  two fresh node namespaces on a fresh fabric bridge (same topology code as
- *                     the cluster), a VTEP made by iproute2 with static fdb/neigh entries and
- *                     MTU 1450: the kernel VXLAN our vxlan backend configures, minus the pods.
- *   <backend>         `clusterUp` with 2 nodes × 1 pod; n1's pod → n2's pod.
+ * The paths:
+ *   veth pair            two fresh namespaces joined by one veth pair: the ceiling.
+ *   routed underlay n↔n  node n1 → node n2's eth0 across the fabric (no pods): for context.
+ *   hand routed pods     two nodes on a fabric, each with a bridge and a pod, plain routes via
+ *                        the other node's underlay address — made with iproute2: host-gw's
+ *                        reference.
+ *   hand VXLAN pods      the same pods and bridges joined by a VTEP with static route/ARP/FDB
+ *                        entries made with iproute2, MTU 1450: vxlan's reference.
+ *   <backend>            `clusterUp` with 2 nodes × 1 pod; n1's pod → n2's pod.
  *
  * Reading the numbers: a backend's ratio is backend / its reference, with the reference taken
  * in the same round, right before and right after the backend (their mean), so a load spike
- * from other work on the machine hits both. udp's reference is our own vxlan, from the vxlan
- * round. Baseline rows show the mean over all rounds and their spread. "TX B/pkt" is bytes per
- * packet the sending side's device transmitted during the transfer: far above the MTU means
- * GSO super-packets travel that hop (for udp's flannel0, that TUN offloads are in effect).
- *
- * The pod paths cross two veths and two bridges more than their references, so the 0.95
- * targets leave ~5% for that.
+ * from other work on the machine hits both. References have the same hops as the pod path,
+ * so a ratio near 1 says Pontoon's control plane costs the data path nothing. udp's
+ * reference is our own vxlan, from the vxlan round. Baseline rows show the mean over all
+ * rounds and their spread. "TX B/pkt" is bytes per packet the sending side's device
+ * transmitted during the transfer: far above the MTU means GSO super-packets travel that hop
+ * (for udp's flannel0, that TUN offloads are in effect).
  *
  *   node build/bench/overlay.js [--seconds N] [--backends host-gw,vxlan,udp]   (needs root)
  */
@@ -42,8 +42,14 @@ const IPERF_CONNECT_ATTEMPTS = 50;
 const IPERF_RETRY_DELAY_MS = 100;
 const TARGET_RATIO = { 'host-gw': 0.95, vxlan: 0.95, udp: 0.3 } as const satisfies Record<BackendName, number>;
 
-/** The VXLAN reference mirrors the flannel VTEP bar the port: VNI 42, IANA port, MTU 1450. */
-const HAND_VXLAN = { vni: 42, port: 4789, mtu: 1450, net: '10.99.0', macs: ['02:00:0a:63:00:01', '02:00:0a:63:00:02'] } as const;
+/**
+ * The hand-built references have the same shape as a cluster's pod path (pod veth → bridge on
+ * the node → routed or VXLAN between nodes → bridge → pod veth) but are made by iproute2, so
+ * the ratio says what Pontoon's control plane costs on top of the kernel path it sets up.
+ * The VXLAN one mirrors flannel's VTEP bar the port: VNI 42, IANA port, MTU 1450.
+ */
+const HAND_VXLAN = { vni: 42, port: 4789, mtu: 1450, macs: ['02:00:0a:63:00:01', '02:00:0a:63:00:02'] } as const;
+const HAND_POD_NET = { routed: '10.97', vxlan: '10.99' } as const;
 const VETH_NET = '10.98.0';
 
 /** Every namespace and cluster this run creates starts with this; the final sweep uses it. */
@@ -58,7 +64,7 @@ class BenchInterrupted extends PontoonError {
   }
 }
 
-type PathKey = 'veth' | 'underlay' | 'handVxlan' | BackendName;
+type PathKey = 'veth' | 'underlay' | 'handRouted' | 'handVxlan' | BackendName;
 
 interface Path {
   key: PathKey;
@@ -256,32 +262,62 @@ function buildVethPair(): Path {
 }
 
 /**
- * A fabric like the cluster's (same `makeFabric`/`plug`), two node namespaces on it, and a VTEP
- * in each made by iproute2, not by our netlink code, so the reference shares nothing with what
- * it judges. Static fdb and neigh entries, learning off: the entries flannel's vxlan installs.
+ * Two nodes on a fabric like the cluster's (same `makeFabric`/`plug`), each with a bridge and a
+ * pod on it, joined either by plain routes via the other node's underlay address (what
+ * host-gw installs) or by a VTEP with static route/ARP/FDB entries (what flannel's vxlan
+ * installs) — all made with iproute2, not our netlink code, so the reference shares nothing
+ * with what it judges.
  */
-async function buildHandVxlan(): Promise<Path> {
-  const fabric = makeNamespace(`${RUN_PREFIX}vx-fabric`);
+async function buildHandPath(kind: 'routed' | 'vxlan'): Promise<Path> {
+  const tag = kind === 'routed' ? 'rt' : 'vx';
+  const fabric = makeNamespace(`${RUN_PREFIX}${tag}-fabric`);
   makeFabric(fabric, 1);
+  const net = HAND_POD_NET[kind];
   const nodes = [1, 2].map((i) => {
-    const netns = makeNamespace(`${RUN_PREFIX}vx-n${i}`);
+    const netns = makeNamespace(`${RUN_PREFIX}${tag}-n${i}`, true);
+    const pod = makeNamespace(`${RUN_PREFIX}${tag}-n${i}-pod`);
     const underlayIp = `198.18.0.${10 + i}`;
     plug(fabric, 0, `n${i}`, netns, 'eth0', parseIpNet(`${underlayIp}/24`));
-    return { netns, underlayIp, mac: HAND_VXLAN.macs[i - 1] ?? '', overlayIp: `${HAND_VXLAN.net}.${i}` };
+    return { i, netns, pod, underlayIp, mac: HAND_VXLAN.macs[i - 1] ?? '', subnet: `${net}.${i}.0/24`, gateway: `${net}.${i}.1`, podIp: `${net}.${i}.2` };
   });
+  const mtu = kind === 'vxlan' ? HAND_VXLAN.mtu : 1500;
+  for (const node of nodes) {
+    await mustRunIn(node.netns, ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
+    await mustRunIn(node.netns, ['ip', 'addr', 'add', `${node.gateway}/24`, 'dev', 'br0']);
+    await mustRunIn(node.netns, ['ip', 'link', 'set', 'br0', 'up']);
+    await mustRunIn(node.netns, ['ip', 'link', 'add', 'vpod', 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(mtu), 'netns', node.pod]);
+    await mustRunIn(node.netns, ['ip', 'link', 'set', 'vpod', 'master', 'br0', 'up']);
+    await mustRunIn(node.pod, ['ip', 'addr', 'add', `${node.podIp}/24`, 'dev', 'eth0']);
+    await mustRunIn(node.pod, ['ip', 'link', 'set', 'eth0', 'up']);
+    await mustRunIn(node.pod, ['ip', 'route', 'add', 'default', 'via', node.gateway]);
+  }
   for (const node of nodes) {
     const peer = nodes.find((n) => n !== node);
-    if (!peer) throw new BenchError('failed to build hand-built VXLAN: no peer node');
-    const { vni, port, mtu } = HAND_VXLAN;
+    if (!peer) throw new BenchError('failed to build the hand-built path: no peer node');
+    if (kind === 'routed') {
+      await mustRunIn(node.netns, ['ip', 'route', 'add', peer.subnet, 'via', peer.underlayIp]);
+      continue;
+    }
+    const { vni, port } = HAND_VXLAN;
+    const peerVtep = `${net}.${peer.i}.0`;
     await mustRunIn(node.netns, ['ip', 'link', 'add', 'vx0', 'address', node.mac, 'type', 'vxlan', 'id', String(vni), 'dstport', String(port), 'local', node.underlayIp, 'dev', 'eth0', 'nolearning']);
     await mustRunIn(node.netns, ['ip', 'link', 'set', 'vx0', 'mtu', String(mtu), 'up']);
-    await mustRunIn(node.netns, ['ip', 'addr', 'add', `${node.overlayIp}/24`, 'dev', 'vx0']);
-    await mustRunIn(node.netns, ['ip', 'neigh', 'add', peer.overlayIp, 'lladdr', peer.mac, 'dev', 'vx0', 'nud', 'permanent']);
+    await mustRunIn(node.netns, ['ip', 'addr', 'add', `${net}.${node.i}.0/32`, 'dev', 'vx0']);
+    await mustRunIn(node.netns, ['ip', 'neigh', 'add', peerVtep, 'lladdr', peer.mac, 'dev', 'vx0', 'nud', 'permanent']);
     await mustRunIn(node.netns, ['bridge', 'fdb', 'append', peer.mac, 'dev', 'vx0', 'dst', peer.underlayIp, 'self', 'permanent']);
+    await mustRunIn(node.netns, ['ip', 'route', 'add', peer.subnet, 'via', peerVtep, 'dev', 'vx0', 'onlink']);
   }
   const [client, server] = nodes;
-  if (!client || !server) throw new BenchError('failed to build hand-built VXLAN: nodes missing');
-  return { key: 'handVxlan', label: 'hand-built VXLAN', clientNetns: client.netns, serverNetns: server.netns, serverIp: server.overlayIp, txDevice: 'vx0' };
+  if (!client || !server) throw new BenchError('failed to build the hand-built path: nodes missing');
+  return {
+    key: kind === 'routed' ? 'handRouted' : 'handVxlan',
+    label: kind === 'routed' ? 'hand-built routed pods' : 'hand-built VXLAN pods',
+    clientNetns: client.pod,
+    serverNetns: server.pod,
+    serverIp: server.podIp,
+    txDevice: kind === 'routed' ? 'eth0' : 'vx0',
+    counterNetns: client.netns,
+  };
 }
 
 const OVERLAY_DEVICE: Record<BackendName, string> = { 'host-gw': 'eth0', vxlan: 'flannel.1', udp: 'flannel0' };
@@ -309,7 +345,7 @@ function clusterPaths(state: ClusterState): { underlay: Path; pods: Path } {
  * One round per backend: the baselines that are not this backend's reference, then reference,
  * backend, reference again. For udp the reference is our vxlan, measured in its own round.
  */
-async function runRound(backend: BackendName, seconds: number, veth: Path, handVxlan: Path, started: Set<string>): Promise<Round> {
+async function runRound(backend: BackendName, seconds: number, veth: Path, handRouted: Path, handVxlan: Path, started: Set<string>): Promise<Round> {
   const name = `${RUN_PREFIX}${backend}`;
   process.stderr.write(`round ${backend}: cluster "${name}" up ...\n`);
   started.add(name);
@@ -327,8 +363,8 @@ async function runRound(backend: BackendName, seconds: number, veth: Path, handV
   const round: Round = { backend, samples: new Map() };
   try {
     const { underlay, pods } = clusterPaths(state);
-    const reference = backend === 'host-gw' ? underlay : backend === 'vxlan' ? handVxlan : undefined;
-    for (const path of [veth, underlay, handVxlan]) if (path !== reference) await measure(path, seconds, round);
+    const reference = backend === 'host-gw' ? handRouted : backend === 'vxlan' ? handVxlan : undefined;
+    for (const path of [veth, underlay, handRouted, handVxlan]) if (path !== reference) await measure(path, seconds, round);
     if (reference) await measure(reference, seconds, round);
     await measure(pods, seconds, round);
     if (reference) await measure(reference, seconds, round);
@@ -360,9 +396,10 @@ function meanSample(samples: readonly Sample[]): Sample {
 const REFERENCE_OF: Record<PathKey, { key: PathKey; label: string } | undefined> = {
   veth: undefined,
   underlay: { key: 'veth', label: 'veth pair' },
+  handRouted: { key: 'veth', label: 'veth pair' },
   handVxlan: { key: 'veth', label: 'veth pair' },
-  'host-gw': { key: 'underlay', label: 'routed underlay, same round' },
-  vxlan: { key: 'handVxlan', label: 'hand-built VXLAN, same round' },
+  'host-gw': { key: 'handRouted', label: 'hand-built routed pods, same round' },
+  vxlan: { key: 'handVxlan', label: 'hand-built VXLAN pods, same round' },
   udp: { key: 'vxlan', label: 'vxlan (ours)' },
 };
 
@@ -393,7 +430,7 @@ function printReport(seconds: number, rounds: readonly Round[], loadBefore: numb
   console.log(`load average (1/5/15 min): before ${load(loadBefore)}, after ${load(loadAfter)}${(loadAfter[0] ?? 0) > cores * 0.5 ? '  (busy machine: numbers are noisy)' : ''}`);
   console.log('');
   console.log(row(['path', 'Gbit/s', 'spread', 'ratio', 'RTT ms', 'retr', 'TX B/pkt (device) / vs']));
-  const keys: PathKey[] = ['veth', 'underlay', 'handVxlan', ...BACKENDS.filter((b) => rounds.some((r) => r.backend === b))];
+  const keys: PathKey[] = ['veth', 'underlay', 'handRouted', 'handVxlan', ...BACKENDS.filter((b) => rounds.some((r) => r.backend === b))];
   for (const key of keys) {
     const samples = BACKENDS.includes(key as BackendName) ? (rounds.find((r) => r.backend === key)?.samples.get(key) ?? []) : all(key);
     if (samples.length === 0) continue;
@@ -402,8 +439,13 @@ function printReport(seconds: number, rounds: readonly Round[], loadBefore: numb
     const spread = samples.length > 1 ? `${gbits(Math.min(...rates))}–${gbits(Math.max(...rates))}` : '';
     const reference = referenceFor(key);
     const ratio = reference ? `${(value.bitsPerSecond / reference.bitsPerSecond).toFixed(2)}x` : '—';
-    const label = key === 'veth' ? 'veth pair (ceiling)' : key === 'underlay' ? 'routed underlay' : key === 'handVxlan' ? 'hand-built VXLAN' : `${key} pod↔pod`;
-    const device = key === 'veth' ? 'veth0' : key === 'underlay' ? 'eth0' : key === 'handVxlan' ? 'vx0' : `n1 ${OVERLAY_DEVICE[key]}`;
+    const labels: Record<string, [string, string]> = {
+      veth: ['veth pair (ceiling)', 'veth0'],
+      underlay: ['routed underlay n↔n', 'eth0'],
+      handRouted: ['hand routed pods', 'n1 eth0'],
+      handVxlan: ['hand VXLAN pods', 'n1 vx0'],
+    };
+    const [label, device] = labels[key] ?? [`${key} pod↔pod`, `n1 ${OVERLAY_DEVICE[key as BackendName]}`];
     const referenceNote = REFERENCE_OF[key] ? ` / ${REFERENCE_OF[key]?.label}` : '';
     console.log(row([label, gbits(value.bitsPerSecond), spread, ratio, value.rttMs.toFixed(3), value.retransmits.toFixed(0), `${value.txBytesPerPacket.toFixed(0)} (${device})${referenceNote}`]));
   }
@@ -450,9 +492,10 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   try {
     const veth = buildVethPair();
-    const handVxlan = await buildHandVxlan();
+    const handRouted = await buildHandPath('routed');
+    const handVxlan = await buildHandPath('vxlan');
     const rounds: Round[] = [];
-    for (const backend of backends) rounds.push(await runRound(backend, seconds, veth, handVxlan, started));
+    for (const backend of backends) rounds.push(await runRound(backend, seconds, veth, handRouted, handVxlan, started));
     printReport(seconds, rounds, loadBefore, loadavg());
   } finally {
     await cleanup(started);

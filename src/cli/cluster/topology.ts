@@ -5,7 +5,7 @@
  * Links are created inside the fabric namespace with their peer born in the node namespace,
  * so nothing ever touches the root namespace's network.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { hasErrno } from '../../lib/errors.js';
 import { type IpNet, parseIp, parseIpNet } from '../../lib/ip.js';
 import { ensureBridge } from '../../lib/link.js';
@@ -35,7 +35,22 @@ export function makeNamespace(name: string, forwarding = false): string {
   return name;
 }
 
+/**
+ * The fabric plays a physical switch, and a switch runs no firewall: with br_netfilter loaded
+ * (container hosts usually have it), every frame crossing a bridge would also traverse
+ * iptables, a cost the underlay of a real cluster does not have.
+ */
+function disableBridgeNetfilter(netns: string): void {
+  withNetns(netnsFile(netns), () => {
+    for (const family of ['iptables', 'ip6tables', 'arptables']) {
+      const key = `net.bridge.bridge-nf-call-${family}`;
+      if (existsSync(`/proc/sys/${key.replaceAll('.', '/')}`)) writeSysctl(key, '0');
+    }
+  });
+}
+
 export function makeFabric(fabric: string, racks: number): void {
+  disableBridgeNetfilter(fabric);
   const rtnl = openRtnl(netnsFile(fabric));
   try {
     for (let rack = 0; rack < racks; rack++) ensureBridge(rtnl, { name: rackBridge(rack) });

@@ -3,7 +3,7 @@
  * blocking system calls through koffi:
  *
  *   tx:  read(TUN) → look up the destination subnet → sendto(UDP, peer:8285)
- *   rx:  recv(UDP) → write(TUN)
+ *   rx:  recvfrom(UDP) → reassemble records (udp-records.ts) → write(TUN)
  *
  * Why threads and raw calls instead of Node's dgram and fs: the event-loop path costs a
  * thread-pool hand-off per TUN read, an eventfd wake-up, a send request object and a fresh
@@ -15,6 +15,7 @@ import { workerData } from 'node:worker_threads';
 import { packetIo, sockaddrIn } from '../../lib/sys/libc.js';
 import { VNET_HDR_LEN } from '../../lib/tun.js';
 import { counterIndex, PEER_OFFLOAD, PEER_PRESENT, PeerTable, type PeerTableLayout } from './udp-peers.js';
+import { MAX_RECORD, RecordAssembler } from './udp-records.js';
 
 export interface LoopData {
   direction: 'tx' | 'rx';
@@ -27,7 +28,6 @@ export interface LoopData {
   counters: SharedArrayBuffer;
 }
 
-const MAX_PACKET = 65535;
 const EINTR = 4;
 const EAGAIN = 11;
 
@@ -42,29 +42,56 @@ function run(data: LoopData): void {
     return errno !== 9; // EBADF: the daemon closed the descriptor, stop
   };
   const header = data.offload ? VNET_HDR_LEN : 0;
-  // Room for a virtio header in front of what we receive, so a plain packet can be prefixed
-  // with zeros without copying it.
-  const buffer = Buffer.alloc(VNET_HDR_LEN + MAX_PACKET);
-  const afterHeader = buffer.subarray(VNET_HDR_LEN);
 
   if (data.direction === 'rx') {
+    // Reads may glue several records together (UDP_GRO) or hold part of one; the assembler
+    // hands back whole records. A plain record goes into an offload TUN behind a zero
+    // header, written over the bytes just before it: the previous record (already written)
+    // or the spare room at the front of the buffer.
+    const zeroHeader = Buffer.alloc(VNET_HDR_LEN);
+    const sink = {
+      record(from: Buffer, offset: number, length: number): void {
+        const plain = (from[offset] ?? 0) >= 0x10;
+        let written: number;
+        if (plain && data.offload) {
+          if (offset >= VNET_HDR_LEN) {
+            zeroHeader.copy(from, offset - VNET_HDR_LEN);
+            written = io.write(data.tunFd, from.subarray(offset - VNET_HDR_LEN), length + VNET_HDR_LEN);
+          } else {
+            const staged = Buffer.concat([zeroHeader, from.subarray(offset, offset + length)]);
+            written = io.write(data.tunFd, staged, staged.length);
+          }
+        } else if (plain || data.offload) {
+          written = io.write(data.tunFd, offset === 0 ? from : from.subarray(offset), length);
+        } else {
+          bump('droppedIncompatible');
+          return;
+        }
+        if (written < 0) bump('ioErrors');
+      },
+      corrupt: () => bump('droppedIncompatible'),
+    };
+    const assemblers = new Map<number, RecordAssembler>();
+    const source = Buffer.alloc(16);
+    const sourceLength = Buffer.alloc(4);
+    const readBuffer = Buffer.alloc(VNET_HDR_LEN + 2 * MAX_RECORD);
+    const readArea = readBuffer.subarray(VNET_HDR_LEN);
     for (;;) {
-      const length = io.recv(data.socketFd, afterHeader, MAX_PACKET);
+      const length = io.recvfrom(data.socketFd, readArea, readArea.length, source, sourceLength);
       if (length < 0) {
         if (retryable()) continue;
         return;
       }
       bump('receivedDatagrams');
-      const version = (afterHeader[0] ?? 0) >> 4;
-      const plain = version === 4 || version === 6;
-      // The first VNET_HDR_LEN bytes of `buffer` are never written: they stay a zero header.
-      if (plain && data.offload) io.write(data.tunFd, buffer, length + VNET_HDR_LEN);
-      else if (plain || data.offload) io.write(data.tunFd, afterHeader, length);
-      else bump('droppedIncompatible');
+      const sender = source.readUInt32BE(4);
+      let assembler = assemblers.get(sender);
+      if (!assembler) assemblers.set(sender, (assembler = new RecordAssembler(sink)));
+      assembler.push(readBuffer, VNET_HDR_LEN, VNET_HDR_LEN + length);
     }
   }
 
   const peers = new PeerTable(data.layout, data.peers);
+  const buffer = Buffer.alloc(MAX_RECORD);
   const ipPacket = buffer.subarray(header);
   const sockaddrs = new Map<number, Buffer>();
   for (;;) {

@@ -147,6 +147,17 @@ export class UdpBackend implements Backend {
     // FORCE variants (root) exceed net.core.[rw]mem_max: a 64 KB datagram needs room.
     libc.setsockopt(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, size);
     libc.setsockopt(fd, libc.SOL_SOCKET, libc.SO_SNDBUFFORCE, size);
+    if (this.requireTun().offload) {
+      // Let the kernel cut each super-packet into MTU-sized datagrams after the virtual path
+      // (one skb through veth and bridge instead of ~45 IP fragments), and glue them back on
+      // arrival. udp-records.ts keeps the stream parseable either way.
+      const segment = Buffer.alloc(4);
+      segment.writeInt32LE(this.context.ext.link.mtu - UDP_OVERHEAD);
+      libc.setsockopt(fd, libc.SOL_UDP, libc.UDP_SEGMENT, segment);
+      const on = Buffer.alloc(4);
+      on.writeInt32LE(1);
+      libc.setsockopt(fd, libc.SOL_UDP, libc.UDP_GRO, on);
+    }
     libc.bind(fd, libc.sockaddrIn(ipv4Number(this.context.ext.address), this.port));
     return fd;
   }

@@ -53,6 +53,7 @@ interface Libc {
   read: NativeFn;
   write: NativeFn;
   sendto: NativeFn;
+  recvfrom: NativeFn;
 }
 
 let koffi: Koffi | undefined;
@@ -78,6 +79,7 @@ function lib(): { koffi: Koffi; libc: Libc } {
       read: c.func('long read(int fd, void *buf, size_t len)'),
       write: c.func('long write(int fd, const void *buf, size_t len)'),
       sendto: c.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
+      recvfrom: c.func('long recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *addrlen)'),
     };
   }
   return { koffi, libc };
@@ -165,6 +167,11 @@ export const AF_INET = 2;
 export const SOCK_DGRAM = 2;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
+export const SOL_UDP = 17;
+/** UDP generic segmentation offload: one send of N × size bytes leaves as N datagrams. */
+export const UDP_SEGMENT = 103;
+/** UDP generic receive offload: consecutive datagrams of a flow arrive in one read. */
+export const UDP_GRO = 104;
 
 export function bind(fd: number, address: Buffer): void {
   check('bind', lib().libc.bind(fd, address, address.length));
@@ -187,6 +194,8 @@ export interface PacketIo {
   read(fd: number, into: Buffer, length: number): number;
   write(fd: number, from: Buffer, length: number): number;
   recv(fd: number, into: Buffer, length: number): number;
+  /** recv that also fills `sockaddr` (16 bytes) with the sender's address. */
+  recvfrom(fd: number, into: Buffer, length: number, sockaddr: Buffer, sockaddrLength: Buffer): number;
   sendto(fd: number, from: Buffer, length: number, sockaddr: Buffer): number;
   errno(): number;
 }
@@ -197,6 +206,10 @@ export function packetIo(): PacketIo {
     read: (fd, into, length) => c.read(fd, into, length),
     write: (fd, from, length) => c.write(fd, from, length),
     recv: (fd, into, length) => c.recv(fd, into, length, 0),
+    recvfrom: (fd, into, length, sockaddr, sockaddrLength) => {
+      sockaddrLength.writeUInt32LE(sockaddr.length, 0);
+      return c.recvfrom(fd, into, length, 0, sockaddr, sockaddrLength);
+    },
     sendto: (fd, from, length, sockaddr) => c.sendto(fd, from, length, 0, sockaddr, sockaddr.length),
     errno: () => k.errno(),
   };
