@@ -62,22 +62,33 @@ export function pingStream(fromNetns: string, ip: string, seconds: number): Prom
   });
 }
 
-/** TCP throughput pod → pod with iperf3 (bits per second). */
+/** TCP throughput pod → pod with iperf3 (bits per second); a failed attempt is retried. */
 export async function iperf(fromNetns: string, toNetns: string, toIp: string, seconds = 1): Promise<number> {
-  const server = spawn('ip', ['netns', 'exec', toNetns, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
-  try {
-    for (let attempt = 0; attempt < 30; attempt++) {
-      const client = spawnSync('ip', ['netns', 'exec', fromNetns, 'iperf3', '-c', toIp, '-t', String(seconds), '-J'], { encoding: 'utf8' });
-      if (client.status === 0) {
-        const report = JSON.parse(client.stdout) as { end: { sum_received: { bits_per_second: number } } };
-        return report.end.sum_received.bits_per_second;
+  const failures: string[] = [];
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const server = spawn('ip', ['netns', 'exec', toNetns, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
+    try {
+      for (let connect = 0; connect < 30; connect++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const client = spawnSync('ip', ['netns', 'exec', fromNetns, 'iperf3', '-c', toIp, '-t', String(seconds), '-J'], { encoding: 'utf8' });
+        let report: { error?: string; end?: { sum_received?: { bits_per_second: number } } } = {};
+        try {
+          report = JSON.parse(client.stdout) as typeof report;
+        } catch {
+          // not JSON: iperf3 failed before its report
+        }
+        const bitsPerSecond = report.end?.sum_received?.bits_per_second;
+        if (client.status === 0 && bitsPerSecond !== undefined) return bitsPerSecond;
+        if (/Connection refused/.test(report.error ?? client.stderr)) continue; // server not listening yet
+        failures.push(report.error ?? `exit ${client.status}: ${client.stderr.trim()}`);
+        console.warn(`iperf3 ${fromNetns} → ${toIp} attempt ${attempt + 1} failed: ${failures.at(-1)}`);
+        break;
       }
-      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      server.kill('SIGKILL');
     }
-    throw new Error(`iperf3 from ${fromNetns} to ${toIp} never connected`);
-  } finally {
-    server.kill('SIGKILL');
   }
+  throw new Error(`iperf3 from ${fromNetns} to ${toIp} failed: ${failures.join('; ')}`);
 }
 
 export function withNodeRtnl<T>(node: NodeState, fn: (rtnl: Rtnl) => T): T {
