@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeError, PontoonError } from '../src/lib/errors.js';
 import { createNetns, deleteNetns, listNetns, netnsPath } from '../src/lib/netns.js';
+import { parseJson } from './lib/json.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PONTOON_CNI_DIR = join(ROOT, 'dist/cni');
@@ -137,13 +138,6 @@ async function invokePlugin(contender: Contender, command: Verb, cniEnv: Record<
   return outcome;
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 /** An ADD counts only if it printed a CNI result with at least one address. */
 function expectAddResult(contender: Contender, outcome: Invocation): void {

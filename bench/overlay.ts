@@ -33,6 +33,7 @@ import { makeFabric, makeNamespace, netnsFile, plug } from '../src/cli/cluster/t
 import { describeError, PontoonError } from '../src/lib/errors.js';
 import { parseIpNet } from '../src/lib/ip.js';
 import { deleteNetns, listNetns, openNetns, openRtnl } from '../src/lib/netns.js';
+import { parseJson } from './lib/json.js';
 
 const BACKENDS: readonly BackendName[] = ['host-gw', 'vxlan', 'udp'];
 const DEFAULT_SECONDS = 3;
@@ -170,13 +171,6 @@ function field(value: unknown, ...keys: string[]): unknown {
   return current;
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 async function txCounters(netns: string, device: string): Promise<{ bytes: number; packets: number }> {
   const links = parseJson(await mustRunIn(netns, ['ip', '-s', '-j', 'link', 'show', 'dev', device]));

@@ -1,15 +1,14 @@
 /** The `pontoon` command. */
 import { Command } from 'commander';
 import { describeError } from '../lib/errors.js';
+import { pontoonVersion } from '../lib/version.js';
 import { DEFAULT_CNI_BIN_DIR, installCniPlugins } from './cni.js';
 import { registerCluster } from './cluster/command.js';
 import { registerFlanneld } from './flanneld.js';
 import { registerNetwork } from './network.js';
 
-declare const PONTOON_VERSION: string | undefined;
-const version = typeof PONTOON_VERSION === 'string' ? PONTOON_VERSION : 'dev';
 
-const program = new Command('pontoon').description('Pontoon container networking').version(version);
+const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
 
 const cni = program.command('cni').description('CNI plugin binaries');
 cni

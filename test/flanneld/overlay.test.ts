@@ -5,14 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { startFlanneld, stopProcess, clusterDown, saveState, cliPath } from '../../src/cli/cluster/cluster.js';
+import { clusterDown, removeNode, restartFlanneld } from '../../src/cli/cluster/cluster.js';
 import { spawnSync } from 'node:child_process';
 import { formatIp, formatIpNet, networkOf, parseIpNet } from '../../src/lib/ip.js';
 import { AF_BRIDGE, AF_INET, NUD_PERMANENT } from '../../src/lib/netlink/rtnl.js';
-import { deleteNetns } from '../../src/lib/netns.js';
 import { FLANNEL_ROUTE_PROTOCOL } from '../../src/flanneld/backend/backend.js';
-import type { ClusterState, NodeState } from '../../src/cli/cluster/cluster.js';
-import { crossNodeFailures, iperf, pingOnce, pingStream, testCluster, waitUntil, withNodeRtnl } from '../helpers/cluster.js';
+import type { NodeState } from '../../src/cli/cluster/cluster.js';
+import { crossNodeFailures, flanneldLog, iperf, pingOnce, pingStream, testCluster, waitUntil, withNodeRtnl } from '../helpers/cluster.js';
 
 function ownedRoutes(node: NodeState): string[] {
   return withNodeRtnl(node, (rtnl) =>
@@ -22,16 +21,6 @@ function ownedRoutes(node: NodeState): string[] {
       .map((r) => `${r.dst ? formatIpNet(r.dst) : 'default'} via ${r.gateway ? formatIp(r.gateway) : '-'}${r.onlink ? ' onlink' : ''}`)
       .sort(),
   );
-}
-
-async function removeNode(state: ClusterState, node: NodeState): Promise<void> {
-  await stopProcess(node.flanneldPid, 'flanneld');
-  const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet], { encoding: 'utf8' });
-  assert.equal(result.status, 0, result.stderr);
-  for (const pod of node.pods) deleteNetns(pod.netns);
-  deleteNetns(node.netns);
-  state.nodes = state.nodes.filter((n) => n !== node);
-  saveState(state);
 }
 
 for (const backend of ['host-gw', 'vxlan', 'udp'] as const) {
@@ -60,9 +49,7 @@ for (const backend of ['host-gw', 'vxlan', 'udp'] as const) {
         // Restart n2's daemon while n1's pod pings n2's pod: the kernel data plane stays up.
         const stream = pingStream(n1.pods[0]!.netns, n2.pods[0]!.ip, 3);
         await new Promise((r) => setTimeout(r, 500));
-        await stopProcess(n2.flanneldPid, 'flanneld');
-        n2.flanneldPid = startFlanneld(state, n2);
-        saveState(state);
+        await restartFlanneld(state, n2);
         const { sent, received } = await stream;
         if (backend === 'udp') {
           // The userspace daemon is the data plane: traffic pauses, then resumes.
@@ -87,7 +74,7 @@ for (const backend of ['host-gw', 'vxlan', 'udp'] as const) {
           );
         }
         if (backend === 'udp') {
-          await waitUntil('n1 to stop forwarding to n3', 10_000, () => /"removed":1/.test(spawnSync('cat', [`${n1.dir}/flanneld.log`], { encoding: 'utf8' }).stdout));
+          await waitUntil('n1 to stop forwarding to n3', 10_000, () => /"removed":1/.test(flanneldLog(n1)));
         }
         assert.deepEqual(crossNodeFailures(state), [], 'the remaining nodes still reach each other');
       } finally {

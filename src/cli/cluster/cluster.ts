@@ -327,6 +327,32 @@ export function summary(state: ClusterState): string {
   return formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'PODS'], rows);
 }
 
+export function findNode(state: ClusterState, name: string): NodeState {
+  const node = state.nodes.find((n) => n.name === name);
+  if (!node) throw new ClusterError(`no node "${name}" in cluster ${state.name}: it has ${state.nodes.map((n) => n.name).join(', ')}`);
+  return node;
+}
+
+/** Stops and starts a node's flanneld; the kernel data plane stays up meanwhile. */
+export async function restartFlanneld(state: ClusterState, node: NodeState): Promise<void> {
+  await stopProcess(node.flanneldPid, 'flanneld');
+  node.flanneldPid = startFlanneld(state, node);
+  saveState(state);
+}
+
+/**
+ * Takes a node out for good, as deleting a Node does in Kubernetes: stop its flanneld, delete
+ * its lease (the other nodes' watches then drop its routes), delete its namespaces.
+ */
+export async function removeNode(state: ClusterState, node: NodeState): Promise<void> {
+  await stopProcess(node.flanneldPid, 'flanneld');
+  runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet]);
+  for (const pod of node.pods) deleteNetns(pod.netns);
+  deleteNetns(node.netns);
+  state.nodes = state.nodes.filter((n) => n !== node);
+  saveState(state);
+}
+
 /** Stops every process and deletes every namespace and file of the cluster. */
 export async function clusterDown(name: string): Promise<void> {
   let state: ClusterState | undefined;

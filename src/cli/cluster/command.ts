@@ -8,14 +8,13 @@ import {
   clusterUp,
   cliPath,
   DEFAULT_CLUSTER_NAME,
+  findNode,
   loadState,
-  saveState,
-  startFlanneld,
-  stopProcess,
+  removeNode,
+  restartFlanneld,
   summary,
   type ClusterState,
 } from './cluster.js';
-import { deleteNetns } from '../../lib/netns.js';
 
 function positiveInt(value: string, flag: string): number {
   const parsed = Number(value);
@@ -112,11 +111,8 @@ export function registerCluster(program: Command): void {
     .argument('<node>', 'node name, e.g. n2')
     .action(async (nodeName: string, flags: { name: string }) => {
       const state = loadState(flags.name);
-      const node = state.nodes.find((n) => n.name === nodeName);
-      if (!node) throw new ClusterError(`no node "${nodeName}"`);
-      await stopProcess(node.flanneldPid, 'flanneld');
-      node.flanneldPid = startFlanneld(state, node);
-      saveState(state);
+      const node = findNode(state, nodeName);
+      await restartFlanneld(state, node);
       console.log(`flanneld on ${nodeName} restarted (pid ${node.flanneldPid})`);
     });
 
@@ -127,15 +123,8 @@ export function registerCluster(program: Command): void {
     .argument('<node>', 'node name, e.g. n3')
     .action(async (nodeName: string, flags: { name: string }) => {
       const state = loadState(flags.name);
-      const node = state.nodes.find((n) => n.name === nodeName);
-      if (!node) throw new ClusterError(`no node "${nodeName}"`);
-      await stopProcess(node.flanneldPid, 'flanneld');
-      const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet], { encoding: 'utf8' });
-      if (result.status !== 0) throw new ClusterError(`could not delete the lease of ${nodeName}: ${result.stderr}`);
-      for (const pod of node.pods) deleteNetns(pod.netns);
-      deleteNetns(node.netns);
-      state.nodes = state.nodes.filter((n) => n !== node);
-      saveState(state);
+      const node = findNode(state, nodeName);
+      await removeNode(state, node);
       console.log(`node ${nodeName} (${node.subnet}) removed`);
     });
 }

@@ -3,11 +3,8 @@ import { classifyError } from '../classify.js';
 import { pluginMain } from '../skel/skel.js';
 import { flannelAdd, flannelCheck, flannelDel, flannelGc, flannelStatus } from './flannel.js';
 
-declare const PONTOON_VERSION: string | undefined;
-const version = typeof PONTOON_VERSION === 'string' ? PONTOON_VERSION : 'dev';
-
 pluginMain(
   { add: flannelAdd, del: flannelDel, check: flannelCheck, status: flannelStatus, gc: flannelGc },
-  `CNI pontoon-flannel plugin ${version}`,
+  'CNI pontoon-flannel plugin',
   classifyError,
 );

@@ -4,6 +4,7 @@
  * result or throw; `toCniError` classifies whatever they throw.
  */
 import { readFileSync } from 'node:fs';
+import { pontoonVersion } from '../../lib/version.js';
 import { CniError, CniErrorCode, type CniErrorJson } from './errors.js';
 import {
   type CmdArgs,
@@ -205,7 +206,7 @@ export async function runPlugin(handlers: CniHandlers, classify: ErrorClassifier
  */
 export function pluginMain(handlers: CniHandlers, about: string, classify: ErrorClassifier): void {
   if (!process.env['CNI_COMMAND']) {
-    process.stderr.write(`${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+    process.stderr.write(`${about} ${pontoonVersion}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
   }
   runPlugin(handlers, classify).then(
     (code) => {
