@@ -68,13 +68,13 @@ ip netns exec "$prefix-pod1" ping -c 2 -W 2 "$pod2_ip"
 ip netns exec "$prefix-pod1" ping -6 -c 2 -W 2 fd00:244:1::3
 
 step "CNI CHECK pod1"
-python3 - "$work" <<'PY'
-import json, sys
-work = sys.argv[1]
-conf = json.load(open(f"{work}/net.conf"))
-conf["prevResult"] = json.load(open(f"{work}/pod1.json"))
-json.dump(conf, open(f"{work}/check.conf", "w"))
-PY
+node - "$work" <<'JS'
+const fs = require('node:fs');
+const work = process.argv[2];
+const conf = JSON.parse(fs.readFileSync(`${work}/net.conf`, 'utf8'));
+conf.prevResult = JSON.parse(fs.readFileSync(`${work}/pod1.json`, 'utf8'));
+fs.writeFileSync(`${work}/check.conf`, JSON.stringify(conf));
+JS
 ip netns exec "$node" env CNI_COMMAND=CHECK CNI_CONTAINERID=pod1 CNI_NETNS="/run/netns/$prefix-pod1" \
   CNI_IFNAME=eth0 CNI_PATH="$work/bin" "$work/bin/pontoon-bridge" <"$work/check.conf" && echo "  CHECK passed"
 

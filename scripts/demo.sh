@@ -17,21 +17,24 @@ pontoon cluster down --name pontoon >/dev/null
 pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend"
 
 printf '\n\033[1m==> every pod pings every pod on another node\033[0m\n'
-python3 - <<'PY'
-import json, subprocess
-state = json.load(open('/run/pontoon/pontoon/state.json'))
-pods = [(n['name'], p) for n in state['nodes'] for p in n['pods']]
-ok = failed = 0
-for node_a, a in pods:
-    for node_b, b in pods:
-        if node_a == node_b:
-            continue
-        r = subprocess.run(['ip', 'netns', 'exec', a['netns'], 'ping', '-c', '1', '-W', '2', b['ip']], capture_output=True, text=True)
-        rtt = r.stdout.split('time=')[1].split()[0] if r.returncode == 0 else '-'
-        print(f"  {a['name']:>6} ({a['ip']:<13}) -> {b['name']:>6} ({b['ip']:<13})  {'ok' if r.returncode == 0 else 'FAILED'}  {rtt} ms")
-        ok, failed = ok + (r.returncode == 0), failed + (r.returncode != 0)
-print(f"\n  {ok} reachable, {failed} failed")
-PY
+node - <<'JS'
+const { spawnSync } = require('node:child_process');
+const state = JSON.parse(require('node:fs').readFileSync('/run/pontoon/pontoon/state.json', 'utf8'));
+const pods = state.nodes.flatMap((node) => node.pods.map((pod) => ({ node: node.name, ...pod })));
+let ok = 0;
+let failed = 0;
+for (const a of pods) {
+  for (const b of pods) {
+    if (a.node === b.node) continue;
+    const ping = spawnSync('ip', ['netns', 'exec', a.netns, 'ping', '-c', '1', '-W', '2', b.ip], { encoding: 'utf8' });
+    const rtt = ping.status === 0 ? (/time=([\d.]+)/.exec(ping.stdout)?.[1] ?? '?') : '-';
+    console.log(`  ${a.name.padStart(6)} (${a.ip.padEnd(13)}) -> ${b.name.padStart(6)} (${b.ip.padEnd(13)})  ${ping.status === 0 ? 'ok' : 'FAILED'}  ${rtt} ms`);
+    if (ping.status === 0) ok++;
+    else failed++;
+  }
+}
+console.log(`\n  ${ok} reachable, ${failed} failed`);
+JS
 
 printf '\n\033[1m==> node n1: routes, VXLAN neighbours and FDB installed by flanneld\033[0m\n'
 pontoon cluster exec n1 -- ip route

@@ -15,6 +15,8 @@ have podman || need+=(podman)
 have runc || need+=(runc)
 [ -x /bin/busybox ] || need+=(busybox-static)
 have iperf3 || need+=(iperf3)
+have etcd || need+=(etcd-server)
+have socat || need+=(socat)
 have hyperfine || need+=(hyperfine)
 have node || need+=(nodejs npm)
 if [ "${#need[@]}" -gt 0 ]; then
