@@ -91,7 +91,19 @@ export class Flanneld {
     while (!this.stopped) {
       await sleep(this.options.resyncSeconds * 1000, undefined, { signal: this.stopController.signal }).catch(() => undefined);
       if (!this.stopped) this.reconcile('resync');
+      this.logStats();
     }
+  }
+
+  private lastStats = '';
+
+  /** A userspace data path's counters, logged when they changed since the last resync. */
+  private logStats(): void {
+    const stats = this.backend?.stats?.();
+    if (!stats) return;
+    const text = JSON.stringify(stats);
+    if (text !== this.lastStats) this.options.log.info({ counters: stats }, 'data path counters');
+    this.lastStats = text;
   }
 
   private async watch(): Promise<void> {

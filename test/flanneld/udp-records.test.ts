@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RecordAssembler, recordLength } from '../../src/flanneld/backend/udp-records.js';
+import {
+  completeChecksum,
+  frameRecord,
+  framedLength,
+  RecordReassembler,
+  SEGMENT_HEADER_LEN,
+  unitLength,
+} from '../../src/flanneld/backend/udp-records.js';
 
 function ipv4(totalLength: number, fill: number): Buffer {
   const packet = Buffer.alloc(totalLength, fill);
@@ -9,70 +16,92 @@ function ipv4(totalLength: number, fill: number): Buffer {
   return packet;
 }
 
-function ipv6(payloadLength: number, fill: number): Buffer {
-  const packet = Buffer.alloc(40 + payloadLength, fill);
-  packet[0] = 0x60;
-  packet.writeUInt16BE(payloadLength, 4);
-  return packet;
+/** A record as an offloading TUN hands it over: virtio header + IP packet. */
+function record(ipLength: number, fill: number): Buffer {
+  const header = Buffer.from([1, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ipv4(ipLength, fill)]);
 }
 
-function offload(ip: Buffer): Buffer {
-  const header = Buffer.alloc(10);
-  header[0] = 1; // NEEDS_CSUM
-  header[1] = 1; // GSO TCPv4
-  return Buffer.concat([header, ip]);
+/** Cuts a framed buffer into the datagrams UDP_SEGMENT would send. */
+function datagrams(framed: Buffer, segmentSize: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let offset = 0; offset < framed.length; offset += segmentSize) out.push(framed.subarray(offset, Math.min(offset + segmentSize, framed.length)));
+  return out;
 }
 
-function collect(): { records: Buffer[]; corrupt: number; sink: ConstructorParameters<typeof RecordAssembler>[0] } {
-  const state = { records: [] as Buffer[], corrupt: 0 };
-  return {
-    ...state,
-    get records() {
-      return state.records;
-    },
-    get corrupt() {
-      return state.corrupt;
-    },
-    sink: {
-      record: (buffer, offset, length) => state.records.push(Buffer.from(buffer.subarray(offset, offset + length))),
-      corrupt: () => state.corrupt++,
-    },
-  };
+function frame(data: Buffer, seq: number, segmentSize = 1472): Buffer {
+  const into = Buffer.alloc(framedLength(data.length, segmentSize));
+  assert.equal(frameRecord(data, data.length, seq, segmentSize, into), into.length);
+  return into;
 }
 
-test('recordLength reads plain IPv4/IPv6 and offload records, asks for more bytes, rejects garbage', () => {
-  assert.equal(recordLength(ipv4(60, 1), 0, 60), 60);
-  assert.equal(recordLength(ipv6(100, 1), 0, 140), 140);
-  assert.equal(recordLength(offload(ipv4(65000, 2)), 0, 65010), 65010);
-  assert.equal(recordLength(ipv4(60, 1), 0, 3), 0, 'header incomplete');
-  assert.equal(recordLength(Buffer.from([0x20, 0, 0, 0, 0, 0]), 0, 6), -1);
-  const tiny = ipv4(60, 1);
-  tiny.writeUInt16BE(10, 2);
-  assert.equal(recordLength(tiny, 0, 60), -1, 'an IP length below a header is corrupt');
-});
-
-test('records split across reads, glued in one read, or both come out whole and in order', () => {
-  const records = [offload(ipv4(64000, 3)), ipv4(52, 4), offload(ipv4(1400, 5)), ipv6(20, 6), ipv4(1500, 7)];
-  const stream = Buffer.concat(records);
-  for (const chunk of [1, 7, 1472, 4096, 70000, stream.length]) {
-    const out = collect();
-    const assembler = new RecordAssembler(out.sink);
-    for (let offset = 0; offset < stream.length; offset += chunk) {
-      const piece = Buffer.concat([Buffer.alloc(10), stream.subarray(offset, Math.min(offset + chunk, stream.length))]);
-      assembler.push(piece, 10, piece.length); // offset 10: the loop reads behind a spare header
-    }
-    assert.equal(out.corrupt, 0, `chunk ${chunk}`);
-    assert.deepEqual(out.records.map((r) => r.length), records.map((r) => r.length), `chunk ${chunk}`);
-    out.records.forEach((r, i) => assert.ok(r.equals(records[i] as Buffer), `record ${i} intact with chunk ${chunk}`));
+test('a record framed into segments is cut by UDP_SEGMENT exactly at unit boundaries and reassembles', () => {
+  const data = record(64000, 7);
+  const pieces = datagrams(frame(data, 1), 1472);
+  assert.equal(pieces.length, Math.ceil(data.length / (1472 - SEGMENT_HEADER_LEN)));
+  const reassembler = new RecordReassembler();
+  let complete = 0;
+  for (const piece of pieces) {
+    assert.equal(unitLength(piece, 0, piece.length), piece.length, 'each datagram is one whole unit');
+    complete = reassembler.add(piece, 0, () => assert.fail('nothing is dropped'));
   }
+  assert.equal(complete, data.length);
+  assert.ok(reassembler.record.subarray(0, complete).equals(data));
 });
 
-test('a corrupt byte stream is dropped and the next read starts afresh', () => {
-  const out = collect();
-  const assembler = new RecordAssembler(out.sink);
-  assembler.push(Buffer.from([0x20, 1, 2, 3, 4, 5, 6, 7]), 0, 8);
-  assert.equal(out.corrupt, 1);
-  const good = ipv4(40, 9);
-  assembler.push(good, 0, good.length);
-  assert.deepEqual(out.records.map((r) => r.length), [40]);
+test('units glued by GRO are walked by their own lengths, plain packets included', () => {
+  const glued = Buffer.concat([...datagrams(frame(record(3000, 1), 9), 1472), ipv4(60, 2), ipv4(1472, 3)]);
+  const lengths: number[] = [];
+  for (let offset = 0; offset < glued.length; ) {
+    const length = unitLength(glued, offset, glued.length);
+    assert.ok(length > 0);
+    lengths.push(length);
+    offset += length;
+  }
+  assert.deepEqual(lengths.slice(-2), [60, 1472]);
+  assert.equal(lengths.length, 3 + 2);
+});
+
+test('a record that lost a segment is dropped, never completed with the next record’s bytes', () => {
+  const first = datagrams(frame(record(4000, 1), 1), 1472);
+  const second = record(4000, 2);
+  const reassembler = new RecordReassembler();
+  let dropped = 0;
+  const feed = (piece: Buffer) => reassembler.add(piece, 0, () => dropped++);
+  feed(first[0] as Buffer);
+  feed(first[2] as Buffer); // first[1] is lost
+  let complete = 0;
+  for (const piece of datagrams(frame(second, 2), 1472)) complete = feed(piece);
+  assert.equal(dropped, 1);
+  assert.equal(complete, second.length);
+  assert.ok(reassembler.record.subarray(0, complete).equals(second), 'the second record is intact');
+});
+
+test('unitLength rejects garbage and units running past the read', () => {
+  assert.equal(unitLength(Buffer.from([0x20, 0, 0, 0, 0, 0, 0, 0]), 0, 8), -1);
+  assert.equal(unitLength(ipv4(100, 1), 0, 50), -1);
+  const bad = Buffer.alloc(SEGMENT_HEADER_LEN + 10);
+  bad[0] = 0x0f;
+  bad.writeUInt16BE(60000, 2); // claims far more payload than the read holds
+  assert.equal(unitLength(bad, 0, bad.length), -1);
+});
+
+test('completeChecksum finishes a partial TCP checksum the way hardware would', () => {
+  // IPv4 + TCP with payload; checksum field pre-filled with the pseudo-header sum.
+  const packet = Buffer.alloc(20 + 20 + 6);
+  packet[0] = 0x45;
+  packet.writeUInt16BE(packet.length, 2);
+  packet[9] = 6;
+  packet.writeUInt32BE(0x0a000001, 12);
+  packet.writeUInt32BE(0x0a000002, 16);
+  packet.write('pontoo', 40);
+  let pseudo = 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 26;
+  while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + (pseudo >>> 16);
+  packet.writeUInt16BE(pseudo, 20 + 16);
+  completeChecksum(packet, 0, packet.length, 20, 16);
+  // Verify: the one's complement sum over pseudo header + segment is 0xffff.
+  let sum = 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 26;
+  for (let i = 20; i < packet.length; i += 2) sum += packet.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  assert.equal(sum, 0xffff);
 });

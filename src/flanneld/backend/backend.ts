@@ -55,6 +55,8 @@ export interface Backend {
   reconcile(remotes: readonly Lease[]): ReconcileReport;
   /** Stops userspace work; kernel state stays so traffic keeps flowing. */
   close(): Promise<void>;
+  /** Packet counters of a userspace data path (udp), for the periodic log line. */
+  stats?(): Record<string, number>;
 }
 
 export type BackendFactory = (context: BackendContext) => Backend;

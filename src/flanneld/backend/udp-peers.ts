@@ -61,10 +61,31 @@ export class PeerTable {
   flags(slot: number): number {
     return Atomics.load(this.words, slot * 2 + 1);
   }
+
+  /** Whether any present peer has this underlay address (a full scan: callers cache it). */
+  hasUnderlay(underlay: number): boolean {
+    for (let slot = 0; slot < this.layout.slots; slot++) {
+      if ((this.flags(slot) & PEER_PRESENT) !== 0 && this.underlay(slot) === underlay >>> 0) return true;
+    }
+    return false;
+  }
 }
 
 /** Counters the loops bump and `pontoon`'s logs read. */
-export const COUNTER_NAMES = ['tunPackets', 'sentDatagrams', 'receivedDatagrams', 'droppedNoRoute', 'droppedIncompatible', 'ioErrors'] as const;
+export const COUNTER_NAMES = [
+  'tunPackets',
+  'sentDatagrams',
+  'receivedDatagrams',
+  'droppedNoRoute',
+  'droppedIncompatible',
+  'droppedIncomplete',
+  'droppedCorrupt',
+  'droppedUnknownSender',
+  'ioErrors',
+  'sendErrors',
+  /** Not a counter: set by the daemon so the loops stop instead of retrying. */
+  'stopping',
+] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
 export function counterIndex(name: CounterName): number {

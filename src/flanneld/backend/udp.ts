@@ -130,7 +130,10 @@ export class UdpBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    // The loops sit in blocking reads; the process exit that follows a close ends them.
+    Atomics.store(this.counters, COUNTER_NAMES.indexOf('stopping'), 1);
+    // shutdown wakes the receive loop; the transmit loop sits in a TUN read that nothing
+    // interrupts, and ends with the process, which is what follows a close.
+    if (this.socketFd !== undefined) libc.shutdown(this.socketFd);
     for (const worker of this.workers) worker.unref();
     this.workers = [];
   }
@@ -173,6 +176,7 @@ export class UdpBackend implements Backend {
         socketFd: this.socketFd,
         offload: tun.offload,
         port: this.port,
+        segmentSize: this.context.ext.link.mtu - UDP_OVERHEAD,
         layout: this.peers.layout,
         peers: this.peers.buffer,
         counters: this.counters.buffer as SharedArrayBuffer,

@@ -54,6 +54,7 @@ interface Libc {
   write: NativeFn;
   sendto: NativeFn;
   recvfrom: NativeFn;
+  shutdown: NativeFn;
 }
 
 let koffi: Koffi | undefined;
@@ -80,6 +81,7 @@ function lib(): { koffi: Koffi; libc: Libc } {
       write: c.func('long write(int fd, const void *buf, size_t len)'),
       sendto: c.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
       recvfrom: c.func('long recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *addrlen)'),
+      shutdown: c.func('int shutdown(int fd, int how)'),
     };
   }
   return { koffi, libc };
@@ -172,6 +174,11 @@ export const SOL_UDP = 17;
 export const UDP_SEGMENT = 103;
 /** UDP generic receive offload: consecutive datagrams of a flow arrive in one read. */
 export const UDP_GRO = 104;
+
+/** shutdown(2) both directions: wakes a thread blocked in recv on this socket. */
+export function shutdown(fd: number): void {
+  check('shutdown', lib().libc.shutdown(fd, 2));
+}
 
 export function bind(fd: number, address: Buffer): void {
   check('bind', lib().libc.bind(fd, address, address.length));
