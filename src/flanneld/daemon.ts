@@ -42,6 +42,7 @@ export class Flanneld {
   private readonly stopController = new AbortController();
   private backend: Backend | undefined;
   private lease: Lease | undefined;
+  private network: NetworkConfig | undefined;
   private readonly remotes = new Map<string, Lease>();
   private readonly reported = new Set<string>();
   private stopWatch: (() => void) | undefined;
@@ -69,11 +70,11 @@ export class Flanneld {
     const ext: ExternalInterface = findExternalInterface(this.rtnl, this.options);
     log.info({ external: describeExternal(ext), store: store.description }, 'starting');
 
-    const network: NetworkConfig = await this.retry(`read network config from ${store.description}`, async () => {
+    const network: NetworkConfig = (this.network = await this.retry(`read network config from ${store.description}`, async () => {
       const text = await store.getNetworkConfig();
       if (text === undefined) throw new Error(`no network config stored yet (${store.description} config)`);
       return parseNetworkConfig(text);
-    });
+    }));
     const backend = (this.backend = createBackend(network.backend.type, { rtnl: this.rtnl, ext, network, log: log.child({ backend: network.backend.type }) }));
     const setup = await backend.prepare();
     const attrs = { publicIp: formatIp(ext.address), backendType: backend.type, backendData: setup.backendData };
@@ -106,15 +107,25 @@ export class Flanneld {
     this.lastStats = text;
   }
 
+  /** Bumped on every (re)watch: errors from an older watcher must not start a second one. */
+  private watchGeneration = 0;
+
   private async watch(): Promise<void> {
     const { store, log } = this.options;
+    const generation = ++this.watchGeneration;
     const { leases, stop } = await this.retry('watch leases', () =>
       store.watchLeases(
         (events) => this.onEvents(events),
         (err) => {
+          if (generation !== this.watchGeneration || this.stopped) return;
+          this.watchGeneration++;
           log.error({ err: describeError(err) }, 'lease watch failed; data plane kept, re-listing');
           this.stopWatch?.();
-          if (!this.stopped) void sleep(1000).then(() => this.watch());
+          void sleep(1000)
+            .then(() => (this.stopped ? undefined : this.watch()))
+            .catch((retryErr: unknown) => {
+              if (!this.stopped) log.error({ err: describeError(retryErr) }, 'could not re-establish the lease watch');
+            });
         },
       ),
     );
@@ -144,6 +155,8 @@ export class Flanneld {
   private reconcile(reason: string): void {
     if (!this.backend) return;
     try {
+      // Rules are reconciled like routes: rewritten whole, so drift is repaired.
+      if (reason === 'resync' && this.options.ipMasq && this.network && this.lease) syncIpMasq(this.network.network, this.lease.subnet);
       const report = this.backend.reconcile([...this.remotes.values()]);
       if (report.added || report.removed) this.options.log.info({ reason, added: report.added, removed: report.removed, remotes: this.remotes.size }, 'data plane updated');
       for (const { lease, reason: why } of report.rejected) {

@@ -4,7 +4,7 @@
  * (a late packet for the old owner should not reach a new one).
  */
 import { formatIp, type Ip, ipEqual, type IpNet } from '../lib/ip.js';
-import { AddressUnavailableError, RangeExhaustedError } from './errors.js';
+import { AddressUnavailableError, IpamConfigError, RangeExhaustedError } from './errors.js';
 import { candidates, describeRangeSet, rangeFor, type RangeSet } from './range.js';
 import { type IpamStore, type Owner, sameOwner } from './store.js';
 
@@ -92,8 +92,8 @@ export class Allocator {
     const wanted = new Map<number, Ip>();
     for (const ip of requested) {
       const index = this.rangeSets.findIndex((set) => rangeFor(set, ip) !== undefined);
-      if (index < 0) throw new AddressUnavailableError(`requested IP ${formatIp(ip)} is not in any configured range`);
-      if (wanted.has(index)) throw new AddressUnavailableError(`more than one requested IP falls in range set ${index}; ask for one per range set`);
+      if (index < 0) throw new IpamConfigError('requested IPs', `${formatIp(ip)} is not in any configured range`);
+      if (wanted.has(index)) throw new IpamConfigError('requested IPs', `more than one falls in range set ${index}; ask for one per range set`);
       wanted.set(index, ip);
     }
     return wanted;
@@ -102,9 +102,9 @@ export class Allocator {
   private allocateFrom(set: RangeSet, index: number, owner: Owner, requested: Ip | undefined): Allocation {
     if (requested) {
       const range = rangeFor(set, requested);
-      if (!range) throw new AddressUnavailableError(`requested IP ${formatIp(requested)} is not in range set ${describeRangeSet(set)}`);
+      if (!range) throw new IpamConfigError('requested IPs', `${formatIp(requested)} is not in range set ${describeRangeSet(set)}`);
       if (range.gateway && ipEqual(range.gateway, requested)) {
-        throw new AddressUnavailableError(`requested IP ${formatIp(requested)} is the subnet's gateway`);
+        throw new IpamConfigError('requested IPs', `${formatIp(requested)} is the subnet's gateway`);
       }
       if (!this.store.reserve(owner, requested, index)) {
         throw new AddressUnavailableError(`requested IP ${formatIp(requested)} is already allocated`);

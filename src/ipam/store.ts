@@ -85,8 +85,13 @@ export class DiskStore implements IpamStore {
       throw new IpamStoreError(`failed to reserve ${address} in "${this.dir}": ${describeError(err)}`, { cause: err });
     }
     const last = join(this.dir, `${LAST_RESERVED_PREFIX}${rangeSetIndex}`);
-    writeFileSync(`${last}.tmp`, address);
-    renameSync(`${last}.tmp`, last);
+    try {
+      writeFileSync(`${last}.tmp`, address);
+      renameSync(`${last}.tmp`, last);
+    } catch (err) {
+      rmSync(join(this.dir, address), { force: true }); // all or nothing, as host-local does
+      throw new IpamStoreError(`failed to record ${address} as last reserved in "${this.dir}": ${describeError(err)}`, { cause: err });
+    }
     return true;
   }
 

@@ -4,7 +4,7 @@
  */
 import { PontoonError, hasErrno } from './errors.js';
 import { formatIpNet, type IpNet, netContains, networkOf, ipEqual } from './ip.js';
-import type { Link, Rtnl } from './netlink/rtnl.js';
+import { IFF_PROMISC, type Link, type Rtnl } from './netlink/rtnl.js';
 
 export class LinkConflictError extends PontoonError {}
 
@@ -32,7 +32,7 @@ export function ensureBridge(rtnl: Rtnl, spec: BridgeSpec): Link {
   if (link.kind !== 'bridge') {
     throw new LinkConflictError(`link "${spec.name}" already exists and is a ${link.kind ?? 'plain'} device, not a bridge: choose another "bridge" name`);
   }
-  if (spec.promisc !== undefined && ((link.flags & 0x100) !== 0) !== spec.promisc) rtnl.setPromisc(link.index, spec.promisc);
+  if (spec.promisc !== undefined && ((link.flags & IFF_PROMISC) !== 0) !== spec.promisc) rtnl.setPromisc(link.index, spec.promisc);
   if (!link.up) rtnl.setUp(link.index);
   return rtnl.linkByIndex(link.index) ?? link;
 }

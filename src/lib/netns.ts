@@ -92,6 +92,11 @@ export function createNetns(name: string, dir = NETNS_RUN_DIR): string {
       rtnl.close();
     }
   } catch (err) {
+    try {
+      libc.umount2(path, libc.MNT_DETACH);
+    } catch {
+      // not mounted yet
+    }
     rmSync(path, { force: true });
     throw err;
   } finally {

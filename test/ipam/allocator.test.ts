@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Allocation, Allocator } from '../../src/ipam/allocator.js';
-import { AddressUnavailableError, IpamStoreError, RangeExhaustedError } from '../../src/ipam/errors.js';
+import { AddressUnavailableError, IpamConfigError, IpamStoreError, RangeExhaustedError } from '../../src/ipam/errors.js';
 import { canonicalizeRangeSets, type RangeSet, type RangeSpec } from '../../src/ipam/range.js';
 import { DiskStore, type IpamStore, MemoryStore, type Owner, parseOwner, sameOwner } from '../../src/ipam/store.js';
 import { formatIp, formatIpNet, type Ip, parseIp } from '../../src/lib/ip.js';
@@ -72,13 +72,13 @@ for (const kind of kinds) {
       assert.deepEqual(addresses(allocator.allocate(owner('c'))), ['10.0.0.2/29']);
     });
 
-    test('requesting the gateway, an address outside the ranges, or a taken one is AddressUnavailableError', () => {
+    test('requesting the gateway or an address outside the ranges is a config error; a taken one is AddressUnavailableError', () => {
       const store = kind.make();
       const allocator = new Allocator(store, sets(V4, V6));
-      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.0.1')]), AddressUnavailableError);
-      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.0.7')]), AddressUnavailableError, 'broadcast');
-      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.1.2')]), AddressUnavailableError);
-      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.0.2'), parseIp('10.0.0.3')]), AddressUnavailableError, 'two in one set');
+      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.0.1')]), IpamConfigError);
+      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.0.7')]), IpamConfigError, 'broadcast');
+      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.1.2')]), IpamConfigError);
+      assert.throws(() => allocator.allocate(owner('a'), [parseIp('10.0.0.2'), parseIp('10.0.0.3')]), IpamConfigError, 'two in one set');
       assert.deepEqual(held(store), [], 'failed requests leave nothing behind');
       allocator.allocate(owner('a'), [parseIp('10.0.0.3')]);
       assert.throws(() => allocator.allocate(owner('b'), [parseIp('10.0.0.3')]), AddressUnavailableError);

@@ -10,7 +10,7 @@ import { hasErrno } from '../../lib/errors.js';
 import { formatIp, type Ip, type IpNet, lastAddressOf, networkOf, offsetIp, parseIp, parseIpNet, ipEqual, netContains } from '../../lib/ip.js';
 import { deleteLinkByName, ensureAddress, ensureBridge } from '../../lib/link.js';
 import { IFA_F_NODAD, type Link, type Rtnl, RT_SCOPE_LINK } from '../../lib/netlink/rtnl.js';
-import { openNetns, openRtnl, withNetns } from '../../lib/netns.js';
+import { openNetns, openRtnl } from '../../lib/netns.js';
 import { ensureSysctl } from '../../lib/sysctl.js';
 import { execPlugin, execPluginAdd } from '../invoke.js';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, validAttachments } from '../ipam/hostlocal.js';
@@ -86,12 +86,16 @@ function createVeth(host: Rtnl, container: Rtnl, netnsFd: number, args: CmdArgs,
       if (hasErrno(err, 'EEXIST') && !container.linkByName(args.ifname)) continue; // host name taken: draw again
       throw err;
     }
-    const hostLink = host.linkByName(hostName);
-    const containerLink = container.linkByName(args.ifname);
-    if (hostLink && containerLink) {
+    try {
+      const hostLink = host.linkByName(hostName);
+      const containerLink = container.linkByName(args.ifname);
+      if (!hostLink || !containerLink) throw new CniError(CniErrorCode.Internal, `veth "${hostName}" was created but cannot be found`);
       // RTM_NEWLINK ignores IFLA_IFALIAS on creation; it only applies to an existing link.
       host.setAlias(hostLink.index, vethAlias(args.config.name, args.containerId, args.ifname));
       return { host: hostLink, container: containerLink };
+    } catch (err) {
+      deleteLinkByName(host, hostName); // the caller never learns its name: clean up here
+      throw err;
     }
   }
   throw new CniError(CniErrorCode.TryAgainLater, 'could not find a free host-side veth name after 8 attempts');
@@ -179,7 +183,7 @@ export async function bridgeAdd(args: CmdArgs): Promise<Result> {
   let ipamDone = false;
   let masqChain: string | undefined;
   try {
-    container = withNetns(args.netns, () => openRtnl());
+    container = openRtnl(args.netns);
     const bridge = ensureBridge(host, { name: conf.bridge, ...(conf.mtu ? { mtu: conf.mtu } : {}), promisc: conf.promiscMode });
     veth = createVeth(host, container, netnsFd, args, conf);
     host.setMaster(veth.host.index, bridge.index);
@@ -244,7 +248,7 @@ export async function bridgeDel(args: CmdArgs): Promise<void> {
   // Release the address first: it is the one resource that leaks silently.
   await ipam.run('DEL', args, conf);
   if (args.netns && existsSync(args.netns)) {
-    const container = withNetns(args.netns, () => openRtnl());
+    const container = openRtnl(args.netns);
     try {
       deleteLinkByName(container, args.ifname); // its veth peer goes with it
     } finally {
@@ -268,7 +272,7 @@ export async function bridgeCheck(args: CmdArgs): Promise<void> {
   const containerIndex = (prev.interfaces ?? []).findIndex((i) => i.name === args.ifname && i.sandbox === args.netns);
   if (containerIndex < 0) throw checkFailure(`prevResult has no interface "${args.ifname}" in sandbox ${args.netns}`);
   const host = openRtnl();
-  const container = withNetns(args.netns, () => openRtnl());
+  const container = openRtnl(args.netns);
   try {
     const bridge = host.linkByName(conf.bridge);
     if (!bridge || bridge.kind !== 'bridge') throw checkFailure(`bridge "${conf.bridge}" is missing`);

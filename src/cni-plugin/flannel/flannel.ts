@@ -118,13 +118,10 @@ export async function flannelAdd(args: CmdArgs): Promise<Result> {
   const flannel = parseFlannelConf(args.config);
   const env = loadSubnetEnv(flannel.subnetFile);
   const config = delegateConfig(args.config, flannel, env);
+  // Saved before delegating and kept if ADD fails: the runtime's DEL that follows a failed
+  // ADD then reaches the delegate with the same config and releases whatever leaked.
   save(flannel, args.containerId, config);
-  try {
-    return await delegateAdd(args, config);
-  } catch (err) {
-    rmSync(savedPath(flannel, args.containerId), { force: true });
-    throw err;
-  }
+  return delegateAdd(args, config);
 }
 
 export async function flannelDel(args: CmdArgs): Promise<void> {

@@ -171,6 +171,7 @@ export async function ipamStatus(args: CmdArgs): Promise<void> {
   const { allocator } = allocatorFor(args.config);
   const exhausted = allocator.exhaustedRangeSets();
   if (exhausted.length > 0) {
-    throw new CniError(CniErrorCode.LimitedConnectivity, `no free addresses left in range set(s) ${exhausted.join(', ')} of network "${args.config.name}"`);
+    // 50: the plugin cannot serve ADD; existing containers are fine (51 would say they are not).
+    throw new CniError(CniErrorCode.PluginNotAvailable, `no free addresses left in range set(s) ${exhausted.join(', ')} of network "${args.config.name}"`);
   }
 }

@@ -13,7 +13,7 @@
  */
 import { hasErrno } from '../../lib/errors.js';
 import { type IpNet, ipEqual, networkOf, parseIp } from '../../lib/ip.js';
-import { AF_BRIDGE, AF_INET, AF_INET6, type Link, type Neighbour, NTF_SELF, NUD_PERMANENT, type Route } from '../../lib/netlink/rtnl.js';
+import { AF_BRIDGE, AF_INET, AF_INET6, type Link, type Neighbour, NTF_SELF, NUD_PERMANENT, type Route, RT_SCOPE_LINK } from '../../lib/netlink/rtnl.js';
 import { decodeVxlanInfo, vxlanInfoData, type VxlanSpec } from '../../lib/netlink/vxlan.js';
 import { backendFlag, backendNumber } from '../config.js';
 import type { Lease } from '../subnet/lease.js';
@@ -82,7 +82,7 @@ export class VxlanBackend implements Backend {
     const device = this.requireDevice();
     const vtepAddress: IpNet = { ...networkOf(lease.subnet), prefixLength: lease.subnet.family === 4 ? 32 : 128 };
     for (const existing of rtnl.addresses(lease.subnet.family, device.index)) {
-      if (existing.scope === 253) continue; // link-local
+      if (existing.scope === RT_SCOPE_LINK) continue; // link-local
       if (!ipEqual(existing.address, vtepAddress)) rtnl.deleteAddress(device.index, existing.address);
     }
     if (!rtnl.addresses(lease.subnet.family, device.index).some((a) => ipEqual(a.address, vtepAddress))) {

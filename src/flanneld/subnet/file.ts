@@ -115,7 +115,12 @@ export class FileSubnetStore implements SubnetStore {
         const events: LeaseEvent[] = [];
         for (const [key, value] of now) {
           const subnet = parseSubnetKey(key);
-          if (subnet && known.get(key) !== value) events.push({ type: 'added', lease: { subnet, attrs: decodeLeaseAttrs(value) } });
+          if (!subnet || known.get(key) === value) continue;
+          try {
+            events.push({ type: 'added', lease: { subnet, attrs: decodeLeaseAttrs(value) } });
+          } catch {
+            // a corrupt entry is not routable; it must not stop everyone else's events
+          }
         }
         for (const key of known.keys()) {
           const subnet = parseSubnetKey(key);
