@@ -25,7 +25,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeError, PontoonError } from '../src/lib/errors.js';
-import { createNetns, deleteNetns, listNetns, netnsPath } from '../src/lib/netns.js';
+import { createNetns, deleteNetns, deleteNetnsWithPrefix, netnsPath } from '../src/lib/netns.js';
 import { parseJson } from './lib/json.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -219,13 +219,8 @@ function printReport(runs: number, samples: ReadonlyMap<string, number[]>, wrapp
 }
 
 function cleanup(tempDir: string): void {
-  for (const name of listNetns()) {
-    if (!name.startsWith(RUN_PREFIX)) continue;
-    try {
-      deleteNetns(name);
-    } catch (err) {
-      console.error(`failed to delete network namespace "${name}": ${describeError(err)}`);
-    }
+  for (const { name, error } of deleteNetnsWithPrefix(RUN_PREFIX)) {
+    console.error(`failed to delete network namespace "${name}": ${describeError(error)}`);
   }
   rmSync(tempDir, { recursive: true, force: true });
 }

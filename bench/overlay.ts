@@ -32,7 +32,7 @@ import { type BackendName, clusterDown, clusterUp, type ClusterState } from '../
 import { makeFabric, makeNamespace, netnsFile, plug } from '../src/cli/cluster/topology.js';
 import { describeError, PontoonError } from '../src/lib/errors.js';
 import { parseIpNet } from '../src/lib/ip.js';
-import { deleteNetns, listNetns, openNetns, openRtnl } from '../src/lib/netns.js';
+import { deleteNetnsWithPrefix, openNetns, openRtnl } from '../src/lib/netns.js';
 import { parseJson } from './lib/json.js';
 
 const BACKENDS: readonly BackendName[] = ['host-gw', 'vxlan', 'udp'];
@@ -484,13 +484,8 @@ async function cleanup(started: ReadonlySet<string>): Promise<void> {
       console.error(`failed to bring down cluster "${name}": ${describeError(err)}`);
     }
   }
-  for (const name of listNetns()) {
-    if (!name.startsWith(RUN_PREFIX)) continue;
-    try {
-      deleteNetns(name);
-    } catch (err) {
-      console.error(`failed to delete network namespace "${name}": ${describeError(err)}`);
-    }
+  for (const { name, error } of deleteNetnsWithPrefix(RUN_PREFIX)) {
+    console.error(`failed to delete network namespace "${name}": ${describeError(error)}`);
   }
 }
 

@@ -117,6 +117,23 @@ export function deleteNetns(name: string, dir = NETNS_RUN_DIR): void {
   rmSync(path, { force: true });
 }
 
+/**
+ * Deletes every named namespace starting with `prefix` (a lab's, a test's, a benchmark's).
+ * Carries on past failures and returns them, so one stuck namespace does not keep the rest.
+ */
+export function deleteNetnsWithPrefix(prefix: string, dir = NETNS_RUN_DIR): { name: string; error: unknown }[] {
+  const failures: { name: string; error: unknown }[] = [];
+  for (const name of listNetns(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    try {
+      deleteNetns(name, dir);
+    } catch (error) {
+      failures.push({ name, error });
+    }
+  }
+  return failures;
+}
+
 export function listNetns(dir = NETNS_RUN_DIR): string[] {
   try {
     return readdirSync(dir);

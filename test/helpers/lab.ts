@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNetns, deleteNetns, listNetns, netnsPath } from '../../src/lib/netns.js';
+import { createNetns, deleteNetnsWithPrefix, netnsPath } from '../../src/lib/netns.js';
 import { run, type RunOptions } from '../../src/lib/exec.js';
 
 /**
@@ -48,7 +48,7 @@ export class Lab {
   }
 
   cleanup(): void {
-    for (const name of listNetns()) if (name.startsWith(this.prefix)) deleteNetns(name);
+    deleteNetnsWithPrefix(this.prefix);
     for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PontoonError } from '../../lib/errors.js';
 import { formatIpNet, networkOf, parseIpNet } from '../../lib/ip.js';
-import { deleteNetns, listNetns } from '../../lib/netns.js';
+import { deleteNetns, deleteNetnsWithPrefix, listNetns } from '../../lib/netns.js';
 import { readSubnetEnv } from '../../flanneld/subnetenv.js';
 import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
@@ -364,6 +364,9 @@ export async function clusterDown(name: string): Promise<void> {
   if (state) {
     await Promise.all([...state.nodes.map((n) => stopProcess(n.flanneldPid, 'flanneld')), stopProcess(state.etcd.pid, 'etcd')]);
   }
-  for (const netns of listNetns()) if (netns.startsWith(`${name}-`)) deleteNetns(netns);
+  const failures = deleteNetnsWithPrefix(`${name}-`);
   rmSync(stateDirOf(name), { recursive: true, force: true });
+  if (failures.length > 0) {
+    throw new ClusterError(`could not delete namespace(s) ${failures.map((f) => `${f.name}: ${String(f.error)}`).join('; ')}`);
+  }
 }
