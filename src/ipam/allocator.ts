@@ -6,7 +6,7 @@
 import { formatIp, type Ip, ipEqual, type IpNet } from '../lib/ip.js';
 import { AddressUnavailableError, IpamConfigError, RangeExhaustedError } from './errors.js';
 import { candidates, describeRangeSet, rangeFor, type RangeSet } from './range.js';
-import { type IpamStore, type Owner, sameOwner } from './store.js';
+import { type IpamStore, type Owner, type Reservation, sameOwner } from './store.js';
 
 export interface Allocation {
   /** The address with its subnet's prefix length. */
@@ -28,10 +28,14 @@ export class Allocator {
   allocate(owner: Owner, requested: readonly Ip[] = []): Allocation[] {
     return this.store.locked(() => {
       const wanted = this.assignRequested(requested);
+      // One directory read for the whole call: range sets never overlap, so what one set
+      // reserves cannot collide with another's candidates.
+      const reservations = this.store.reservations();
+      const taken = new Set(reservations.map((r) => formatIp(r.ip)));
       const allocations: Allocation[] = [];
       try {
         this.rangeSets.forEach((set, index) => {
-          allocations.push(this.allocateFrom(set, index, owner, wanted.get(index)));
+          allocations.push(this.allocateFrom(set, index, owner, wanted.get(index), reservations, taken));
         });
       } catch (err) {
         for (const allocation of allocations) this.store.release(allocation.address);
@@ -76,11 +80,11 @@ export class Allocator {
   /** Indexes of range sets with no free address left. */
   exhaustedRangeSets(): number[] {
     return this.store.locked(() => {
-      const taken = this.store.reservations().map((r) => r.ip);
+      const taken = new Set(this.store.reservations().map((r) => formatIp(r.ip)));
       const exhausted: number[] = [];
       this.rangeSets.forEach((set, index) => {
         for (const { ip } of candidates(set, undefined)) {
-          if (!taken.some((t) => ipEqual(t, ip))) return;
+          if (!taken.has(formatIp(ip))) return;
         }
         exhausted.push(index);
       });
@@ -99,7 +103,7 @@ export class Allocator {
     return wanted;
   }
 
-  private allocateFrom(set: RangeSet, index: number, owner: Owner, requested: Ip | undefined): Allocation {
+  private allocateFrom(set: RangeSet, index: number, owner: Owner, requested: Ip | undefined, reservations: readonly Reservation[], taken: ReadonlySet<string>): Allocation {
     if (requested) {
       const range = rangeFor(set, requested);
       if (!range) throw new IpamConfigError('requested IPs', `${formatIp(requested)} is not in range set ${describeRangeSet(set)}`);
@@ -112,7 +116,7 @@ export class Allocator {
       return this.allocation(requested, range.subnet.prefixLength, range.gateway, index);
     }
     // The spec forbids two ADDs for one attachment; a second would silently double-book.
-    for (const reservation of this.store.reservations()) {
+    for (const reservation of reservations) {
       if (reservation.owner && sameOwner(reservation.owner, owner) && rangeFor(set, reservation.ip)) {
         throw new AddressUnavailableError(
           `${formatIp(reservation.ip)} is already allocated to container ${owner.containerId} interface ${owner.ifname}; DEL it before adding again`,
@@ -120,6 +124,8 @@ export class Allocator {
       }
     }
     for (const { ip, range } of candidates(set, this.store.lastReserved(index))) {
+      // Skipping known holders saves an O_EXCL open each; reserve() still settles any race.
+      if (taken.has(formatIp(ip))) continue;
       if (this.store.reserve(owner, ip, index)) return this.allocation(ip, range.subnet.prefixLength, range.gateway, index);
     }
     throw new RangeExhaustedError(`no IP addresses available in range set ${describeRangeSet(set)}`);
