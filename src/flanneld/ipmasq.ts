@@ -4,7 +4,7 @@
  * in a chain of its own that is rewritten whole on every sync (iptables-restore declares the
  * chain, which flushes it), entered by one jump rule added only if missing.
  */
-import { chainsOf, restoreNoFlush, saveTable } from '../lib/iptables.js';
+import { restoreNoFlush, saveTable } from '../lib/iptables.js';
 import { formatIpNet, type IpNet } from '../lib/ip.js';
 
 export const POSTROUTING_CHAIN = 'FLANNEL-POSTRTG';
@@ -47,6 +47,3 @@ export function syncIpMasq(network: IpNet, subnet: IpNet): void {
   restoreNoFlush(family, [...filterScript, 'COMMIT', ''].join('\n'));
 }
 
-export function ipMasqInstalled(family: 4 | 6): boolean {
-  return chainsOf(saveTable(family, 'nat')).has(POSTROUTING_CHAIN);
-}

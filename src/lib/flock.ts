@@ -24,16 +24,6 @@ export class FileLock {
     return new FileLock(fd, path);
   }
 
-  /** Takes the lock only if it is free right now; undefined otherwise. */
-  static tryAcquire(path: string): FileLock | undefined {
-    const fd = openSync(path, 'a+', 0o644);
-    if (!libc.flock(fd, libc.LOCK_EX | libc.LOCK_NB)) {
-      closeSync(fd);
-      return undefined;
-    }
-    return new FileLock(fd, path);
-  }
-
   release(): void {
     if (this.fd === undefined) return;
     const fd = this.fd;

@@ -19,11 +19,6 @@ export function writeSysctl(key: string, value: string): void {
   writeFileSync(sysctlPath(key), value);
 }
 
-/** Per-interface keys: `net.ipv4.conf.<ifname>.<setting>` with a dotted ifname kept whole. */
-export function writeInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, setting: string, value: string): void {
-  writeFileSync(join('/proc/sys/net', family, 'conf', ifname, setting), value);
-}
-
 /** Writes only when the value differs, so read-only /proc/sys is fine when nothing changes. */
 export function ensureSysctl(key: string, value: string): void {
   if (readSysctl(key) !== value) writeSysctl(key, value);

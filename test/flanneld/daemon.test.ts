@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { cliPath, clusterDown, isAlive, type NodeState } from '../../src/cli/cluster/cluster.js';
-import { makeFabric, makeNamespace, plug } from '../../src/cli/cluster/topology.js';
+import { makeFabric, plug } from '../../src/cli/cluster/topology.js';
 import { parseIpNet } from '../../src/lib/ip.js';
 import { FLANNEL_ROUTE_PROTOCOL } from '../../src/flanneld/backend/backend.js';
 import { crossNodeFailures, testCluster, waitUntil, withNodeRtnl } from '../helpers/cluster.js';

@@ -18,7 +18,6 @@ import {
   NLM_F_REPLACE,
   readCString,
   readU32,
-  readU8,
   u32,
   u8,
 } from './codec.js';
@@ -403,9 +402,7 @@ export class Rtnl {
     this.setLink(index, 0, 0, [{ type: IFLA_IFALIAS, value: cstring(alias) }], `set link ${index} alias`);
   }
 
-  setName(index: number, name: string): void {
-    this.setLink(index, 0, 0, [{ type: IFLA_IFNAME, value: cstring(name) }], `rename link ${index} to "${name}"`);
-  }
+
 
   /** Moves a link into the namespace behind `netnsFd`. */
   setNetns(index: number, netnsFd: number): void {
@@ -536,5 +533,3 @@ function describeRoute(route: Route): string {
   return route.gateway ? `${target} via ${formatIp(route.gateway)}` : target;
 }
 
-/** readU8 re-exported for kind-specific decoders (vxlan) built on `Link.infoData`. */
-export { decodeAttrs, readU8, readU32 };
