@@ -1,0 +1,110 @@
+/**
+ * The resource table: every kind the apiserver serves, with what discovery advertises
+ * (plural name, scope, verbs, short names, subresources). The apiserver routes, the client
+ * builds URLs, and kubectl's discovery all come from this one list.
+ */
+
+export type Verb = 'create' | 'delete' | 'deletecollection' | 'get' | 'list' | 'patch' | 'update' | 'watch';
+
+export const ALL_VERBS: readonly Verb[] = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+
+export type Subresource = 'status' | 'binding' | 'scale' | 'log';
+
+export interface ResourceDescriptor {
+  /** '' for the core group (served under /api/v1). */
+  group: string;
+  version: string;
+  kind: string;
+  /** Plural, lower case: the URL segment (`pods`, `endpointslices`). */
+  resource: string;
+  singular: string;
+  namespaced: boolean;
+  shortNames: readonly string[];
+  verbs: readonly Verb[];
+  subresources: readonly Subresource[];
+  /** kubectl `get all` includes resources in the `all` category. */
+  categories: readonly string[];
+}
+
+function describe(
+  group: string,
+  version: string,
+  kind: string,
+  resource: string,
+  options: Partial<Pick<ResourceDescriptor, 'namespaced' | 'shortNames' | 'verbs' | 'subresources' | 'categories'>> = {},
+): ResourceDescriptor {
+  return {
+    group,
+    version,
+    kind,
+    resource,
+    singular: kind.toLowerCase(),
+    namespaced: options.namespaced ?? true,
+    shortNames: options.shortNames ?? [],
+    verbs: options.verbs ?? ALL_VERBS,
+    subresources: options.subresources ?? [],
+    categories: options.categories ?? [],
+  };
+}
+
+export const RESOURCES: readonly ResourceDescriptor[] = [
+  describe('', 'v1', 'Namespace', 'namespaces', {
+    namespaced: false,
+    shortNames: ['ns'],
+    verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+    subresources: ['status'],
+  }),
+  describe('', 'v1', 'Node', 'nodes', { namespaced: false, shortNames: ['no'], subresources: ['status'] }),
+  describe('', 'v1', 'Pod', 'pods', { shortNames: ['po'], subresources: ['status', 'binding', 'log'], categories: ['all'] }),
+  describe('', 'v1', 'Service', 'services', {
+    shortNames: ['svc'],
+    verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+    subresources: ['status'],
+    categories: ['all'],
+  }),
+  describe('', 'v1', 'Endpoints', 'endpoints', { shortNames: ['ep'] }),
+  describe('', 'v1', 'ConfigMap', 'configmaps', { shortNames: ['cm'] }),
+  describe('', 'v1', 'Event', 'events', { shortNames: ['ev'] }),
+  describe('apps', 'v1', 'Deployment', 'deployments', {
+    shortNames: ['deploy'],
+    subresources: ['status', 'scale'],
+    categories: ['all'],
+  }),
+  describe('apps', 'v1', 'ReplicaSet', 'replicasets', { shortNames: ['rs'], subresources: ['status', 'scale'], categories: ['all'] }),
+  describe('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices'),
+  describe('coordination.k8s.io', 'v1', 'Lease', 'leases'),
+];
+
+export function apiVersionOf(descriptor: Pick<ResourceDescriptor, 'group' | 'version'>): string {
+  return descriptor.group === '' ? descriptor.version : `${descriptor.group}/${descriptor.version}`;
+}
+
+export function findResource(group: string, version: string, resource: string): ResourceDescriptor | undefined {
+  return RESOURCES.find((d) => d.group === group && d.version === version && d.resource === resource);
+}
+
+export function findKind(apiVersion: string, kind: string): ResourceDescriptor | undefined {
+  return RESOURCES.find((d) => apiVersionOf(d) === apiVersion && d.kind === kind);
+}
+
+/** The typed handle daemons pass to the client: `RESOURCE.pods`, `RESOURCE.deployments`... */
+export const RESOURCE = Object.fromEntries(RESOURCES.map((d) => [d.resource, d])) as Record<
+  'namespaces' | 'nodes' | 'pods' | 'services' | 'endpoints' | 'configmaps' | 'events' | 'deployments' | 'replicasets' | 'endpointslices' | 'leases',
+  ResourceDescriptor
+>;
+
+/**
+ * The URL path of a collection or object: `/api/v1/namespaces/default/pods/web-1`,
+ * `/apis/apps/v1/deployments` (all namespaces), `/api/v1/nodes/n1/status`.
+ */
+export function resourcePath(
+  descriptor: ResourceDescriptor,
+  namespace?: string,
+  name?: string,
+  subresource?: Subresource,
+): string {
+  const root = descriptor.group === '' ? `/api/${descriptor.version}` : `/apis/${descriptor.group}/${descriptor.version}`;
+  const scope = descriptor.namespaced && namespace !== undefined ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const object = name !== undefined ? `/${encodeURIComponent(name)}${subresource ? `/${subresource}` : ''}` : '';
+  return `${root}${scope}/${descriptor.resource}${object}`;
+}
