@@ -1,0 +1,203 @@
+/**
+ * A list+watch cache of one resource, the way client-go's informers work, so every daemon
+ * reconciles from a local copy instead of polling the apiserver:
+ *
+ *   list (resourceVersion R) → cache, `add` for each → watch from R → apply events
+ *
+ * Nothing is missed across a broken watch or an apiserver restart: a watch that ends is
+ * re-opened from the last resourceVersion seen (events and bookmarks both advance it), and
+ * when the apiserver says that version is gone (410) the informer lists again and diffs the
+ * fresh list against its cache, emitting `add`/`update`/`delete` for whatever changed while
+ * it was not watching. Handlers therefore see every object's latest state, though a
+ * sequence of changes during an outage collapses into one `update`, as upstream.
+ */
+import { EventEmitter } from 'node:events';
+import type { KubeObject, WatchEvent } from '../api/meta.js';
+import { objectKey } from '../api/meta.js';
+import type { ResourceDescriptor } from '../api/resources.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { isGone, type KubeApi, type WatchHandle } from './api.js';
+
+export interface InformerOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Re-deliver every cached object as an `update` this often (0: never). */
+  resyncSeconds?: number;
+  log?: Logger;
+}
+
+type Handlers<T> = {
+  add: (object: T) => void;
+  update: (old: T, object: T) => void;
+  delete: (object: T) => void;
+};
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+export class Informer<T extends KubeObject> {
+  private readonly cache = new Map<string, T>();
+  private readonly events = new EventEmitter();
+  private readonly log: Logger;
+  private lastResourceVersion = '';
+  private watchHandle: WatchHandle | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = RETRY_MIN_MS;
+  private stopped = false;
+  private hasSynced = false;
+
+  constructor(
+    private readonly api: KubeApi,
+    readonly resource: ResourceDescriptor,
+    private readonly options: InformerOptions = {},
+  ) {
+    this.log = options.log ?? createLogger('informer');
+  }
+
+  on<E extends keyof Handlers<T>>(event: E, handler: Handlers<T>[E]): this {
+    this.events.on(event, handler as (...args: unknown[]) => void);
+    return this;
+  }
+
+  get synced(): boolean {
+    return this.hasSynced;
+  }
+
+  /** Lists (retrying until the apiserver answers), delivers `add`s, then keeps watching. */
+  async start(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      try {
+        await this.relist();
+        break;
+      } catch (err) {
+        this.log.warn({ resource: this.resource.resource, err: String(err) }, 'list failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, this.nextRetryDelay()));
+      }
+    }
+    this.hasSynced = true;
+    this.openWatch();
+    const resyncMs = (this.options.resyncSeconds ?? 0) * 1000;
+    if (resyncMs > 0) {
+      this.resyncTimer = setInterval(() => {
+        for (const object of this.cache.values()) this.emit('update', object, object);
+      }, resyncMs);
+      this.resyncTimer.unref();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watchHandle?.stop();
+    clearTimeout(this.retryTimer);
+    clearInterval(this.resyncTimer);
+  }
+
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  get(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
+  /** The newest resourceVersion this informer has seen (for tests and debugging). */
+  get resourceVersion(): string {
+    return this.lastResourceVersion;
+  }
+
+  private async relist(): Promise<void> {
+    const { namespace, labelSelector, fieldSelector } = this.options;
+    const list = await this.api.list<T>(this.resource, namespace, { labelSelector, fieldSelector });
+    const fresh = new Map<string, T>();
+    for (const item of list.items) {
+      // Lists carry apiVersion/kind on the list, not on each item; handlers expect them.
+      const object = { ...item, apiVersion: item.apiVersion ?? list.apiVersion, kind: item.kind ?? this.resource.kind } as T;
+      fresh.set(objectKey(object.metadata), object);
+    }
+    for (const [key, old] of this.cache) {
+      if (!fresh.has(key)) {
+        this.cache.delete(key);
+        this.emit('delete', old);
+      }
+    }
+    for (const [key, object] of fresh) {
+      const old = this.cache.get(key);
+      this.cache.set(key, object);
+      if (!old) this.emit('add', object);
+      else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) this.emit('update', old, object);
+    }
+    this.lastResourceVersion = list.metadata.resourceVersion ?? '';
+    this.retryDelayMs = RETRY_MIN_MS;
+  }
+
+  private openWatch(): void {
+    if (this.stopped) return;
+    const { namespace, labelSelector, fieldSelector } = this.options;
+    this.watchHandle = this.api.watch<T>(
+      this.resource,
+      namespace,
+      { labelSelector, fieldSelector, resourceVersion: this.lastResourceVersion, allowWatchBookmarks: true },
+      {
+        onEvent: (event) => this.apply(event),
+        onClose: (err) => this.watchClosed(err),
+      },
+    );
+  }
+
+  private apply(event: WatchEvent<T>): void {
+    const object = event.object;
+    const resourceVersion = object.metadata?.resourceVersion;
+    if (resourceVersion) this.lastResourceVersion = resourceVersion;
+    this.retryDelayMs = RETRY_MIN_MS;
+    if (event.type === 'BOOKMARK') return;
+    const key = objectKey(object.metadata);
+    const old = this.cache.get(key);
+    if (event.type === 'DELETED') {
+      this.cache.delete(key);
+      this.emit('delete', old ?? object);
+      return;
+    }
+    this.cache.set(key, object);
+    if (old) this.emit('update', old, object);
+    else this.emit('add', object);
+  }
+
+  private watchClosed(err: unknown): void {
+    this.watchHandle = undefined;
+    if (this.stopped) return;
+    if (err === undefined) {
+      // A watch timeout: resume at once from where we are.
+      this.openWatch();
+      return;
+    }
+    const gone = isGone(err);
+    const delay = gone ? 0 : this.nextRetryDelay();
+    if (!gone) this.log.debug({ resource: this.resource.resource, err: String(err), delay }, 'watch broke; resuming');
+    this.retryTimer = setTimeout(() => {
+      const resume = gone ? this.relist() : Promise.resolve();
+      resume.then(
+        () => this.openWatch(),
+        (listErr: unknown) => this.watchClosed(listErr),
+      );
+    }, delay);
+  }
+
+  private nextRetryDelay(): number {
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, RETRY_MAX_MS);
+    return delay;
+  }
+
+  private emit(event: 'add' | 'delete', object: T): void;
+  private emit(event: 'update', old: T, object: T): void;
+  private emit(event: keyof Handlers<T>, ...args: T[]): void {
+    try {
+      this.events.emit(event, ...args);
+    } catch (err) {
+      this.log.error({ resource: this.resource.resource, event, err: String(err) }, 'informer handler threw');
+    }
+  }
+}
