@@ -4,6 +4,9 @@ import { createLogger } from '../lib/log.js';
 import { Flanneld } from '../flanneld/daemon.js';
 import { DEFAULT_ETCD_PREFIX, EtcdSubnetStore } from '../flanneld/subnet/etcd.js';
 import { FileSubnetStore } from '../flanneld/subnet/file.js';
+import { KubeSubnetStore } from '../flanneld/subnet/kube.js';
+import { clientFromFlags } from '../client/client.js';
+import type { Logger } from '../lib/log.js';
 import type { SubnetStore } from '../flanneld/subnet/lease.js';
 import { DEFAULT_SUBNET_FILE } from '../flanneld/subnetenv.js';
 
@@ -11,6 +14,12 @@ interface FlanneldFlags {
   etcdEndpoints: string;
   etcdPrefix: string;
   subnetStoreFile?: string;
+  kubeSubnetMgr: boolean;
+  kubeApiUrl?: string;
+  kubeconfigFile?: string;
+  tokenFile?: string;
+  nodeName?: string;
+  netConfigPath: string;
   iface?: string;
   publicIp?: string;
   subnetFile: string;
@@ -34,6 +43,12 @@ export function registerFlanneld(program: Command): void {
     .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
     .option('--etcd-prefix <prefix>', 'etcd key prefix of the network', DEFAULT_ETCD_PREFIX)
     .option('--subnet-store-file <path>', 'keep leases in this JSON file instead of etcd (single node, or nodes sharing a filesystem)')
+    .option('--kube-subnet-mgr', 'take the subnet from this Node’s spec.podCIDR and publish leases as Node annotations', false)
+    .option('--kube-api-url <url>', 'apiserver (http://, https:// or unix:/path) for --kube-subnet-mgr')
+    .option('--kubeconfig-file <path>', 'kubeconfig for --kube-subnet-mgr')
+    .option('--token-file <path>', 'bearer token for the apiserver')
+    .option('--node-name <name>', 'this node’s Node name for --kube-subnet-mgr (default: $NODE_NAME)')
+    .option('--net-config-path <path>', 'network config file for --kube-subnet-mgr', '/etc/kube-flannel/net-conf.json')
     .option('--iface <name>', 'interface for inter-node traffic (default: the default route’s)')
     .option('--public-ip <ip>', 'address other nodes reach this one at (default: the interface’s first)')
     .option('--subnet-file <path>', 'where to write the subnet.env for the CNI plugin', DEFAULT_SUBNET_FILE)
@@ -44,9 +59,7 @@ export function registerFlanneld(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (flags: FlanneldFlags) => {
       const log = createLogger('flanneld', { level: flags.logLevel });
-      const store: SubnetStore = flags.subnetStoreFile
-        ? new FileSubnetStore(flags.subnetStoreFile)
-        : new EtcdSubnetStore({ endpoints: flags.etcdEndpoints.split(',').map((e) => e.trim()), prefix: flags.etcdPrefix });
+      const store = subnetStoreFor(flags, log);
       const ttl = seconds(flags.subnetLeaseTtl, '--subnet-lease-ttl');
       const daemon = new Flanneld({
         store,
@@ -67,4 +80,15 @@ export function registerFlanneld(program: Command): void {
       process.once('SIGINT', () => shutdown('SIGINT'));
       await daemon.run();
     });
+}
+
+function subnetStoreFor(flags: FlanneldFlags, log: Logger): SubnetStore {
+  if (flags.kubeSubnetMgr) {
+    const nodeName = flags.nodeName ?? process.env['NODE_NAME'];
+    if (!nodeName) throw new Error('--kube-subnet-mgr needs --node-name or $NODE_NAME');
+    const api = clientFromFlags({ kubeconfig: flags.kubeconfigFile, server: flags.kubeApiUrl, tokenFile: flags.tokenFile }, `pontoon-flanneld/${nodeName}`);
+    return new KubeSubnetStore({ api, nodeName, netConfPath: flags.netConfigPath, log });
+  }
+  if (flags.subnetStoreFile) return new FileSubnetStore(flags.subnetStoreFile);
+  return new EtcdSubnetStore({ endpoints: flags.etcdEndpoints.split(',').map((e) => e.trim()), prefix: flags.etcdPrefix });
 }
