@@ -356,6 +356,8 @@ async function runRound(backend: BackendName, seconds: number, veth: Path, handR
     podsPerNode: 1,
     directRouting: false,
     leaseTtlSeconds: 3600,
+    controlPlane: false,
+    subnetStore: 'etcd',
     progress: () => undefined,
   });
   await checkpoint();

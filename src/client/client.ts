@@ -188,25 +188,26 @@ export class KubeClient implements KubeApi {
 
   /** One request; resolves with the decoded JSON body, rejects with ApiError on non-2xx. */
   async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise<T>((resolvePromise, reject) => {
+    const text = await this.requestText(method, path, body === undefined ? undefined : JSON.stringify(body), contentType);
+    try {
+      return (text === '' ? undefined : JSON.parse(text)) as T;
+    } catch {
+      throw new PontoonError(`apiserver answered ${method} ${path} with a body that is not JSON`);
+    }
+  }
+
+  /** One request whose answer is text (`/readyz`, `pods/x/log`); rejects with ApiError on non-2xx. */
+  requestText(method: string, path: string, payload?: string, contentType = 'application/json'): Promise<string> {
+    const timeoutMs = this.config.timeoutMs ?? 30_000;
+    return new Promise<string>((resolvePromise, reject) => {
       const req = this.send(method, path, payload, contentType, (response) => {
         readBody(response).then((text) => {
           const code = response.statusCode ?? 500;
-          if (code >= 300) {
-            reject(new ApiError(statusFromBody(code, text)));
-            return;
-          }
-          try {
-            resolvePromise((text === '' ? undefined : JSON.parse(text)) as T);
-          } catch {
-            reject(new PontoonError(`apiserver answered ${method} ${path} with a body that is not JSON`));
-          }
+          if (code >= 300) reject(new ApiError(statusFromBody(code, text)));
+          else resolvePromise(text);
         }, reject);
       });
-      req.setTimeout(this.config.timeoutMs ?? 30_000, () => {
-        req.destroy(new PontoonError(`${method} ${path} timed out after ${this.config.timeoutMs ?? 30_000} ms`));
-      });
+      req.setTimeout(timeoutMs, () => req.destroy(new PontoonError(`${method} ${path} timed out after ${timeoutMs} ms`)));
       req.on('error', reject);
       req.end(payload);
     });

@@ -20,6 +20,8 @@ export async function testCluster(backend: BackendName, options: { nodes?: numbe
       podsPerNode: options.pods ?? 2,
       directRouting: options.directRouting ?? false,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
+      controlPlane: false,
+      subnetStore: 'etcd',
       progress: () => undefined,
     });
   } catch (err) {

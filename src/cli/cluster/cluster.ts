@@ -1,9 +1,13 @@
 /**
  * `pontoon cluster up|down|status|exec`: a multi-node cluster of network namespaces on one
- * machine. `up` builds the fabric, starts etcd in a control namespace and one flanneld per
- * node (each with its own state paths), gives each node a bridge network through the CNI
- * plugins and creates a few pods. Everything it makes is named `<name>-...`, and the state
- * file under /run/pontoon/<name> is what `down` and the tests use to find it again.
+ * machine. `up` builds the fabric, starts the Kubernetes control plane (apiserver,
+ * controller-manager, scheduler; see control-plane.ts) and, in every node namespace, a
+ * flanneld and a kubelet with their own state paths. Leases come from the apiserver
+ * (node-ipam's podCIDR, flannel annotations) or, with `subnetStore: 'etcd'`, from etcd in a
+ * control namespace; `controlPlane: false` keeps the flanneld-only lab of the overlay tests.
+ * Static pods (`podsPerNode`) are networked by calling the CNI plugin directly. Everything it
+ * makes is named `<name>-...`, and the state file under /run/pontoon/<name> is what `down`
+ * and the tests use to find it again.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
@@ -16,6 +20,9 @@ import { readSubnetEnv } from '../../flanneld/subnetenv.js';
 import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
 import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway } from './topology.js';
+import { type ControlPlaneState, kubeletArgs, readTokens, startControlPlane, writeNodeKubeconfig } from './control-plane.js';
+import { KubeClient } from '../../client/client.js';
+import { RESOURCE } from '../../api/resources.js';
 
 export const DEFAULT_CLUSTER_NAME = 'pontoon';
 export const STATE_ROOT = '/run/pontoon';
@@ -38,9 +45,12 @@ export interface NodeState {
   underlayIp: string;
   dir: string;
   flanneldPid: number;
+  kubeletPid?: number;
   subnet: string;
   pods: PodState[];
 }
+
+export type SubnetStoreKind = 'kube' | 'etcd';
 
 export interface ClusterState {
   name: string;
@@ -49,6 +59,8 @@ export interface ClusterState {
   directRouting: boolean;
   stateDir: string;
   etcd: { netns: string; pid: number; endpoint: string };
+  subnetStore: SubnetStoreKind;
+  controlPlane?: ControlPlaneState;
   fabric: string;
   router?: string;
   leaseTtlSeconds: number;
@@ -63,6 +75,10 @@ export interface UpOptions {
   podsPerNode: number;
   directRouting: boolean;
   leaseTtlSeconds: number;
+  /** Start the apiserver, controllers, scheduler and a kubelet per node. */
+  controlPlane: boolean;
+  /** Where flanneld keeps leases; 'kube' needs the control plane. */
+  subnetStore: SubnetStoreKind;
   /** Progress lines go here (stdout for the CLI, nowhere in tests). */
   progress: (line: string) => void;
 }
@@ -136,12 +152,15 @@ export function networkConfigJson(backend: BackendName, directRouting: boolean):
 }
 
 function flanneldArgs(state: ClusterState, node: NodeState): string[] {
+  const store =
+    state.subnetStore === 'kube'
+      ? ['--kube-subnet-mgr', '--kubeconfig-file', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--net-config-path', join(state.stateDir, 'net-conf.json')]
+      : ['--etcd-endpoints', state.etcd.endpoint];
   return [
     process.execPath,
     cliPath(),
     'flanneld',
-    '--etcd-endpoints',
-    state.etcd.endpoint,
+    ...store,
     '--iface',
     'eth0',
     '--subnet-file',
@@ -159,6 +178,25 @@ function flanneldArgs(state: ClusterState, node: NodeState): string[] {
 /** (Re)starts a node's flanneld; returns its pid. */
 export function startFlanneld(state: ClusterState, node: NodeState): number {
   return startDaemon(node.netns, flanneldArgs(state, node), join(node.dir, 'flanneld.log'));
+}
+
+/** (Re)starts a node's kubelet; returns its pid. */
+export function startKubelet(state: ClusterState, node: NodeState): number {
+  const args = kubeletArgs({
+    cli: [process.execPath, cliPath()],
+    kubeconfig: join(node.dir, 'kubeconfig'),
+    nodeName: node.name,
+    nodeIp: node.underlayIp,
+    cniConfDir: join(node.dir, 'net.d'),
+    rootDir: join(node.dir, 'kubelet'),
+    netnsPrefix: podNetnsPrefix(state.name, node.name),
+  });
+  return startDaemon(node.netns, args, join(node.dir, 'kubelet.log'));
+}
+
+/** Pod sandboxes are `<cluster>-<node>-pod-...`, so `down` deletes them with the rest. */
+export function podNetnsPrefix(clusterName: string, nodeName: string): string {
+  return `${clusterName}-${nodeName}-pod-`;
 }
 
 /** SIGTERM, then SIGKILL after 3 s, for a process whose command line contains `marker`. */
@@ -219,6 +257,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   if (!BACKENDS.includes(options.backend)) throw new ClusterError(`--backend must be one of ${BACKENDS.join(', ')}`);
   if (options.nodes < 1 || options.nodes > 200) throw new ClusterError('--nodes must be between 1 and 200');
   if (options.racks < 1 || options.racks > 16) throw new ClusterError('--racks must be between 1 and 16');
+  if (options.subnetStore === 'kube' && !options.controlPlane) throw new ClusterError('the kube subnet store needs the control plane');
+
   const stateDir = stateDirOf(options.name);
   if (existsSync(join(stateDir, 'state.json')) || listNetns().some((n) => n.startsWith(`${options.name}-`))) {
     throw new ClusterError(`cluster "${options.name}" already exists: run "pontoon cluster down --name ${options.name}" first`);
@@ -234,6 +274,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     directRouting: options.directRouting,
     stateDir,
     etcd: { netns: ns('ctl'), pid: 0, endpoint: `http://${ETCD_IP}:2379` },
+    subnetStore: options.subnetStore,
     fabric: ns('fabric'),
     leaseTtlSeconds: options.leaseTtlSeconds,
     nodes: [],
@@ -250,28 +291,23 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   }
   step(`fabric: ${options.racks} rack(s) 198.18.0.0/24${options.racks > 1 ? ` … 198.18.${options.racks - 1}.0/24 joined by a router` : ''}`, started);
 
-  started = Date.now();
-  makeNamespace(state.etcd.netns);
-  plug(state.fabric, 0, 'ctl', state.etcd.netns, 'eth0', parseIpNet(`${ETCD_IP}/24`), gatewayFor(0));
-  const etcdDir = join(stateDir, 'etcd');
-  state.etcd.pid = startDaemon(
-    state.etcd.netns,
-    [
-      'etcd',
-      '--name', 'pontoon',
-      '--data-dir', etcdDir,
-      '--listen-client-urls', `http://${ETCD_IP}:2379,http://127.0.0.1:2379`,
-      '--advertise-client-urls', `http://${ETCD_IP}:2379`,
-      '--listen-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-cluster', 'pontoon=http://127.0.0.1:2380',
-      '--log-level', 'warn',
-    ],
-    join(stateDir, 'etcd.log'),
-  );
-  saveState(state);
-  runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '20', '--set', networkConfigJson(options.backend, options.directRouting)]);
-  step(`etcd at ${state.etcd.endpoint}, network ${POD_NETWORK}, backend ${options.backend}`, started);
+  if (options.subnetStore === 'etcd') await startEtcd(state, options, gatewayFor);
+  if (options.controlPlane) {
+    started = Date.now();
+    const nodeNames = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+    state.controlPlane = await startControlPlane({
+      clusterName: options.name,
+      stateDir,
+      cli: [process.execPath, cliPath()],
+      nodeNames,
+      store: `sqlite:${join(stateDir, 'apiserver.db')}`,
+      clusterCidr: POD_NETWORK,
+      nodeCidrMaskSize: 24,
+    });
+    writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting));
+    saveState(state);
+    step(`control plane: apiserver ${state.controlPlane.url} (SQLite store), controller-manager, scheduler`, started);
+  }
 
   started = Date.now();
   for (let i = 1; i <= options.nodes; i++) {
@@ -287,10 +323,15 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       subnet: '',
       pods: [],
     };
-    mkdirSync(node.dir, { recursive: true });
+    mkdirSync(join(node.dir, 'net.d'), { recursive: true });
     plug(state.fabric, rack, name, node.netns, 'eth0', parseIpNet(`${node.underlayIp}/24`), gatewayFor(rack));
-    writeFileSync(join(node.dir, '10-pontoon.conflist'), JSON.stringify({ cniVersion: '1.1.0', name: 'pontoon', plugins: [pontoonNetwork(node)] }, null, 2));
+    const conflist = JSON.stringify({ cniVersion: '1.1.0', name: 'pontoon', plugins: [pontoonNetwork(node)] }, null, 2);
+    writeFileSync(join(node.dir, 'net.d', '10-pontoon.conflist'), conflist);
     state.nodes.push(node);
+    if (state.controlPlane) {
+      writeNodeKubeconfig(state.controlPlane, state.name, node.name, join(node.dir, 'kubeconfig'));
+      node.kubeletPid = startKubelet(state, node);
+    }
     node.flanneldPid = startFlanneld(state, node);
     saveState(state);
   }
@@ -299,19 +340,44 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       `flanneld on ${node.name} to write subnet.env`,
       30_000,
       () => (existsSync(join(node.dir, 'subnet.env')) ? readSubnetEnv(join(node.dir, 'subnet.env')) : undefined),
-      () => `flanneld log (${join(node.dir, 'flanneld.log')}):\n${tail(join(node.dir, 'flanneld.log'))}`,
+      () => `flanneld log (${join(node.dir, 'flanneld.log')}):\n${tail(join(node.dir, 'flanneld.log'))}\nkubelet log:\n${tail(join(node.dir, 'kubelet.log'))}`,
     );
     node.subnet = formatIpNet(networkOf(env.subnet));
   }
   saveState(state);
-  step(`${options.nodes} node(s), flanneld running in each`, started);
+  step(`${options.nodes} node(s), ${state.controlPlane ? 'kubelet and ' : ''}flanneld (${options.subnetStore} leases) running in each`, started);
 
   started = Date.now();
   for (const node of state.nodes) {
     for (let p = 1; p <= options.podsPerNode; p++) await addPod(state, node, p);
   }
-  step(`${options.nodes * options.podsPerNode} pod(s) networked through pontoon-flannel → pontoon-bridge`, started);
+  if (options.podsPerNode > 0) step(`${options.nodes * options.podsPerNode} static pod(s) networked through pontoon-flannel → pontoon-bridge`, started);
   return state;
+}
+
+async function startEtcd(state: ClusterState, options: UpOptions, gatewayFor: (rack: number) => string | undefined): Promise<void> {
+  const started = Date.now();
+  makeNamespace(state.etcd.netns);
+  plug(state.fabric, 0, 'ctl', state.etcd.netns, 'eth0', parseIpNet(`${ETCD_IP}/24`), gatewayFor(0));
+  const etcdDir = join(state.stateDir, 'etcd');
+  state.etcd.pid = startDaemon(
+    state.etcd.netns,
+    [
+      'etcd',
+      '--name', 'pontoon',
+      '--data-dir', etcdDir,
+      '--listen-client-urls', `http://${ETCD_IP}:2379,http://127.0.0.1:2379`,
+      '--advertise-client-urls', `http://${ETCD_IP}:2379`,
+      '--listen-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-cluster', 'pontoon=http://127.0.0.1:2380',
+      '--log-level', 'warn',
+    ],
+    join(state.stateDir, 'etcd.log'),
+  );
+  saveState(state);
+  runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '20', '--set', networkConfigJson(options.backend, options.directRouting)]);
+  options.progress(`✔ etcd at ${state.etcd.endpoint}, network ${POD_NETWORK}, backend ${options.backend} (${Date.now() - started} ms)`);
 }
 
 export function summary(state: ClusterState): string {
@@ -322,9 +388,15 @@ export function summary(state: ClusterState): string {
     node.subnet,
     state.backend + (state.directRouting ? '+direct' : ''),
     isAlive(node.flanneldPid, 'flanneld') ? 'running' : 'DOWN',
-    node.pods.map((p) => `${p.name}=${p.ip}`).join(' '),
+    node.kubeletPid === undefined ? '-' : isAlive(node.kubeletPid, 'kubelet') ? 'running' : 'DOWN',
+    node.pods.map((p) => `${p.name}=${p.ip}`).join(' ') || '-',
   ]);
-  return formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'PODS'], rows);
+  const table = formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'KUBELET', 'STATIC PODS'], rows);
+  const cp = state.controlPlane;
+  if (!cp) return table;
+  const daemon = (pid: number, marker: string): string => `${marker} ${isAlive(pid, marker) ? 'running' : 'DOWN'}`;
+  const line = [daemon(cp.apiserverPid, 'apiserver'), daemon(cp.controllerManagerPid, 'controller-manager'), daemon(cp.schedulerPid, 'scheduler')].join(', ');
+  return `control plane: ${cp.url} — ${line}\n\n${table}`;
 }
 
 export function findNode(state: ClusterState, name: string): NodeState {
@@ -346,11 +418,23 @@ export async function restartFlanneld(state: ClusterState, node: NodeState): Pro
  */
 export async function removeNode(state: ClusterState, node: NodeState): Promise<void> {
   await stopProcess(node.flanneldPid, 'flanneld');
-  runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet]);
+  if (node.kubeletPid !== undefined) await stopProcess(node.kubeletPid, 'kubelet');
+  if (state.subnetStore === 'etcd') {
+    runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet]);
+  }
+  // With the kube store the Node object is the lease: deleting it drops the routes elsewhere.
+  if (state.controlPlane) await adminClient(state).delete(RESOURCE.nodes, node.name);
   for (const pod of node.pods) deleteNetns(pod.netns);
   deleteNetns(node.netns);
   state.nodes = state.nodes.filter((n) => n !== node);
   saveState(state);
+}
+
+/** A client with the admin token over the apiserver's unix socket. */
+export function adminClient(state: ClusterState): KubeClient {
+  const cp = state.controlPlane;
+  if (!cp) throw new ClusterError(`cluster ${state.name} runs no control plane`);
+  return new KubeClient({ server: `unix:${cp.socket}`, token: readTokens(cp.tokensFile).get('admin') ?? '' });
 }
 
 /** Stops every process and deletes every namespace and file of the cluster. */
@@ -362,7 +446,15 @@ export async function clusterDown(name: string): Promise<void> {
     state = undefined;
   }
   if (state) {
-    await Promise.all([...state.nodes.map((n) => stopProcess(n.flanneldPid, 'flanneld')), stopProcess(state.etcd.pid, 'etcd')]);
+    const cp = state.controlPlane;
+    await Promise.all([
+      ...state.nodes.map((n) => stopProcess(n.flanneldPid, 'flanneld')),
+      ...state.nodes.map((n) => (n.kubeletPid === undefined ? undefined : stopProcess(n.kubeletPid, 'kubelet'))),
+      stopProcess(state.etcd.pid, 'etcd'),
+      ...(cp ? [stopProcess(cp.schedulerPid, 'scheduler'), stopProcess(cp.controllerManagerPid, 'controller-manager')] : []),
+    ]);
+    // Last, so the kubelets could still report while they stopped.
+    if (cp) await stopProcess(cp.apiserverPid, 'apiserver');
   }
   const failures = deleteNetnsWithPrefix(`${name}-`);
   rmSync(stateDirOf(name), { recursive: true, force: true });

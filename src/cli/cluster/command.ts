@@ -42,10 +42,13 @@ export function registerCluster(program: Command): void {
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--backend <type>', 'host-gw, vxlan or udp', 'vxlan')
     .option('--racks <n>', 'L2 segments joined by a router (nodes are spread round-robin)', '1')
-    .option('--pods <n>', 'pods per node', '2')
+    .option('--pods <n>', 'static pods per node, networked by calling the CNI plugin directly', '0')
+    .option('--subnet-store <kind>', 'where flanneld keeps leases: kube (Node podCIDR + annotations) or etcd', 'kube')
+    .option('--no-control-plane', 'no apiserver, controllers, scheduler or kubelets: flanneld and static pods only (implies --subnet-store etcd)')
     .option('--direct-routing', 'vxlan: plain routes to nodes on the same rack', false)
     .option('--lease-ttl <seconds>', 'subnet lease TTL', String(24 * 3600))
-    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string }) => {
+    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean }) => {
+      if (flags.subnetStore !== 'kube' && flags.subnetStore !== 'etcd') throw new ClusterError(`--subnet-store must be kube or etcd, got "${flags.subnetStore}"`);
       const state = await clusterUp({
         name: flags.name,
         nodes: positiveInt(flags.nodes, '--nodes'),
@@ -54,6 +57,8 @@ export function registerCluster(program: Command): void {
         podsPerNode: Number(flags.pods),
         directRouting: flags.directRouting,
         leaseTtlSeconds: positiveInt(flags.leaseTtl, '--lease-ttl'),
+        controlPlane: flags.controlPlane,
+        subnetStore: flags.controlPlane ? flags.subnetStore : 'etcd',
         progress: (line) => console.log(line),
       }).catch(async (err: unknown) => {
         console.error(`cluster up failed; tearing down what was built`);
@@ -61,7 +66,11 @@ export function registerCluster(program: Command): void {
         throw err;
       });
       console.log(`\n${summary(state)}\n`);
-      console.log(`try: pontoon cluster exec --name ${state.name} n1-p1 -- ping -c 2 ${state.nodes.at(-1)?.pods[0]?.ip ?? ''}`);
+      const firstPod = state.nodes[0]?.pods[0];
+      const lastPod = state.nodes.at(-1)?.pods[0];
+      if (firstPod && lastPod) console.log(`try: pontoon cluster exec --name ${state.name} ${firstPod.name} -- ping -c 2 ${lastPod.ip}`);
+      // Last line, so `eval "$(pontoon cluster up | tail -1)"` points kubectl at the cluster.
+      if (state.controlPlane) console.log(`export KUBECONFIG=${state.controlPlane.kubeconfig}`);
     });
 
   cluster
