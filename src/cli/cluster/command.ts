@@ -1,7 +1,14 @@
 /** Registers `pontoon cluster ...`. */
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
+import type { KubeList } from '../../api/meta.js';
+import { RESOURCE } from '../../api/resources.js';
+import type { Node } from '../../api/types.js';
+import { leaseOf } from '../../flanneld/subnet/kube.js';
+import { formatIpNet } from '../../lib/ip.js';
+import { formatTable } from '../table.js';
 import {
+  adminClient,
   type BackendName,
   ClusterError,
   clusterDown,
@@ -92,10 +99,14 @@ export function registerCluster(program: Command): void {
 
   cluster
     .command('leases')
-    .description('the subnet leases in the cluster’s etcd')
+    .description('the subnet leases: Node podCIDRs and flannel annotations, or the cluster’s etcd')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
-    .action((flags: { name: string }) => {
+    .action(async (flags: { name: string }) => {
       const state = loadState(flags.name);
+      if (state.subnetStore === 'kube') {
+        console.log(formatKubeLeases(await adminClient(state).list<Node>(RESOURCE.nodes)));
+        return;
+      }
       const argv = [process.execPath, cliPath(), 'network', 'leases', '--etcd-endpoints', 'http://127.0.0.1:2379'];
       const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, ...argv], { stdio: 'inherit' });
       process.exitCode = result.status ?? 1;
@@ -136,4 +147,20 @@ export function registerCluster(program: Command): void {
       await removeNode(state, node);
       console.log(`node ${nodeName} (${node.subnet}) removed`);
     });
+}
+
+/** One row per Node: its podCIDR and the lease flanneld published on it. */
+export function formatKubeLeases(nodes: KubeList<Node>): string {
+  const rows = nodes.items.map((node) => {
+    const lease = leaseOf(node);
+    return [
+      node.metadata.name ?? '',
+      node.spec?.podCIDR ?? '<none>',
+      lease ? formatIpNet(lease.subnet) : '<none>',
+      lease?.attrs.publicIp ?? '-',
+      lease?.attrs.backendType ?? '-',
+      lease ? JSON.stringify(lease.attrs.backendData) : '-',
+    ];
+  });
+  return formatTable(['NODE', 'POD CIDR', 'LEASE', 'PUBLIC IP', 'BACKEND', 'BACKEND DATA'], rows);
 }
