@@ -17,6 +17,7 @@ have runc || need+=(runc)
 have iperf3 || need+=(iperf3)
 have etcd || need+=(etcd-server)
 have socat || need+=(socat)
+have openssl || need+=(openssl)
 have hyperfine || need+=(hyperfine)
 have node || need+=(nodejs npm)
 if [ "${#need[@]}" -gt 0 ]; then

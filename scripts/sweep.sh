@@ -20,6 +20,9 @@ for dir in /run/pontoon/ptest-* /run/pontoon/pontoon-demo-*; do
   rm -rf "$dir"
 done
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(ptest-|pontoon-demo-)' || true); do
-  stale "$ns" && ip netns delete "$ns" 2>/dev/null
+  stale "$ns" || continue
+  # Pod containers live only in their namespace's process list, not under a state dir.
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+  ip netns delete "$ns" 2>/dev/null
 done
 exit 0

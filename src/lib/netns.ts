@@ -7,7 +7,7 @@
  * Work that must outlive the switch (a netlink socket) is opened inside and keeps its
  * namespace; async fs calls run on libuv's pool threads, which never move.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasErrno, PontoonError } from './errors.js';
 import { Rtnl } from './netlink/rtnl.js';
@@ -132,6 +132,41 @@ export function deleteNetnsWithPrefix(prefix: string, dir = NETNS_RUN_DIR): { na
     }
   }
   return failures;
+}
+
+/**
+ * Pids of the processes whose network namespace is the named one (`ip netns pids`): a
+ * namespace is identified by the device and inode of its nsfs file.
+ */
+export function pidsInNetns(name: string, dir = NETNS_RUN_DIR): number[] {
+  let target: { dev: number; ino: number };
+  try {
+    target = statSync(netnsPath(name, dir));
+  } catch {
+    return [];
+  }
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ns = statSync(`/proc/${entry}/ns/net`);
+      if (ns.ino === target.ino && ns.dev === target.dev) pids.push(Number(entry));
+    } catch {
+      // the process exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** SIGKILLs every process in the named namespace (what is left of a lab's pods). */
+export function killProcessesInNetns(name: string, dir = NETNS_RUN_DIR): void {
+  for (const pid of pidsInNetns(name, dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 export function listNetns(dir = NETNS_RUN_DIR): string[] {

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PontoonError } from '../../lib/errors.js';
 import { formatIpNet, networkOf, parseIpNet } from '../../lib/ip.js';
-import { deleteNetns, deleteNetnsWithPrefix, listNetns } from '../../lib/netns.js';
+import { deleteNetns, deleteNetnsWithPrefix, killProcessesInNetns, listNetns } from '../../lib/netns.js';
 import { readSubnetEnv } from '../../flanneld/subnetenv.js';
 import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
@@ -456,6 +456,8 @@ export async function clusterDown(name: string): Promise<void> {
     // Last, so the kubelets could still report while they stopped.
     if (cp) await stopProcess(cp.apiserverPid, 'apiserver');
   }
+  // Containers outlive their kubelet (as in Kubernetes); a lab going away takes them along.
+  for (const netns of listNetns()) if (netns.startsWith(`${name}-`)) killProcessesInNetns(netns);
   const failures = deleteNetnsWithPrefix(`${name}-`);
   rmSync(stateDirOf(name), { recursive: true, force: true });
   if (failures.length > 0) {
