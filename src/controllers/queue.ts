@@ -18,7 +18,7 @@
  */
 import type { Logger } from '../lib/log.js';
 import { describeError } from '../lib/errors.js';
-import { isConflict, isNotFound } from '../client/api.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../client/api.js';
 
 export interface WorkQueueOptions {
   /** First retry delay after a failure. */
@@ -188,7 +188,7 @@ export class Reconciler {
         if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
       } catch (err) {
         const attempt = this.queue.requeues(key) + 1;
-        if (isConflict(err) || isNotFound(err)) {
+        if (isConflict(err) || isNotFound(err) || isAlreadyExists(err)) {
           // A stale cache: the informer will catch up; look again soon.
           this.options.log.debug({ key, attempt, err: describeError(err) }, `${this.options.name}: requeue after stale write`);
         } else {
