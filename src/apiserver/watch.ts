@@ -1,0 +1,186 @@
+/**
+ * `watch=true`: one long HTTP response of newline-delimited JSON events, one chunk each.
+ *
+ * Design notes:
+ * - Start point: with no resourceVersion (or "0") the client first gets ADDED for everything
+ *   that exists, from a list whose revision the store watch then starts after, so nothing
+ *   falls between the two. With a version, the store replays from it; a compacted version is
+ *   answered the way upstream does once a watch is accepted: 200 and one ERROR event holding
+ *   a 410 `Expired` Status, after which clients re-list.
+ * - Selectors are applied to both sides of every change, so a watcher sees an object *leave*
+ *   its selector as DELETED and *enter* it as ADDED, never a MODIFIED it cannot place.
+ * - Bookmarks carry a revision the watcher is known to have caught up with: the newest event
+ *   it was sent, or the store revision sampled one interval earlier (store watches deliver
+ *   within milliseconds, so an interval-old revision has been delivered), whichever is newer.
+ *   Without them a quiet watcher would resume from an old revision and hit 410 after restarts.
+ * - Every watch ends on its own (timeoutSeconds, or a few minutes with jitter so watchers of
+ *   a restarted apiserver do not all re-list at once); clients simply watch again.
+ * - A watcher that stops reading is dropped once its unsent backlog passes a bound, rather
+ *   than letting it hold the server's memory.
+ */
+import type { ServerResponse } from 'node:http';
+import type { KubeObject, WatchEventType } from '../api/meta.js';
+import type { ResourceDescriptor } from '../api/resources.js';
+import type { Logger } from '../lib/log.js';
+import { apiVersionOf } from '../api/resources.js';
+import { ResourceVersionTooOldError, type Store, type StoreEvent, type StoreWatch } from './store/store.js';
+import type { Selection } from './selection.js';
+import { expired, statusOf } from './status.js';
+
+export interface WatchParams {
+  descriptor: ResourceDescriptor;
+  /** Store key prefix covering the watched collection. */
+  prefix: string;
+  selection: Selection;
+  /** As sent: undefined, "", "0" or a number. */
+  resourceVersion: string | undefined;
+  allowBookmarks: boolean;
+  /** `sendInitialEvents=true`: initial ADDED events end with a BOOKMARK annotated as such. */
+  sendInitialEvents: boolean;
+  timeoutMs: number;
+  bookmarkIntervalMs: number;
+  /** Turns an object into what the client asked for (object, one-row Table, metadata). */
+  render(object: KubeObject, first: boolean): unknown;
+  contentType: string;
+}
+
+/** Unsent bytes after which a watcher is considered stuck and disconnected. */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
+/** Upstream's default watch length is 30-60 minutes; a few minutes suffice and spread re-lists. */
+export function defaultWatchTimeoutMs(): number {
+  return (300 + Math.random() * 300) * 1000;
+}
+
+export const INITIAL_EVENTS_END_ANNOTATION = 'k8s.io/initial-events-end';
+
+export async function serveWatch(res: ServerResponse, store: Store, params: WatchParams, log: Logger): Promise<void> {
+  const { descriptor, selection } = params;
+  const initial: KubeObject[] = [];
+  let since: number;
+  const synthetic = params.resourceVersion === undefined || params.resourceVersion === '' || params.resourceVersion === '0';
+  if (synthetic || params.sendInitialEvents) {
+    const listed = await store.list(params.prefix);
+    since = listed.resourceVersion;
+    for (const item of listed.items) if (selection.matches(item.object)) initial.push(item.object);
+  } else {
+    since = Number(params.resourceVersion);
+  }
+
+  let lastSent = since;
+  let first = true;
+  let ended = false;
+  let storeWatch: StoreWatch | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  const pending: StoreEvent[] = [];
+  let live = false;
+
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    for (const timer of timers) clearTimeout(timer);
+    storeWatch?.stop();
+    if (!res.writableEnded) res.end();
+  };
+  res.on('close', end);
+
+  const write = (type: WatchEventType, object: unknown): void => {
+    if (ended) return;
+    res.write(`${JSON.stringify({ type, object })}\n`);
+    if (res.writableLength > MAX_BACKLOG_BYTES) {
+      log.warn({ resource: descriptor.resource }, 'dropping a watcher that stopped reading');
+      ended = true;
+      storeWatch?.stop();
+      res.destroy();
+    }
+  };
+  const send = (type: WatchEventType, object: KubeObject): void => {
+    write(type, params.render(object, first));
+    first = false;
+  };
+
+  const deliver = (event: StoreEvent): void => {
+    const now = selection.matches(event.object);
+    const before = event.prevObject !== undefined && selection.matches(event.prevObject);
+    lastSent = Math.max(lastSent, event.resourceVersion);
+    switch (event.type) {
+      case 'ADDED':
+        if (now) send('ADDED', event.object);
+        break;
+      case 'MODIFIED':
+        if (now && before) send('MODIFIED', event.object);
+        else if (now) send('ADDED', event.object);
+        else if (before) send('DELETED', withVersion(event.prevObject!, event.resourceVersion));
+        break;
+      case 'DELETED':
+        if (before || (event.prevObject === undefined && now)) send('DELETED', event.object);
+        break;
+    }
+  };
+
+  try {
+    storeWatch = await store.watch(params.prefix, since, {
+      onEvent: (event) => {
+        if (live) deliver(event);
+        else pending.push(event);
+      },
+      onError: (err) => {
+        log.debug({ resource: descriptor.resource, err }, 'store watch ended; closing the client watch');
+        end();
+      },
+    });
+  } catch (err) {
+    res.writeHead(200, { 'Content-Type': params.contentType, 'Cache-Control': 'no-cache, private' });
+    const status = err instanceof ResourceVersionTooOldError ? expired(`too old resource version: ${since} (${err.oldestAvailable})`) : statusOf(err);
+    write('ERROR', status);
+    end();
+    return;
+  }
+  if (ended) {
+    storeWatch.stop();
+    return;
+  }
+
+  res.writeHead(200, { 'Content-Type': params.contentType, 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+  res.socket?.setNoDelay(true);
+  res.flushHeaders();
+  for (const object of initial) send('ADDED', object);
+  if (params.sendInitialEvents && params.allowBookmarks) {
+    write('BOOKMARK', bookmarkObject(descriptor, since, true));
+  }
+  live = true;
+  for (const event of pending.splice(0)) deliver(event);
+
+  timers.push(setTimeout(end, params.timeoutMs));
+  if (params.allowBookmarks) {
+    let sampled = await store.currentResourceVersion().catch(() => lastSent);
+    const tick = (): void => {
+      if (ended) return;
+      write('BOOKMARK', bookmarkObject(descriptor, Math.max(lastSent, sampled), false));
+      store.currentResourceVersion().then(
+        (rv) => {
+          sampled = rv;
+        },
+        () => undefined,
+      );
+      timers.push(setTimeout(tick, params.bookmarkIntervalMs));
+    };
+    timers.push(setTimeout(tick, params.bookmarkIntervalMs));
+  }
+}
+
+function withVersion(object: KubeObject, resourceVersion: number): KubeObject {
+  return { ...object, metadata: { ...object.metadata, resourceVersion: String(resourceVersion) } };
+}
+
+/** A BOOKMARK's object: just the kind and the revision (and the initial-events marker). */
+function bookmarkObject(descriptor: ResourceDescriptor, resourceVersion: number, initialEventsEnd: boolean): KubeObject {
+  return {
+    kind: descriptor.kind,
+    apiVersion: apiVersionOf(descriptor),
+    metadata: {
+      resourceVersion: String(resourceVersion),
+      ...(initialEventsEnd ? { annotations: { [INITIAL_EVENTS_END_ANNOTATION]: 'true' } } : {}),
+    },
+  };
+}
