@@ -6,6 +6,7 @@ import { DEFAULT_CNI_BIN_DIR, installCniPlugins } from './cni.js';
 import { registerCluster } from './cluster/command.js';
 import { registerFlanneld } from './flanneld.js';
 import { registerNetwork } from './network.js';
+import { registerApiserver } from './apiserver.js';
 
 
 const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
@@ -22,6 +23,7 @@ cni
 registerFlanneld(program);
 registerNetwork(program);
 registerCluster(program);
+registerApiserver(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);
