@@ -7,6 +7,8 @@ import { registerCluster } from './cluster/command.js';
 import { registerFlanneld } from './flanneld.js';
 import { registerNetwork } from './network.js';
 import { registerApiserver } from './apiserver.js';
+import { registerScheduler } from './scheduler.js';
+import { registerControllerManager } from './controller-manager.js';
 
 
 const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
@@ -24,6 +26,8 @@ registerFlanneld(program);
 registerNetwork(program);
 registerCluster(program);
 registerApiserver(program);
+registerScheduler(program);
+registerControllerManager(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);
