@@ -304,7 +304,9 @@ export class Registry {
     }
     // Only fields the patch introduced count as unknown: stored objects may predate a check.
     const before = new Set(unknownFields(descriptor.kind, current));
-    this.checkUnknownFields(descriptor, unknownFields(descriptor.kind, result).filter((f) => !before.has(f)), options);
+    const introduced = unknownFields(descriptor.kind, result).filter((f) => !before.has(f));
+    this.checkUnknownFields(descriptor, introduced, options);
+    if (introduced.length > 0) unknownFields(descriptor.kind, result, true);
     return result;
   }
 
@@ -484,8 +486,8 @@ export class Registry {
     if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))) {
       throw badRequest(`${descriptor.kind} in version "${descriptor.version}" cannot be handled as a ${descriptor.kind}: metadata must be an object`);
     }
-    this.checkUnknownFields(descriptor, unknownFields(descriptor.kind, body), options);
     const object = structuredClone({ ...body, apiVersion, kind: descriptor.kind, metadata: metadata ?? {} }) as KubeObject;
+    this.checkUnknownFields(descriptor, unknownFields(descriptor.kind, object, options.fieldValidation !== 'Strict'), options);
     const meta = object.metadata;
     if (descriptor.namespaced) {
       if (meta.namespace && namespace !== undefined && meta.namespace !== namespace) {

@@ -5,7 +5,8 @@
  * The known-field tree covers the levels people actually type by hand: every kind's top-level
  * fields and ObjectMeta, and the specs of Pod, pod templates, containers, Deployment,
  * ReplicaSet and Service. Deeper structures (probes, volumes, affinity) pass unchecked; an
- * unchecked field is accepted and kept, which is the safe direction.
+ * unchecked field is accepted and kept, which is the safe direction. Under Warn and Ignore
+ * the unknown fields found are dropped before storing, as upstream's typed decoding does.
  */
 import type { KubeObject } from '../api/meta.js';
 
@@ -104,8 +105,12 @@ const KNOWN: Record<string, Known> = {
   Scale: kindTree(names('spec', 'status')),
 };
 
-/** Unknown field paths in upstream's notation: `spec.template.spec.containers[0].foo`. */
-export function unknownFields(kind: string, body: KubeObject | Record<string, unknown>): string[] {
+/**
+ * Unknown field paths in upstream's notation (`spec.template.spec.containers[0].foo`). With
+ * `prune`, they are also deleted from `body`, as upstream's typed decoding drops them under
+ * fieldValidation Warn and Ignore.
+ */
+export function unknownFields(kind: string, body: KubeObject | Record<string, unknown>, prune = false): string[] {
   const root = KNOWN[kind];
   if (!root) return [];
   const found: string[] = [];
@@ -115,11 +120,16 @@ export function unknownFields(kind: string, body: KubeObject | Record<string, un
       return;
     }
     if (!known.fields || typeof value !== 'object' || value === null || Array.isArray(value)) return;
-    for (const [key, child] of Object.entries(value)) {
-      const next = known.fields[key];
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const next = Object.prototype.hasOwnProperty.call(known.fields, key) ? known.fields[key] : undefined;
       const childPath = path ? `${path}.${key}` : key;
-      if (next === undefined) found.push(childPath);
-      else if (next !== true) walk(child, next, childPath);
+      if (next === undefined) {
+        found.push(childPath);
+        if (prune) delete record[key];
+      } else if (next !== true) {
+        walk(record[key], next, childPath);
+      }
     }
   };
   walk(body, root, '');
