@@ -1,0 +1,227 @@
+/** Watch over HTTP: start points, replay, 410, selector transitions, bookmarks, timeouts, Tables. */
+import assert from 'node:assert/strict';
+import { request, type ClientRequest } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import type { KubeObject, Status, WatchEvent } from '../../src/api/meta.js';
+import type { Table } from '../../src/api/table.js';
+import { MemoryStore } from '../../src/apiserver/store/memory.js';
+import { pod, startTestApi, storeKinds, type TestApi } from './server-harness.js';
+
+const PODS = '/api/v1/namespaces/default/pods';
+
+/** A watch stream whose events are read one at a time. */
+class WatchStream {
+  readonly events: WatchEvent[] = [];
+  ended = false;
+  status = 0;
+  private waiters: (() => void)[] = [];
+  private readonly req: ClientRequest;
+
+  constructor(base: string, path: string, accept?: string) {
+    const url = new URL(path, base);
+    let buffered = '';
+    this.req = request({ hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers: accept ? { Accept: accept } : {} }, (res) => {
+      this.status = res.statusCode ?? 0;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (line.trim()) this.events.push(JSON.parse(line) as WatchEvent);
+        }
+        this.wake();
+      });
+      res.on('end', () => {
+        this.ended = true;
+        this.wake();
+      });
+    });
+    this.req.on('error', () => {
+      this.ended = true;
+      this.wake();
+    });
+    this.req.end();
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+
+  /** Waits until `count` events arrived (or the stream ended); returns them all. */
+  async waitFor(count: number, timeoutMs = 5000): Promise<WatchEvent[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.events.length < count && !this.ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) assert.fail(`expected ${count} events, got ${this.events.length}: ${JSON.stringify(this.events.map((e) => e.type))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.events;
+  }
+
+  async waitEnd(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended) {
+      if (Date.now() > deadline) assert.fail('watch did not end');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  close(): void {
+    this.req.destroy();
+  }
+}
+
+const summary = (events: WatchEvent[]): string[] => events.map((e) => `${e.type} ${e.object.metadata.name ?? ''}`);
+
+for (const [storeName, makeStore] of storeKinds()) {
+  describe(`watch over the ${storeName} store`, () => {
+    let api: TestApi;
+    const streams: WatchStream[] = [];
+    const watch = (path: string, accept?: string): WatchStream => {
+      const stream = new WatchStream(api.url, path, accept);
+      streams.push(stream);
+      return stream;
+    };
+    before(async () => {
+      api = await startTestApi(await makeStore(), { bookmarkIntervalMs: 200 });
+    });
+    after(async () => {
+      for (const stream of streams) stream.close();
+      await api?.close();
+    });
+
+    test('without a resourceVersion: ADDED for what exists, then the changes in order', async () => {
+      await api.call('POST', '/api/v1/namespaces', { metadata: { name: 'w1' } });
+      const base = '/api/v1/namespaces/w1/pods';
+      await api.call('POST', base, pod('a'));
+      await api.call('POST', base, pod('b'));
+      const stream = watch(`${base}?watch=true`);
+      assert.deepEqual(summary(await stream.waitFor(2)), ['ADDED a', 'ADDED b']);
+      await api.call('PATCH', `${base}/a`, { metadata: { labels: { x: '1' } } }, { contentType: 'application/merge-patch+json' });
+      await api.call('POST', base, pod('c'));
+      await api.call('DELETE', `${base}/b`);
+      const events = await stream.waitFor(5);
+      assert.deepEqual(summary(events), ['ADDED a', 'ADDED b', 'MODIFIED a', 'ADDED c', 'DELETED b']);
+      const versions = events.slice(2).map((e) => Number(e.object.metadata.resourceVersion));
+      assert.deepEqual(versions, [...versions].sort((x, y) => x - y));
+      assert.equal(stream.status, 200);
+    });
+
+    test('from a resourceVersion: replays what happened after it; legacy /watch/ paths work', async () => {
+      const created = await api.call<KubeObject>('POST', PODS, pod('r1'));
+      const from = created.body.metadata.resourceVersion!;
+      await api.call('POST', PODS, pod('r2'));
+      await api.call('DELETE', `${PODS}/r1`);
+      const stream = watch(`${PODS}?watch=1&resourceVersion=${from}`);
+      assert.deepEqual(summary(await stream.waitFor(2)), ['ADDED r2', 'DELETED r1']);
+      const legacy = watch(`/api/v1/watch/namespaces/default/pods/r2?resourceVersion=${from}`);
+      assert.deepEqual(summary(await legacy.waitFor(1)), ['ADDED r2']);
+      assert.equal((await api.call('GET', `${PODS}?watch=true&resourceVersion=abc`)).status, 400);
+    });
+
+    test('selectors: leaving the selector is DELETED, entering it is ADDED; field selectors too', async () => {
+      await api.call('POST', PODS, pod('s1', { labels: { app: 'in' } }));
+      const stream = watch(`${PODS}?watch=true&labelSelector=app%3Din`);
+      const byName = watch(`${PODS}?watch=true&fieldSelector=metadata.name%3Ds1`);
+      assert.deepEqual(summary(await stream.waitFor(1)), ['ADDED s1']);
+      await api.call('PATCH', `${PODS}/s1`, { metadata: { labels: { app: 'out' } } }, { contentType: 'application/merge-patch+json' });
+      await api.call('PATCH', `${PODS}/s1`, { metadata: { labels: { app: 'in' } } }, { contentType: 'application/merge-patch+json' });
+      await api.call('POST', PODS, pod('s2', { labels: { app: 'out' } }));
+      await api.call('POST', PODS, pod('s3', { labels: { app: 'in' } }));
+      const events = await stream.waitFor(4);
+      assert.deepEqual(summary(events), ['ADDED s1', 'DELETED s1', 'ADDED s1', 'ADDED s3']);
+      assert.equal(events[1]!.object.metadata.labels?.['app'], 'in', 'the DELETED object is the last state that matched');
+      assert.ok(Number(events[1]!.object.metadata.resourceVersion) < Number(events[2]!.object.metadata.resourceVersion));
+      assert.deepEqual(summary(await byName.waitFor(3)), ['ADDED s1', 'MODIFIED s1', 'MODIFIED s1']);
+    });
+
+    test('bookmarks carry a resourceVersion a client can resume from', async () => {
+      const stream = watch(`${PODS}?watch=true&allowWatchBookmarks=true&labelSelector=none%3Dnone`);
+      await api.call('POST', PODS, pod('bm'));
+      const events = await stream.waitFor(2);
+      const bookmarks = events.filter((e) => e.type === 'BOOKMARK');
+      assert.equal(bookmarks.length, events.length, 'nothing but bookmarks for a selector that matches nothing');
+      const last = bookmarks[bookmarks.length - 1]!;
+      assert.equal(last.object.kind, 'Pod');
+      assert.ok(Number(last.object.metadata.resourceVersion) > 0);
+      const created = await api.call<KubeObject>('GET', `${PODS}/bm`);
+      await waitUntil(() => stream.events.some((e) => e.type === 'BOOKMARK' && Number(e.object.metadata.resourceVersion) >= Number(created.body.metadata.resourceVersion)));
+      const plain = watch(`${PODS}?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`);
+      await plain.waitEnd(3000);
+      assert.equal(plain.events.length, 0, 'no bookmarks unless asked for');
+    });
+
+    test('sendInitialEvents ends the initial ADDED events with an annotated BOOKMARK', async () => {
+      await api.call('POST', PODS, pod('init1'));
+      const stream = watch(`${PODS}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&fieldSelector=metadata.name%3Dinit1`);
+      const events = await stream.waitFor(2);
+      assert.equal(events[0]!.type, 'ADDED');
+      assert.equal(events[1]!.type, 'BOOKMARK');
+      assert.equal(events[1]!.object.metadata.annotations?.['k8s.io/initial-events-end'], 'true');
+    });
+
+    test('timeoutSeconds ends the stream', async () => {
+      const started = Date.now();
+      const stream = watch(`${PODS}?watch=true&timeoutSeconds=1&resourceVersion=1`);
+      await stream.waitEnd(4000);
+      assert.ok(Date.now() - started >= 900);
+    });
+
+    test('a Table watch sends one-row Tables, column definitions first', async () => {
+      const stream = watch(`${PODS}?watch=true&fieldSelector=metadata.name%3Dtbl`, 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json');
+      await api.call('POST', PODS, pod('tbl'));
+      await api.call('PATCH', `${PODS}/tbl`, { metadata: { labels: { a: 'b' } } }, { contentType: 'application/merge-patch+json' });
+      const events = await stream.waitFor(2);
+      const [first, second] = events.map((e) => e.object as unknown as Table);
+      assert.equal(first!.kind, 'Table');
+      assert.ok(first!.columnDefinitions.length > 0);
+      assert.equal(first!.rows.length, 1);
+      assert.equal(first!.rows[0]!.cells[0], 'tbl');
+      assert.equal(second!.rows[0]!.cells[0], 'tbl');
+    });
+  });
+}
+
+describe('watch from a compacted resourceVersion', () => {
+  let api: TestApi;
+  before(async () => {
+    // A store that keeps only a few events of history, like a compacted etcd.
+    api = await startTestApi(new MemoryStore(3));
+  });
+  after(async () => {
+    await api?.close();
+  });
+
+  test('answers 200 with one ERROR event holding a 410 Expired Status, then ends', async () => {
+    for (let i = 0; i < 6; i++) await api.call('POST', PODS, pod(`old-${i}`));
+    const stream = new WatchStream(api.url, `${PODS}?watch=true&resourceVersion=1`);
+    try {
+      const events = await stream.waitFor(1);
+      await stream.waitEnd();
+      assert.equal(stream.status, 200);
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.type, 'ERROR');
+      const status = events[0]!.object as unknown as Status;
+      assert.equal(status.code, 410);
+      assert.equal(status.reason, 'Expired');
+    } finally {
+      stream.close();
+    }
+  });
+});
+
+async function waitUntil(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
