@@ -22,7 +22,7 @@ const common = {
   format: 'cjs',
   // Native or file-loading packages stay in node_modules: koffi (a .node file), etcd3 (reads
   // its .proto files from its own directory), pino (spawns worker files).
-  external: ['koffi', 'etcd3', 'pino'],
+  external: ['koffi', 'etcd3', 'pino', 'better-sqlite3'],
   define: { 'import.meta.url': '__pontoonImportMetaUrl', PONTOON_VERSION: JSON.stringify(version) },
   banner: { js: `${shebang}\nconst __pontoonImportMetaUrl = require('node:url').pathToFileURL(__filename).href;` },
   logLevel: 'warning',

@@ -383,10 +383,7 @@ for (const backend of backends) {
         { historyLimit: 5 },
       ));
 
-    // MemoryStore hands an event to its watchers one after another, so a write made from one
-    // watcher's onEvent reaches the later watchers before the event that caused it.
-    const reentrantTodo = backend.name === 'memory' ? 'MemoryStore delivers a write made inside onEvent out of order' : undefined;
-    test('a listener that writes from onEvent does not reorder anyone\'s events', { todo: reentrantTodo }, () =>
+    test('a listener that writes from onEvent does not reorder anyone\'s events', () =>
       withStore(backend, async ({ store }) => {
         const now = await store.currentResourceVersion();
         const echoes: Promise<unknown>[] = [];
@@ -415,10 +412,7 @@ for (const backend of backends) {
         }
       }));
 
-    // MemoryStore delivers live events at or below a future `sinceResourceVersion`; the
-    // contract says "greater than", which the real stores follow.
-    const futureTodo = backend.name === 'memory' ? 'MemoryStore ignores sinceResourceVersion for live events' : undefined;
-    test('a watch from a future revision delivers only the revisions after it', { todo: futureTodo }, () =>
+    test('a watch from a future revision delivers only the revisions after it', () =>
       withStore(backend, async ({ store }) => {
         const now = await store.currentResourceVersion();
         const collector = new Collector();

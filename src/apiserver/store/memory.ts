@@ -19,6 +19,7 @@ import {
 
 interface Watcher {
   prefix: string;
+  sinceResourceVersion: number;
   listener: StoreWatchListener;
 }
 
@@ -27,6 +28,9 @@ export class MemoryStore implements Store {
   private readonly values = new Map<string, StoredObject>();
   private readonly history: StoreEvent[] = [];
   private readonly watchers = new Set<Watcher>();
+  /** Events waiting for delivery: a write made from inside onEvent queues behind the current one. */
+  private readonly pending: StoreEvent[] = [];
+  private delivering = false;
   private revision = 0;
   /** The revision below which history was dropped. */
   private compactedThrough = 0;
@@ -73,7 +77,7 @@ export class MemoryStore implements Store {
     for (const event of this.history) {
       if (event.resourceVersion > sinceResourceVersion && event.key.startsWith(prefix)) listener.onEvent(structuredClone(event));
     }
-    const watcher: Watcher = { prefix, listener };
+    const watcher: Watcher = { prefix, sinceResourceVersion, listener };
     this.watchers.add(watcher);
     return { stop: () => this.watchers.delete(watcher) };
   }
@@ -109,8 +113,19 @@ export class MemoryStore implements Store {
     while (this.history.length > this.historyLimit) {
       this.compactedThrough = this.history.shift()!.resourceVersion;
     }
-    for (const watcher of this.watchers) {
-      if (event.key.startsWith(watcher.prefix)) watcher.listener.onEvent(structuredClone(event));
+    this.pending.push(event);
+    if (this.delivering) return;
+    this.delivering = true;
+    try {
+      for (let next = this.pending.shift(); next; next = this.pending.shift()) {
+        for (const watcher of [...this.watchers]) {
+          if (!this.watchers.has(watcher)) continue;
+          if (next.resourceVersion <= watcher.sinceResourceVersion || !next.key.startsWith(watcher.prefix)) continue;
+          watcher.listener.onEvent(structuredClone(next));
+        }
+      }
+    } finally {
+      this.delivering = false;
     }
   }
 }

@@ -28,7 +28,10 @@ export async function openStore(url: string): Promise<Store> {
     if (!path.startsWith('/')) throw new StoreUrlError(url, 'the sqlite path must be absolute');
     return SqliteStore.open(path);
   }
-  if (url.startsWith('etcd://')) return EtcdStore.open(parseEtcdEndpoints(url));
+  if (url.startsWith('etcd://')) {
+    // Registry keys start with /registry themselves; the store prefix keeps Pontoon's apart.
+    return EtcdStore.open(parseEtcdEndpoints(url), { keyPrefix: '/pontoon' });
+  }
   throw new StoreUrlError(url, 'unknown scheme');
 }
 
