@@ -1,0 +1,108 @@
+/**
+ * Per-kind behaviour of the apiserver's registry, as pure functions over decoded objects:
+ * defaulting, validation with Kubernetes field paths, and what create/update/status-update do
+ * to an object before it is stored. No HTTP, no store: the server calls these in the order
+ * upstream's generic registry does.
+ *
+ *   create:        applyDefaults(obj) → prepareForCreate(obj) → validate(obj)
+ *                  (then, for Services, ServiceIpAllocator.allocate)
+ *   update:        applyDefaults(obj) → prepareForUpdate(obj, old)
+ *                  → validate(obj) + validateUpdate(obj, old)
+ *   status update: prepareForStatusUpdate(obj, old) → applyDefaults(obj)
+ *                  → validate(obj) + validateUpdate(obj, old)
+ *
+ * `validate` is complete on its own: it includes the metadata checks of validateObjectMeta
+ * with the kind's name rule. `validateUpdate` holds only what differs on update (immutable
+ * fields). Any cause means 422 Invalid and nothing is stored.
+ *
+ * The server fills uid, creationTimestamp, resourceVersion and generateName; graceful
+ * deletion (deletionTimestamp) and pod binding (spec.nodeName) are server writes that must
+ * not go through prepareForUpdate/validateUpdate (a pod's spec is immutable to clients).
+ */
+import type { KubeObject, ObjectMeta } from '../../api/meta.js';
+import { RESOURCES } from '../../api/resources.js';
+import { DeploymentStrategy, ReplicaSetStrategy } from './apps.js';
+import { NamespaceStrategy, NodeStrategy } from './cluster.js';
+import { EndpointSliceStrategy, EndpointsStrategy } from './endpoints.js';
+import type { FieldCause } from './field.js';
+import { GenericStrategy } from './generic.js';
+import { validateMeta } from './meta.js';
+import { nameIsDns1035Label, nameIsDnsLabel, nameIsDnsSubdomain, nameIsPathSegment, type NameValidator } from './names.js';
+import { PodStrategy } from './pod.js';
+import { ConfigMapStrategy, EventStrategy, LeaseStrategy } from './records.js';
+import { ServiceStrategy } from './service.js';
+
+export type { CauseReason, FieldCause } from './field.js';
+export { FieldPath, invalidMessage } from './field.js';
+
+export interface KindStrategy {
+  /** Defaults applied on create (and to the new object on update): mutate in place. */
+  applyDefaults(object: KubeObject): void;
+  /**
+   * Field errors as StatusCause { reason: 'FieldValueRequired'|'FieldValueInvalid'|
+   * 'FieldValueNotSupported'|'FieldValueDuplicate'|'FieldValueTooLong'|'FieldValueTooMany'|
+   * 'FieldValueForbidden', message, field }; metadata included.
+   */
+  validate(object: KubeObject): FieldCause[];
+  /** Extra checks on update, e.g. immutable fields. */
+  validateUpdate(object: KubeObject, old: KubeObject): FieldCause[];
+  /** Called on update of the main resource (not status): keeps status from old, bumps metadata.generation when spec changed. */
+  prepareForUpdate(object: KubeObject, old: KubeObject): void;
+  /** Called on update of the status subresource: keeps everything but status from old. */
+  prepareForStatusUpdate(object: KubeObject, old: KubeObject): void;
+  /** Called on create: clears status where the API does (pods get phase Pending and qosClass), sets generation 1. */
+  prepareForCreate(object: KubeObject): void;
+}
+
+const STRATEGIES: ReadonlyMap<string, KindStrategy> = new Map<string, KindStrategy>([
+  ['Pod', new PodStrategy()],
+  ['Service', new ServiceStrategy()],
+  ['Deployment', new DeploymentStrategy()],
+  ['ReplicaSet', new ReplicaSetStrategy()],
+  ['Namespace', new NamespaceStrategy()],
+  ['Node', new NodeStrategy()],
+  ['ConfigMap', new ConfigMapStrategy()],
+  ['Endpoints', new EndpointsStrategy()],
+  ['EndpointSlice', new EndpointSliceStrategy()],
+  ['Lease', new LeaseStrategy()],
+  ['Event', new EventStrategy()],
+]);
+
+const genericStrategies = new Map<string, KindStrategy>();
+
+/**
+ * The strategy for a kind. Kinds without rules of their own get a generic one: metadata
+ * validation (names are URL path segments), system metadata kept on update, nothing else.
+ */
+export function strategyFor(kind: string): KindStrategy {
+  const known = STRATEGIES.get(kind);
+  if (known) return known;
+  let generic = genericStrategies.get(kind);
+  if (!generic) {
+    const namespaced = RESOURCES.find((descriptor) => descriptor.kind === kind)?.namespaced ?? true;
+    generic = new GenericStrategy({ namespaced, nameValidator: nameIsPathSegment });
+    genericStrategies.set(kind, generic);
+  }
+  return generic;
+}
+
+/** The name rule of a kind: DNS labels for Namespaces, RFC 1035 labels for Services. */
+export function nameValidatorFor(kind: string | undefined): NameValidator {
+  switch (kind) {
+    case 'Namespace':
+      return nameIsDnsLabel;
+    case 'Service':
+      return nameIsDns1035Label;
+    default:
+      return kind === undefined || RESOURCES.some((descriptor) => descriptor.kind === kind) ? nameIsDnsSubdomain : nameIsPathSegment;
+  }
+}
+
+/**
+ * ObjectMeta checks: name (DNS-1123 subdomain, or the kind's rule when `kind` is given),
+ * generateName, namespace present exactly when `namespaced`, labels, annotations (syntax and
+ * the 256 KiB total), ownerReferences, finalizers. Already part of every strategy's validate.
+ */
+export function validateObjectMeta(meta: ObjectMeta, namespaced: boolean, kind?: string): FieldCause[] {
+  return validateMeta(meta, namespaced, nameValidatorFor(kind));
+}
