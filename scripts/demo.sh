@@ -1,56 +1,66 @@
 #!/usr/bin/env bash
-# The Pontoon demo: a 3-node cluster of network namespaces on this machine (etcd, a flanneld
-# per node with the VXLAN backend, pods networked by our CNI plugins), then every pod pings
-# every pod on the other nodes. The cluster stays up for you to explore; the last lines say
-# how to look around and how to remove it. Nothing touches the root namespace's network.
+# The Pontoon demo: a 3-node Kubernetes-style cluster of network namespaces on this machine
+# (apiserver, controller-manager, scheduler; a kubelet and a flanneld with the VXLAN backend
+# on every node), then a Deployment of web servers through kubectl, and every pod fetching
+# a page from every pod on the other nodes. The cluster stays up for you to explore; the
+# last lines say how. Nothing touches the root namespace's network.
 #   BACKEND=host-gw|vxlan|udp NODES=3 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 pontoon() { node dist/cli/pontoon.cjs "$@"; }
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 backend=${BACKEND:-vxlan}
 nodes=${NODES:-3}
 
-printf '\n\033[1m==> pontoon cluster up --nodes %s --backend %s\033[0m\n' "$nodes" "$backend"
+say "pontoon cluster up --nodes $nodes --backend $backend"
 pontoon cluster down --name pontoon >/dev/null
-pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend"
+pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend" | tee /tmp/pontoon-up.log
+eval "$(tail -1 /tmp/pontoon-up.log)"   # export KUBECONFIG=...
 
-printf '\n\033[1m==> every pod pings every pod on another node\033[0m\n'
-node - <<'JS'
-const { spawnSync } = require('node:child_process');
-const state = JSON.parse(require('node:fs').readFileSync('/run/pontoon/pontoon/state.json', 'utf8'));
-const pods = state.nodes.flatMap((node) => node.pods.map((pod) => ({ node: node.name, ...pod })));
-let ok = 0;
-let failed = 0;
-for (const a of pods) {
-  for (const b of pods) {
-    if (a.node === b.node) continue;
-    const ping = spawnSync('ip', ['netns', 'exec', a.netns, 'ping', '-c', '1', '-W', '2', b.ip], { encoding: 'utf8' });
-    const rtt = ping.status === 0 ? (/time=([\d.]+)/.exec(ping.stdout)?.[1] ?? '?') : '-';
-    console.log(`  ${a.name.padStart(6)} (${a.ip.padEnd(13)}) -> ${b.name.padStart(6)} (${b.ip.padEnd(13)})  ${ping.status === 0 ? 'ok' : 'FAILED'}  ${rtt} ms`);
-    if (ping.status === 0) ok++;
-    else failed++;
-  }
-}
-console.log(`\n  ${ok} reachable, ${failed} failed`);
-JS
+say "kubectl get nodes -o wide"
+kubectl wait --for=condition=Ready nodes --all --timeout=60s >/dev/null
+kubectl get nodes -o wide
 
-printf '\n\033[1m==> node n1: routes, VXLAN neighbours and FDB installed by flanneld\033[0m\n'
-pontoon cluster exec n1 -- ip route
-pontoon cluster exec n1 -- ip neigh show nud permanent || true
-pontoon cluster exec n1 -- bridge fdb show dev flannel.1 2>/dev/null || true
+say "kubectl apply -f examples/web.yaml"
+kubectl apply -f examples/web.yaml
+kubectl rollout status deployment/web --timeout=120s
+kubectl get pods -o wide
+kubectl get service,endpoints web
 
-printf '\n\033[1m==> subnet leases in etcd\033[0m\n'
+say "every pod fetches http://<pod>:8080/ from every pod on another node"
+kubectl get pods -l app=web -o jsonpath='{range .items[*]}{.metadata.name} {.status.podIP} {.spec.nodeName}{"\n"}{end}' >/tmp/pontoon-pods.txt
+ok=0; failed=0
+while read -r from _ from_node; do
+  while read -r _ to_ip to_node; do
+    [ "$from_node" = "$to_node" ] && continue
+    if answer=$(pontoon cluster exec "pod/$from" -- /bin/busybox wget -q -T 3 -O - "http://$to_ip:8080/" 2>&1); then
+      printf '  %-22s (%s) -> %-15s %s\n' "$from" "$from_node" "$to_ip" "$answer"; ok=$((ok + 1))
+    else
+      printf '  %-22s (%s) -> %-15s FAILED: %s\n' "$from" "$from_node" "$to_ip" "$answer"; failed=$((failed + 1))
+    fi
+  done </tmp/pontoon-pods.txt
+done </tmp/pontoon-pods.txt
+printf '\n  %d reachable, %d failed\n' "$ok" "$failed"
+
+say "subnet leases: Node podCIDRs from node-ipam, VTEPs from flanneld"
 pontoon cluster leases
 
-cat <<'TXT'
+say "node n1: routes, VXLAN neighbours and FDB entries installed by flanneld"
+pontoon cluster exec n1 -- ip route
+pontoon cluster exec n1 -- bridge fdb show dev flannel.1 2>/dev/null || true
 
-The cluster is still running. Look around:
+cat <<TXT
+
+The cluster is still running. Point kubectl at it and look around:
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get pods -o wide
+  kubectl scale deployment web --replicas=9
+  kubectl logs deployment/web
   node dist/cli/pontoon.cjs cluster status
-  node dist/cli/pontoon.cjs cluster exec n1-p1 -- ip addr
-  node dist/cli/pontoon.cjs cluster exec n2 -- ip route
-  node dist/cli/pontoon.cjs cluster restart-flanneld n2
+  node dist/cli/pontoon.cjs cluster exec pod/<pod name> -- ip addr
 Remove it:
   node dist/cli/pontoon.cjs cluster down
 TXT
+[ "$failed" -eq 0 ]

@@ -3,12 +3,15 @@ import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import type { KubeList } from '../../api/meta.js';
 import { RESOURCE } from '../../api/resources.js';
-import type { Node } from '../../api/types.js';
+import type { Node, Pod } from '../../api/types.js';
+import { sandboxName } from '../../kubelet/sandbox.js';
+import { listNetns } from '../../lib/netns.js';
 import { leaseOf } from '../../flanneld/subnet/kube.js';
 import { formatIpNet } from '../../lib/ip.js';
 import { formatTable } from '../table.js';
 import {
   adminClient,
+  podNetnsPrefix,
   type BackendName,
   ClusterError,
   clusterDown,
@@ -29,14 +32,29 @@ function positiveInt(value: string, flag: string): number {
   return parsed;
 }
 
-/** `n1` → node netns, `n1-p1` → pod netns, `ctl`/`fabric`/`router` → those. */
-export function resolveNetns(state: ClusterState, target: string): string {
+/**
+ * `n1` → node netns, `n1-p1` → static pod netns, `pod/web-abc12` or `pod/<ns>/<name>` → the
+ * sandbox the kubelet made for that Pod, `ctl`/`fabric`/`router` → those.
+ */
+export async function resolveNetns(state: ClusterState, target: string): Promise<string> {
+  if (target.startsWith('pod/')) return podSandbox(state, target.slice('pod/'.length));
   const node = state.nodes.find((n) => n.name === target);
   if (node) return node.netns;
   const pod = state.nodes.flatMap((n) => n.pods).find((p) => p.name === target);
   if (pod) return pod.netns;
   if (['ctl', 'fabric', 'router'].includes(target)) return `${state.name}-${target}`;
   throw new ClusterError(`no node or pod "${target}" in cluster ${state.name}`);
+}
+
+async function podSandbox(state: ClusterState, ref: string): Promise<string> {
+  const [namespace, name] = ref.includes('/') ? ref.split('/', 2) : ['default', ref];
+  const pod = await adminClient(state).get<Pod>(RESOURCE.pods, name ?? '', namespace);
+  if (!pod) throw new ClusterError(`no pod ${namespace}/${name} in cluster ${state.name}`);
+  const nodeName = pod.spec.nodeName;
+  if (!nodeName) throw new ClusterError(`pod ${namespace}/${name} is not scheduled yet`);
+  const sandbox = sandboxName(podNetnsPrefix(state.name, nodeName), pod.metadata.uid ?? '');
+  if (!listNetns().includes(sandbox)) throw new ClusterError(`pod ${namespace}/${name} has no sandbox on ${nodeName} yet (${sandbox})`);
+  return sandbox;
 }
 
 export function registerCluster(program: Command): void {
@@ -114,12 +132,12 @@ export function registerCluster(program: Command): void {
 
   cluster
     .command('exec')
-    .description('run a command in a node or pod namespace: pontoon cluster exec n1-p1 -- ping 10.244.2.2')
+    .description('run a command in a node or pod namespace: pontoon cluster exec pod/web-7d9f-x2bq4 -- wget -qO- 10.244.2.3:8080')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
-    .argument('<target>', 'node (n1), pod (n1-p1), ctl, fabric or router')
+    .argument('<target>', 'node (n1), Pod (pod/<name> or pod/<namespace>/<name>), static pod (n1-p1), ctl, fabric or router')
     .argument('<command...>', 'command and arguments')
-    .action((target: string, command: string[], flags: { name: string }) => {
-      const netns = resolveNetns(loadState(flags.name), target);
+    .action(async (target: string, command: string[], flags: { name: string }) => {
+      const netns = await resolveNetns(loadState(flags.name), target);
       const result = spawnSync('ip', ['netns', 'exec', netns, ...command], { stdio: 'inherit' });
       process.exitCode = result.status ?? 1;
     });
