@@ -58,6 +58,16 @@ export function serviceLabels(service: Service): Record<string, string> {
   return { ...service.metadata.labels, ...(isHeadless(service) ? { [HEADLESS_LABEL]: '' } : {}) };
 }
 
+/** The later of two copies of one object, by resourceVersion (numeric in Pontoon's stores). */
+function newest(cached: Endpoints | undefined, written: Endpoints | undefined): Endpoints | undefined {
+  if (!cached || !written) return cached ?? written;
+  if (cached.metadata.uid !== written.metadata.uid) return cached;
+  const a = cached.metadata.resourceVersion ?? '';
+  const b = written.metadata.resourceVersion ?? '';
+  if (!/^\d+$/.test(a) || !/^\d+$/.test(b)) return cached;
+  return BigInt(b) > BigInt(a) ? written : cached;
+}
+
 export class EndpointsController implements Controller {
   readonly name = 'endpoints';
   private readonly api: KubeApi;
@@ -66,6 +76,11 @@ export class EndpointsController implements Controller {
   private readonly pods: Informer<Pod>;
   private readonly endpoints: Informer<Endpoints>;
   private readonly reconciler: Reconciler;
+  /**
+   * Our last write per key: while pods churn, the next sync often runs before the informer has
+   * shown that write, and updating from the older cached copy would only earn a 409.
+   */
+  private readonly lastWritten = new Map<string, Endpoints>();
 
   constructor(context: ControllerContext) {
     this.api = context.api;
@@ -94,8 +109,9 @@ export class EndpointsController implements Controller {
 
   private async sync(key: string): Promise<void> {
     const service = this.services.get(key);
-    const existing = this.endpoints.get(key);
+    const existing = newest(this.endpoints.get(key), this.lastWritten.get(key));
     if (!service) {
+      this.lastWritten.delete(key);
       if (existing) await this.deleteEndpoints(existing);
       return;
     }
@@ -108,7 +124,13 @@ export class EndpointsController implements Controller {
       return;
     }
     if (existing) {
-      await this.api.update(RESOURCE.endpoints, { ...structuredClone(existing), metadata: { ...existing.metadata, labels }, subsets });
+      try {
+        const written = await this.api.update(RESOURCE.endpoints, { ...structuredClone(existing), metadata: { ...existing.metadata, labels }, subsets });
+        this.lastWritten.set(key, written);
+      } catch (err) {
+        this.lastWritten.delete(key);
+        throw err;
+      }
       return;
     }
     const endpoints: Endpoints = {
@@ -118,7 +140,7 @@ export class EndpointsController implements Controller {
       subsets,
     };
     // AlreadyExists (our own create, not yet in the cache) is retried by the queue as an update.
-    await this.api.create(RESOURCE.endpoints, endpoints);
+    this.lastWritten.set(key, await this.api.create(RESOURCE.endpoints, endpoints));
   }
 
   private async deleteEndpoints(endpoints: Endpoints): Promise<void> {
