@@ -18,12 +18,23 @@ export interface BootstrapOptions {
 }
 
 async function ensure(registry: Registry, descriptor: ResourceDescriptor, namespace: string | undefined, object: KubeObject, log: Logger): Promise<void> {
+  const name = object.metadata.name ?? '';
+  const exists = async (): Promise<boolean> =>
+    registry.get(descriptor, namespace, name).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof ApiStatusError && err.code === 404) return false;
+        throw err;
+      },
+    );
+  if (await exists()) return;
   const options: WriteOptions = { dryRun: false, fieldValidation: 'Strict', warnings: [] };
   try {
     await registry.create(descriptor, namespace, object as Record<string, unknown>, options);
-    log.info({ kind: descriptor.kind, object: object.metadata.name }, 'created');
+    log.info({ kind: descriptor.kind, object: name }, 'created');
   } catch (err) {
-    if (!(err instanceof ApiStatusError && err.code === 409)) throw err;
+    // Another apiserver on the same store may have won the race (409, or 422 for the IP).
+    if (!(await exists())) throw err;
   }
 }
 
