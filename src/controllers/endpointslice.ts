@@ -35,6 +35,11 @@ export const MANAGED_BY = 'endpointslice-controller.k8s.io';
 export const MAX_ENDPOINTS_PER_SLICE = 100;
 /** The tracker's mark for a slice we deleted. */
 const DELETED = 'deleted';
+/**
+ * A write the cache has not shown after this long is forgotten: the slice was deleted or
+ * replaced by someone else meanwhile, and waiting longer would stall the Service for good.
+ */
+const TRACK_TTL_MS = 10_000;
 
 export interface SlicePlan {
   create: EndpointSlice[];
@@ -169,8 +174,8 @@ export class EndpointSliceController implements Controller {
   private readonly pods: Informer<Pod>;
   private readonly slices: Informer<EndpointSlice>;
   private readonly reconciler: Reconciler;
-  /** Per Service: slice name → resourceVersion we wrote, or DELETED. */
-  private readonly written = new Map<string, Map<string, string>>();
+  /** Per Service: slice name → resourceVersion we wrote (or DELETED), and when. */
+  private readonly written = new Map<string, Map<string, { version: string; atMs: number }>>();
 
   constructor(context: ControllerContext) {
     this.api = context.api;
@@ -218,10 +223,11 @@ export class EndpointSliceController implements Controller {
     const writes = this.written.get(serviceKey);
     if (!writes) return true;
     const namespace = serviceKey.split('/')[0] ?? '';
-    for (const [name, version] of writes) {
+    const nowMs = Date.now();
+    for (const [name, { version, atMs }] of writes) {
       const cached = this.slices.get(`${namespace}/${name}`);
       const seen = version === DELETED ? cached === undefined : caughtUp(cached?.metadata.resourceVersion, version);
-      if (seen) writes.delete(name);
+      if (seen || nowMs - atMs > TRACK_TTL_MS) writes.delete(name);
     }
     if (writes.size === 0) this.written.delete(serviceKey);
     return writes.size === 0;
@@ -234,7 +240,7 @@ export class EndpointSliceController implements Controller {
       writes = new Map();
       this.written.set(serviceKey, writes);
     }
-    writes.set(name, version);
+    writes.set(name, { version, atMs: Date.now() });
   }
 
   private async sync(key: string): Promise<SyncResult | void> {

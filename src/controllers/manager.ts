@@ -16,6 +16,7 @@ import { GarbageCollector } from './garbage-collector.js';
 import { SharedInformers } from './informers.js';
 import { NodeIpamController } from './node-ipam.js';
 import { NodeLifecycleController } from './node-lifecycle.js';
+import { PodGcController } from './pod-gc.js';
 import { ReplicaSetController } from './replicaset.js';
 
 export const CONTROLLER_NAMES = [
@@ -26,6 +27,7 @@ export const CONTROLLER_NAMES = [
   'node-ipam',
   'node-lifecycle',
   'garbage-collector',
+  'pod-gc',
 ] as const;
 export type ControllerName = (typeof CONTROLLER_NAMES)[number];
 
@@ -60,6 +62,8 @@ export interface ControllerManagerOptions {
   nodeCidrMaskSize?: number;
   nodeMonitorGracePeriodMs?: number;
   podEvictionTimeoutMs?: number;
+  /** How long a pod's node must be missing before pod-gc force-deletes it. */
+  orphanPodQuarantineMs?: number;
   /** Re-deliver every cached object this often, so a missed edge is healed (0: never). */
   resyncSeconds?: number;
 }
@@ -105,6 +109,9 @@ export class ControllerManager {
           break;
         case 'garbage-collector':
           this.controllers.push(new GarbageCollector(context));
+          break;
+        case 'pod-gc':
+          this.controllers.push(new PodGcController(context, options.orphanPodQuarantineMs));
           break;
       }
     }

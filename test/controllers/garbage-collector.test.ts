@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RESOURCE } from '../../src/api/resources.js';
-import type { ConfigMap, Lease, Node } from '../../src/api/types.js';
+import type { ConfigMap, Lease, Node, Pod } from '../../src/api/types.js';
 import { createNode, startControlPlane, waitFor, type ControlPlane } from './harness.js';
 
 function configMap(name: string, owners: { kind: string; apiVersion: string; name: string; uid: string }[]): ConfigMap {
@@ -64,5 +64,36 @@ describe('garbage collector', () => {
     await plane.api.delete(RESOURCE.nodes, 'gc-node');
     await waitFor('lease gone with its node', async () => (await plane.api.get(RESOURCE.leases, 'gc-node', 'kube-node-lease')) === undefined);
     assert.equal(await plane.api.get<Node>(RESOURCE.nodes, 'gc-node'), undefined);
+  });
+});
+
+describe('pod-gc', () => {
+  let plane: ControlPlane;
+  before(async () => {
+    plane = await startControlPlane({ controllers: ['pod-gc'], managerOptions: { orphanPodQuarantineMs: 400 } });
+  });
+  after(async () => {
+    await plane?.close();
+  });
+
+  test('a pod bound to a deleted node is force-deleted after the quarantine; others stay', async () => {
+    await createNode(plane.api, 'gone');
+    await createNode(plane.api, 'stays');
+    const pod = (name: string, nodeName: string): Pod => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default' },
+      spec: { nodeName, containers: [{ name: 'c', image: 'busybox' }] },
+    });
+    await plane.api.create(RESOURCE.pods, pod('stranded', 'gone'));
+    await plane.api.create(RESOURCE.pods, pod('fine', 'stays'));
+    // Ask for a graceful delete first: without a kubelet it would stay Terminating forever.
+    await plane.api.delete(RESOURCE.pods, 'stranded', 'default');
+    assert.ok((await plane.api.get<Pod>(RESOURCE.pods, 'stranded', 'default'))?.metadata.deletionTimestamp);
+    const deletedAt = Date.now();
+    await plane.api.delete(RESOURCE.nodes, 'gone');
+    await waitFor('stranded pod gone', async () => (await plane.api.get(RESOURCE.pods, 'stranded', 'default')) === undefined);
+    assert.ok(Date.now() - deletedAt >= 350, 'not before the quarantine');
+    assert.ok(await plane.api.get(RESOURCE.pods, 'fine', 'default'));
   });
 });
