@@ -1,4 +1,5 @@
 /** An in-process apiserver for tests, and a tiny raw HTTP client that shows status and headers. */
+import { existsSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { startApiServer, type ApiServerOptions, type RunningApiServer } from '../../src/apiserver/server.js';
@@ -6,6 +7,7 @@ import { MemoryStore } from '../../src/apiserver/store/memory.js';
 import { openStore } from '../../src/apiserver/store/open.js';
 import type { Store } from '../../src/apiserver/store/store.js';
 import { createLogger } from '../../src/lib/log.js';
+import { startEtcd } from '../helpers/etcd.js';
 
 export interface Answer<T = unknown> {
   status: number;
@@ -92,12 +94,36 @@ export async function startTestApi(store: Store, options: Partial<ApiServerOptio
   };
 }
 
-/** The stores the REST semantics run against: the reference fake and SQLite. */
-export function storeKinds(): [string, () => Promise<Store>][] {
-  return [
-    ['memory', async () => new MemoryStore()],
-    ['sqlite', () => openStore('sqlite::memory:')],
+export interface TestStore {
+  store: Store;
+  /** Stops what backs the store (etcd), after the apiserver closed it. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The stores the REST semantics run against: the reference fake, SQLite, and a real etcd
+ * (a throwaway one per suite) when the etcd binary is installed.
+ */
+export function storeKinds(): [string, () => Promise<TestStore>][] {
+  const kinds: [string, () => Promise<TestStore>][] = [
+    ['memory', async () => ({ store: new MemoryStore(), cleanup: async () => undefined })],
+    ['sqlite', async () => ({ store: await openStore('sqlite::memory:'), cleanup: async () => undefined })],
   ];
+  if (existsSync('/usr/bin/etcd')) {
+    kinds.push([
+      'etcd',
+      async () => {
+        const etcd = await startEtcd();
+        try {
+          return { store: await openStore(`etcd://${new URL(etcd.endpoint).host}`), cleanup: () => etcd.stop() };
+        } catch (err) {
+          await etcd.stop();
+          throw err;
+        }
+      },
+    ]);
+  }
+  return kinds;
 }
 
 export function pod(name: string, extra: { labels?: Record<string, string>; nodeName?: string; finalizers?: string[] } = {}): Record<string, unknown> {

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeList, KubeObject, Status } from '../../src/api/meta.js';
 import type { Table } from '../../src/api/table.js';
 import type { ConfigMap, Deployment, Pod, ReplicaSet, Scale, Service } from '../../src/api/types.js';
-import { deployment, pod, startTestApi, storeKinds, type TestApi } from './server-harness.js';
+import { deployment, pod, startTestApi, storeKinds, type TestApi, type TestStore } from './server-harness.js';
 
 const PODS = '/api/v1/namespaces/default/pods';
 const CONFIGMAPS = '/api/v1/namespaces/default/configmaps';
@@ -28,11 +28,14 @@ function assertStatus(answer: { status: number; body: unknown }, code: number, r
 for (const [storeName, makeStore] of storeKinds()) {
   describe(`apiserver REST over the ${storeName} store`, () => {
     let api: TestApi;
+    let backing: TestStore | undefined;
     before(async () => {
-      api = await startTestApi(await makeStore());
+      backing = await makeStore();
+      api = await startTestApi(backing.store);
     });
     after(async () => {
       await api?.close();
+      await backing?.cleanup();
     });
 
     test('system namespaces and the kubernetes Service exist at startup', async () => {

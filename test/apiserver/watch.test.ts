@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { KubeObject, Status, WatchEvent } from '../../src/api/meta.js';
 import type { Table } from '../../src/api/table.js';
 import { MemoryStore } from '../../src/apiserver/store/memory.js';
-import { pod, startTestApi, storeKinds, type TestApi } from './server-harness.js';
+import { pod, startTestApi, storeKinds, type TestApi, type TestStore } from './server-harness.js';
 
 const PODS = '/api/v1/namespaces/default/pods';
 
@@ -84,6 +84,7 @@ const summary = (events: WatchEvent[]): string[] => events.map((e) => `${e.type}
 for (const [storeName, makeStore] of storeKinds()) {
   describe(`watch over the ${storeName} store`, () => {
     let api: TestApi;
+    let backing: TestStore | undefined;
     const streams: WatchStream[] = [];
     const watch = (path: string, accept?: string): WatchStream => {
       const stream = new WatchStream(api.url, path, accept);
@@ -91,11 +92,13 @@ for (const [storeName, makeStore] of storeKinds()) {
       return stream;
     };
     before(async () => {
-      api = await startTestApi(await makeStore(), { bookmarkIntervalMs: 200 });
+      backing = await makeStore();
+      api = await startTestApi(backing.store, { bookmarkIntervalMs: 200 });
     });
     after(async () => {
       for (const stream of streams) stream.close();
       await api?.close();
+      await backing?.cleanup();
     });
 
     test('without a resourceVersion: ADDED for what exists, then the changes in order', async () => {
