@@ -6,3 +6,11 @@ export function parseJson(text: string): unknown {
     return undefined;
   }
 }
+
+/**
+ * The one line a benchmark prints for machines: `BENCH_JSON {"bench":...}`. The fixed tag
+ * lets a collector grep it out of the human-readable tables around it.
+ */
+export function benchJsonLine(bench: string, results: unknown): string {
+  return `BENCH_JSON ${JSON.stringify({ bench, node: process.version, at: new Date().toISOString(), results })}`;
+}
