@@ -189,6 +189,27 @@ describe('Deployment → ReplicaSet → pods, with the scheduler and a fake kube
     assert.equal(status.fullyLabeledReplicas, 2);
   });
 
+  test('old ReplicaSets beyond revisionHistoryLimit are deleted', async () => {
+    const d = deployment('history', 1);
+    d.spec.revisionHistoryLimit = 1;
+    await plane.api.create(RESOURCE.deployments, d);
+    await waitForDeployment(plane, 'history', 1);
+    for (const image of ['busybox:2', 'busybox:3', 'busybox:4']) {
+      await plane.api.patch(RESOURCE.deployments, 'history', 'default', { spec: { template: { spec: { containers: [{ name: 'web', image }] } } } }, 'strategic');
+      await waitFor(`rollout to ${image}`, async () => {
+        const pods = await livePods(plane, 'history');
+        const current = await plane.api.get<Deployment>(RESOURCE.deployments, 'history', 'default');
+        return pods.length === 1 && pods[0]!.spec.containers[0]?.image === image && current?.status?.updatedReplicas === 1 && current.status.availableReplicas === 1;
+      });
+    }
+    const sets = await waitFor('history trimmed to one old set', async () => {
+      const found = (await plane.api.list<ReplicaSet>(RESOURCE.replicasets, 'default')).items.filter((rs) => rs.metadata.name?.startsWith('history-'));
+      return found.length === 2 && found;
+    });
+    const revisions = sets.map((rs) => rs.metadata.annotations?.[REVISION_ANNOTATION]).sort();
+    assert.deepEqual(revisions, ['3', '4']);
+  });
+
   test('deleting a Deployment removes its ReplicaSets and pods', async () => {
     await plane.api.delete(RESOURCE.deployments, 'web', 'default', { propagationPolicy: 'Background' });
     await waitFor('web ReplicaSets and pods gone', async () => {
