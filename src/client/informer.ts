@@ -35,6 +35,12 @@ type Handlers<T> = {
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
+/**
+ * A watch that stayed open this long worked, so the backoff starts over when it ends. Without
+ * this, a quiet informer (no events to reset it) would wait longer after every apiserver
+ * restart, up to RETRY_MAX_MS; with it, only watches that fail at once back off.
+ */
+const HEALTHY_WATCH_MS = 1_000;
 
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
@@ -45,6 +51,7 @@ export class Informer<T extends KubeObject> {
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = RETRY_MIN_MS;
+  private watchOpenedAt = 0;
   private stopped = false;
   private hasSynced = false;
 
@@ -136,6 +143,7 @@ export class Informer<T extends KubeObject> {
   private openWatch(): void {
     if (this.stopped) return;
     const { namespace, labelSelector, fieldSelector } = this.options;
+    this.watchOpenedAt = Date.now();
     this.watchHandle = this.api.watch<T>(
       this.resource,
       namespace,
@@ -157,7 +165,9 @@ export class Informer<T extends KubeObject> {
     const old = this.cache.get(key);
     if (event.type === 'DELETED') {
       this.cache.delete(key);
-      this.emit('delete', old ?? object);
+      // The event carries the object's final state (stamped with the deletion's version), which
+      // may be newer than the cached copy; handlers get that, as client-go's OnDelete does.
+      this.emit('delete', object);
       return;
     }
     this.cache.set(key, object);
@@ -168,21 +178,40 @@ export class Informer<T extends KubeObject> {
   private watchClosed(err: unknown): void {
     this.watchHandle = undefined;
     if (this.stopped) return;
-    if (err === undefined) {
+    const healthy = Date.now() - this.watchOpenedAt >= HEALTHY_WATCH_MS;
+    if (healthy) this.retryDelayMs = RETRY_MIN_MS;
+    if (err === undefined && healthy) {
       // A watch timeout: resume at once from where we are.
       this.openWatch();
       return;
     }
-    const gone = isGone(err);
-    const delay = gone ? 0 : this.nextRetryDelay();
-    if (!gone) this.log.debug({ resource: this.resource.resource, err: String(err), delay }, 'watch broke; resuming');
+    // 410: the version we would resume from is gone; list again now. Anything else (the
+    // apiserver is restarting, or closed the watch at once): resume from the same version later.
+    if (isGone(err)) this.resume('relist', 0);
+    else {
+      const delay = this.nextRetryDelay();
+      this.log.debug({ resource: this.resource.resource, err: String(err), delay }, 'watch broke; resuming');
+      this.resume('watch', delay);
+    }
+  }
+
+  private resume(how: 'watch' | 'relist', delayMs: number): void {
+    clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
-      const resume = gone ? this.relist() : Promise.resolve();
-      resume.then(
+      if (this.stopped) return;
+      if (how === 'watch') {
+        this.openWatch();
+        return;
+      }
+      this.relist().then(
         () => this.openWatch(),
-        (listErr: unknown) => this.watchClosed(listErr),
+        (listErr: unknown) => {
+          // Watching from the old version would only be answered 410 again: keep re-listing.
+          this.log.warn({ resource: this.resource.resource, err: String(listErr) }, 're-list failed; retrying');
+          this.resume('relist', this.nextRetryDelay());
+        },
       );
-    }, delay);
+    }, delayMs);
   }
 
   private nextRetryDelay(): number {
@@ -194,6 +223,8 @@ export class Informer<T extends KubeObject> {
   private emit(event: 'add' | 'delete', object: T): void;
   private emit(event: 'update', old: T, object: T): void;
   private emit(event: keyof Handlers<T>, ...args: T[]): void {
+    // A re-list that was under way when stop() was called must not reach the handlers.
+    if (this.stopped) return;
     try {
       this.events.emit(event, ...args);
     } catch (err) {
