@@ -23,7 +23,6 @@ interface Recorded {
   name: string;
   namespace: string;
   count: number;
-  firstTimestamp: string;
   lastSeenMs: number;
 }
 
@@ -99,7 +98,6 @@ export class EventRecorder {
       name: created.metadata.name ?? '',
       namespace,
       count: 1,
-      firstTimestamp: timestamp,
       lastSeenMs: now.getTime(),
     });
   }
