@@ -374,6 +374,7 @@ export interface DeploymentStatus {
   readyReplicas?: number;
   availableReplicas?: number;
   unavailableReplicas?: number;
+  collisionCount?: number;
   conditions?: DeploymentCondition[];
 }
 
