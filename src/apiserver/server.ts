@@ -20,6 +20,7 @@ import { createLogger, type Logger } from '../lib/log.js';
 import { ANONYMOUS, Authenticator, loadTokenFile, type UserInfo } from './auth.js';
 import { bootstrapCluster } from './bootstrap.js';
 import { Cascader } from './cascade.js';
+import { DEFAULT_EVENT_TTL_SECONDS, EventExpiry } from './event-ttl.js';
 import {
   AGGREGATED_DISCOVERY_V2,
   aggregatedDiscovery,
@@ -84,6 +85,8 @@ export interface ApiServerOptions {
   /** Close the store on close(); default: only when it was opened from a URL. */
   closeStore?: boolean;
   maxBodyBytes?: number;
+  /** Events older than this are deleted (upstream's --event-ttl). Default one hour. */
+  eventTtlSeconds?: number;
 }
 
 export interface RunningApiServer {
@@ -154,6 +157,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       cascader.ownerRemoved(descriptor, object, policy),
   } satisfies Pick<RegistryHooks, 'afterRemove'>);
   const namespaces = new NamespaceLifecycle(registry, log);
+  const eventExpiry = new EventExpiry(registry, options.eventTtlSeconds ?? DEFAULT_EVENT_TTL_SECONDS, log);
 
   const api = new ApiHandler({
     registry,
@@ -175,6 +179,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     }
     allocations.stop();
     await namespaces.stop();
+    await eventExpiry.stop();
     await cascader.settle().catch(() => undefined);
     if (options.socketPath && existsSync(options.socketPath)) {
       try {
@@ -223,6 +228,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       await bootstrapCluster(registry, { kubernetesServiceIP: allocations.allocator.kubernetesServiceIP, apiserverPort: port ?? 443 }, log);
     }
     namespaces.start();
+    eventExpiry.start();
     api.ready = true;
     log.info({ url, socket: options.socketPath, store: store.description, auth: authenticator.enabled, tls: !!tls }, 'apiserver serving');
     return {

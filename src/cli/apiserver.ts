@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { createLogger } from '../lib/log.js';
 import { DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR } from '../apiserver/kinds/service-ips.js';
+import { DEFAULT_EVENT_TTL_SECONDS } from '../apiserver/event-ttl.js';
 import { startApiServer } from '../apiserver/server.js';
 
 export const DEFAULT_APISERVER_STORE = 'sqlite:/var/lib/pontoon/apiserver.db';
@@ -16,6 +17,7 @@ interface ApiserverFlags {
   tlsKey?: string;
   serviceCidr: string;
   serviceNodePortRange: string;
+  eventTtl: string;
   logLevel: string;
 }
 
@@ -31,15 +33,19 @@ export function registerApiserver(program: Command): void {
     .option('--tls-key <path>', 'server private key (PEM)')
     .option('--service-cidr <cidr>', 'range Service cluster IPs come from', DEFAULT_SERVICE_CIDR)
     .option('--service-node-port-range <first-last>', 'range NodePort Services use', DEFAULT_NODE_PORT_RANGE)
+    .option('--event-ttl <seconds>', 'how long Events are kept', String(DEFAULT_EVENT_TTL_SECONDS))
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (flags: ApiserverFlags) => {
       const log = createLogger('apiserver', { level: flags.logLevel });
       if (!!flags.tlsCert !== !!flags.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+      const eventTtlSeconds = Number(flags.eventTtl);
+      if (!Number.isFinite(eventTtlSeconds) || eventTtlSeconds <= 0) throw new Error(`--event-ttl must be a positive number of seconds, got "${flags.eventTtl}"`);
       const server = await startApiServer({
         store: flags.store,
         listen: flags.listen === 'none' ? false : flags.listen,
         serviceCidr: flags.serviceCidr,
         nodePortRange: flags.serviceNodePortRange,
+        eventTtlSeconds,
         log,
         ...(flags.socket ? { socketPath: flags.socket } : {}),
         ...(flags.tokensFile ? { tokensFile: flags.tokensFile } : {}),

@@ -1,6 +1,6 @@
 /** REST semantics of the apiserver over HTTP, against the memory and SQLite stores. */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeList, KubeObject, Status } from '../../src/api/meta.js';
 import type { Table } from '../../src/api/table.js';
 import type { ConfigMap, Deployment, Pod, ReplicaSet, Scale, Service } from '../../src/api/types.js';
+import { MemoryStore } from '../../src/apiserver/store/memory.js';
 import { deployment, pod, startTestApi, storeKinds, type TestApi, type TestStore } from './server-harness.js';
 
 const PODS = '/api/v1/namespaces/default/pods';
@@ -426,8 +427,16 @@ for (const [storeName, makeStore] of storeKinds()) {
       const dir = mkdtempSync(join(tmpdir(), 'pontoon-kubelet-'));
       const socketPath = join(dir, 'kubelet.sock');
       const seen: string[] = [];
+      let releaseSecondLine: (() => void) | undefined;
       const kubelet: Server = createServer((req, res) => {
         seen.push(req.url ?? '');
+        if (req.url?.includes('follow=true')) {
+          // Streams: one line now, the next only once the test has seen the first.
+          res.writeHead(200, { 'Content-Type': 'text/plain' });
+          res.write('first\n');
+          releaseSecondLine = () => res.end('second\n');
+          return;
+        }
         if (req.url?.includes('/missing')) {
           res.writeHead(404, { 'Content-Type': 'text/plain' });
           res.end('container "missing" not found');
@@ -448,6 +457,25 @@ for (const [storeName, makeStore] of storeKinds()) {
         assert.equal(logs.text, 'line one\nline two\n');
         assert.equal(seen[0], '/containerLogs/default/log-pod/c?follow=false&tailLines=2');
         assertStatus(await api.call('GET', `${PODS}/log-pod/log?container=other`), 400);
+
+        const streamed = await new Promise<string>((resolve, reject) => {
+          const url = new URL(`${PODS}/log-pod/log?follow=true`, api.url);
+          const req = httpRequest({ hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}` }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => {
+              text += chunk;
+              if (text === 'first\n') releaseSecondLine?.();
+            });
+            res.on('end', () => resolve(text));
+            res.on('error', reject);
+          });
+          req.on('error', reject);
+          // A proxy that buffered would hold 'first' back until the end, which never comes.
+          req.setTimeout(5000, () => req.destroy(new Error('the first log line was not streamed through')));
+          req.end();
+        });
+        assert.equal(streamed, 'first\nsecond\n');
       } finally {
         kubelet.close();
         rmSync(dir, { recursive: true, force: true });
@@ -492,3 +520,31 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise
   }
   assert.fail('condition not reached in time');
 }
+
+describe('event expiry', () => {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi(new MemoryStore(), { eventTtlSeconds: 1 });
+  });
+  after(async () => {
+    await api?.close();
+  });
+
+  test('events older than the TTL are deleted, newer ones stay', async () => {
+    const event = (name: string, last: Date): Record<string, unknown> => ({
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name },
+      involvedObject: { kind: 'Pod', name: 'p', namespace: 'default' },
+      reason: 'Test',
+      message: 'test',
+      type: 'Normal',
+      lastTimestamp: last.toISOString().replace(/\.\d+Z$/, 'Z'),
+    });
+    const EVENTS = '/api/v1/namespaces/default/events';
+    assert.equal((await api.call('POST', EVENTS, event('old', new Date(Date.now() - 3600_000)))).status, 201);
+    assert.equal((await api.call('POST', EVENTS, event('fresh', new Date(Date.now() + 60_000)))).status, 201);
+    await waitFor(async () => (await api.call('GET', `${EVENTS}/old`)).status === 404);
+    assert.equal((await api.call('GET', `${EVENTS}/fresh`)).status, 200);
+  });
+});
