@@ -56,6 +56,8 @@ const transports: Transport[] = [
       const socketPath = join(dir, 'apiserver.sock');
       const server = await startServer({ store: SqliteStore.open(':memory:'), closeStore: true, listen: false, socketPath });
       assert.equal(server.url, `unix:${socketPath}`);
+      // The URL form with an empty authority names the same socket.
+      assert.equal((await new KubeClient({ server: `unix://${socketPath}` }).requestText('GET', '/healthz')).trim(), 'ok');
       return { server, config: { server: `unix:${socketPath}` } };
     },
   },

@@ -395,7 +395,7 @@ describe('Informer across apiserver restarts (SQLite file, fixed unix socket)', 
     await sleep(200);
     writing = false;
     await writer;
-    assert.ok(created.length > 20, `the writer made progress (${created.length} objects)`);
+    assert.ok(created.length >= 5, `the writer made progress (${created.length} objects)`);
     assert.ok(retriedAttempts > retriedBefore, 'some writes hit a stopped apiserver and were retried');
 
     await converged(informer, client, { namespace: 'default', labelSelector: 'set=race' });
