@@ -49,12 +49,23 @@ import { ServiceIpAllocator } from './kinds/service-ips.js';
 import { NamespaceLifecycle } from './namespaces.js';
 import { buildOpenApiV3, type OpenApiV3 } from './openapi.js';
 import { servePodLog } from './podlog.js';
+import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE, ProtobufDecodeError, ProtobufUnsupportedError } from './protobuf.js';
 import { parseIncludeObject, renderList, renderObject } from './render.js';
 import { parseResourcePath, type ResourceRequest } from './request.js';
 import { Registry, storagePrefix, type RegistryHooks, type RemovalOptions, type WriteOptions } from './registry.js';
 import { parseSelection } from './selection.js';
 import { ServiceAllocations } from './services.js';
-import { ApiStatusError, badRequest, forbidden, methodNotAllowed, pathNotFound, qualifiedResource, statusOf, unauthorized } from './status.js';
+import {
+  ApiStatusError,
+  badRequest,
+  forbidden,
+  methodNotAllowed,
+  pathNotFound,
+  qualifiedResource,
+  statusOf,
+  unauthorized,
+  unsupportedMediaType,
+} from './status.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { parseFieldValidation } from './strict.js';
@@ -373,7 +384,20 @@ class ApiHandler {
     return { dryRun: dryRun === 'All', fieldValidation, warnings: [] };
   }
 
+  /** An object body: JSON, or protobuf for the kinds kubectl's generator commands send. */
   private async jsonBody(call: Call): Promise<Record<string, unknown>> {
+    if (mediaType(call.req.headers['content-type']) === PROTOBUF_CONTENT_TYPE) {
+      const body = await readBody(call.req, this.deps.maxBodyBytes);
+      try {
+        return decodeProtobufObject(body);
+      } catch (err) {
+        if (err instanceof ProtobufDecodeError) throw badRequest(`failed to decode the protobuf body: ${err.message}`);
+        if (err instanceof ProtobufUnsupportedError) {
+          throw unsupportedMediaType(PROTOBUF_CONTENT_TYPE, ['application/json'], `${err.message}; send the object as JSON (kubectl create -f <manifest>)`);
+        }
+        throw err;
+      }
+    }
     requireJsonBody(call.req);
     return decodeJsonObject(await readBody(call.req, this.deps.maxBodyBytes));
   }

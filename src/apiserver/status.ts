@@ -112,11 +112,11 @@ export function methodNotAllowed(): ApiStatusError {
   return error(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
 }
 
-export function unsupportedMediaType(contentType: string, accepted: readonly string[]): ApiStatusError {
+export function unsupportedMediaType(contentType: string, accepted: readonly string[], detail?: string): ApiStatusError {
   return error(
     415,
     'UnsupportedMediaType',
-    `the body of the request was in an unknown format (${contentType || 'none'}) - accepted media types include: ${accepted.join(', ')}`,
+    detail ?? `the body of the request was in an unknown format (${contentType || 'none'}) - accepted media types include: ${accepted.join(', ')}`,
   );
 }
 

@@ -288,6 +288,44 @@ describe('kubectl against the apiserver', () => {
     assert.match(await kubectl(['delete', 'service', 'web']), /service "web" deleted/);
   });
 
+  test('generator commands (sent as protobuf): create deployment/configmap/service, run, expose', async () => {
+    assert.match(await kubectl(['create', 'deployment', 'gen', '--image=busybox:1', '--port=8080', '--replicas=2', '--', 'sleep', '3600']), /deployment\.apps\/gen created/);
+    const deployment = JSON.parse(await kubectl(['get', 'deployment', 'gen', '-o', 'json'])) as Deployment;
+    assert.equal(deployment.spec.replicas, 2);
+    assert.deepEqual(deployment.spec.selector.matchLabels, { app: 'gen' });
+    const container = deployment.spec.template.spec.containers[0]!;
+    assert.deepEqual([container.name, container.image, container.command, container.ports?.[0]?.containerPort], ['busybox', 'busybox:1', ['sleep', '3600'], 8080]);
+    assert.equal(deployment.spec.template.spec.hostNetwork, undefined, 'zero values Go writes are not stored');
+
+    await kubectl(['create', 'configmap', 'gen', '--from-literal=a=b', '--from-literal=c=d']);
+    assert.equal(await kubectl(['get', 'configmap', 'gen', '-o', 'jsonpath={.data.a}{.data.c}']), 'bd');
+
+    await kubectl(['run', 'gen-pod', '--image=busybox', '--env=A=1', '--labels=x=y', '--', 'sleep', '100']);
+    const pod = JSON.parse(await kubectl(['get', 'pod', 'gen-pod', '-o', 'json'])) as Pod;
+    assert.deepEqual(pod.spec.containers[0]!.env, [{ name: 'A', value: '1' }]);
+    assert.deepEqual(pod.spec.containers[0]!.args, ['sleep', '100']);
+    assert.deepEqual(pod.metadata.labels, { x: 'y' });
+
+    await kubectl(['expose', 'deployment', 'gen', '--port=80', '--target-port=8080']);
+    assert.equal(await kubectl(['get', 'service', 'gen', '-o', 'jsonpath={.spec.ports[0].port}/{.spec.ports[0].targetPort}/{.spec.selector.app}']), '80/8080/gen');
+    await kubectl(['create', 'service', 'nodeport', 'gen-np', '--tcp=80:http']);
+    const nodePort = Number(await kubectl(['get', 'service', 'gen-np', '-o', 'jsonpath={.spec.ports[0].nodePort}']));
+    assert.ok(nodePort >= 30000 && nodePort <= 32767);
+    assert.equal(await kubectl(['get', 'service', 'gen-np', '-o', 'jsonpath={.spec.ports[0].targetPort}']), 'http');
+    await kubectl(['delete', 'deployment/gen', 'configmap/gen', 'pod/gen-pod', 'service/gen', 'service/gen-np']);
+  });
+
+  test('create namespace, get all in it, delete namespace (returns once it is gone)', async () => {
+    assert.match(await kubectl(['create', 'namespace', 'scratch']), /namespace\/scratch created/);
+    await kubectl(['-n', 'scratch', 'apply', '-f', manifest('scratch.yaml', MANIFEST('busybox'))]);
+    const all = await kubectl(['-n', 'scratch', 'get', 'all']);
+    assert.match(all, /service\/web\s+ClusterIP/);
+    assert.match(all, /deployment\.apps\/web\s+0\/2/);
+    assert.match(await kubectl(['delete', 'namespace', 'scratch']), /namespace "scratch" deleted/);
+    await assert.rejects(kubectl(['get', 'namespace', 'scratch']), /NotFound/);
+    await assert.rejects(kubectl(['-n', 'scratch', 'get', 'deployment', 'web']), /NotFound/);
+  });
+
   test('without a token (plain HTTP) kubectl may read but not create', async () => {
     assert.match(await kubectl(['get', 'namespaces'], { user: 'anonymous' }), /default\s+Active/);
     await assert.rejects(
