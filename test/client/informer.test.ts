@@ -189,7 +189,7 @@ describe('Informer on a live apiserver', () => {
     assert.equal(resync.old, resync.object, 'a resync update has the same object on both sides');
   });
 
-  test('a quiet watch survives watch timeouts: bookmarks and re-watches keep it current', async () => {
+  test('bookmarks advance a quiet informer\'s resourceVersion', async () => {
     const cms = informer<KubeObject>(RESOURCE.configmaps, { namespace: 'default', fieldSelector: 'metadata.name=quiet' });
     const recorder = new Recorder(cms);
     await cms.start();
@@ -200,6 +200,36 @@ describe('Informer on a live apiserver', () => {
     await client.create(RESOURCE.configmaps, configMap('quiet', { v: '1' }));
     await waitFor('the add', () => recorder.count('add', 'default/quiet') === 1);
     assert.deepEqual(recorder.lines(), ['add default/quiet']);
+  });
+});
+
+describe('Informer when the apiserver ends every watch after a second', () => {
+  let server: RunningApiServer;
+  before(async () => {
+    server = await startServer({ store: SqliteStore.open(':memory:'), closeStore: true, watchTimeoutMs: () => 1_000 });
+  });
+  after(() => server?.close());
+
+  test('re-watches from where it was and misses nothing written across the re-watches', async () => {
+    const client = new KubeClient({ server: server.url });
+    const informer = new Informer<KubeObject>(client, RESOURCE.configmaps, { namespace: 'default', log: quietLog() });
+    const recorder = new Recorder(informer);
+    await informer.start();
+    try {
+      const names: string[] = [];
+      for (let i = 0; i < 70; i++) {
+        const name = `tick-${i}`;
+        await client.create(RESOURCE.configmaps, configMap(name, { i: String(i) }));
+        if (i % 2 === 1) await client.delete(RESOURCE.configmaps, name, 'default');
+        names.push(name);
+        await sleep(40);
+      }
+      await converged(informer, client);
+      assert.deepEqual(names.filter((name) => recorder.count('add', `default/${name}`) !== 1), []);
+      assert.deepEqual(names.filter((name, i) => recorder.count('delete', `default/${name}`) !== i % 2), []);
+    } finally {
+      informer.stop();
+    }
   });
 });
 
