@@ -20,7 +20,7 @@ function partial(object: KubeObject): KubeObject {
   return { apiVersion: 'meta.k8s.io/v1', kind: 'PartialObjectMetadata', metadata: object.metadata };
 }
 
-export function renderObject(descriptor: ResponseDescriptor, object: KubeObject, shape: ResponseShape, includeObject: IncludeObjectPolicy): unknown {
+export function renderObject(descriptor: ResourceDescriptor, object: KubeObject, shape: ResponseShape, includeObject: IncludeObjectPolicy): unknown {
   switch (shape) {
     case 'table':
       return toTable(descriptor, [object], { includeObject, listMeta: { resourceVersion: object.metadata.resourceVersion ?? '' } });
@@ -31,7 +31,7 @@ export function renderObject(descriptor: ResponseDescriptor, object: KubeObject,
   }
 }
 
-export function renderList(descriptor: ResponseDescriptor, list: KubeList, shape: ResponseShape, includeObject: IncludeObjectPolicy): unknown {
+export function renderList(descriptor: ResourceDescriptor, list: KubeList, shape: ResponseShape, includeObject: IncludeObjectPolicy): unknown {
   switch (shape) {
     case 'table':
       return toTable(descriptor, list.items, { includeObject, listMeta: list.metadata });
@@ -41,5 +41,3 @@ export function renderList(descriptor: ResponseDescriptor, list: KubeList, shape
       return list;
   }
 }
-
-type ResponseDescriptor = ResourceDescriptor;

@@ -17,7 +17,7 @@ import { RESOURCE, type ResourceDescriptor } from '../api/resources.js';
 import type { DeleteOptions } from '../client/api.js';
 import { describeError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
-import { ANONYMOUS, Authenticator, loadTokenFile, type UserInfo } from './auth.js';
+import { Authenticator, loadTokenFile, type UserInfo } from './auth.js';
 import { bootstrapCluster } from './bootstrap.js';
 import { Cascader } from './cascade.js';
 import { DEFAULT_EVENT_TTL_SECONDS, EventExpiry } from './event-ttl.js';
@@ -368,7 +368,7 @@ class ApiHandler {
     const what = subresource ? `${descriptor.resource}/${subresource}` : descriptor.resource;
     const scope = namespace !== undefined ? ` in the namespace "${namespace}"` : '';
     return forbidden(
-      `${qualifiedResource(descriptor)}${name ? ` "${name}"` : ''} is forbidden: User "${call.user === ANONYMOUS ? ANONYMOUS.name : call.user.name}" cannot ${verb} resource "${what}" in API group "${descriptor.group}"${scope}`,
+      `${qualifiedResource(descriptor)}${name ? ` "${name}"` : ''} is forbidden: User "${call.user.name}" cannot ${verb} resource "${what}" in API group "${descriptor.group}"${scope}`,
       descriptor,
       name,
     );

@@ -103,7 +103,7 @@ for (const [storeName, makeStore] of storeKinds()) {
       const wrongNs = { ...pod('k'), metadata: { name: 'k', namespace: 'kube-system' } };
       assertStatus(await api.call('POST', PODS, wrongNs), 400, 'BadRequest');
       assertStatus(await api.call('POST', '/api/v1/namespaces/absent/pods', pod('k')), 404, 'NotFound');
-      assertStatus(await api.call('POST', PODS, undefined, { raw: 'x', contentType: 'application/vnd.kubernetes.protobuf' }), 415, 'UnsupportedMediaType');
+      assertStatus(await api.call('POST', PODS, undefined, { raw: 'x', contentType: 'application/cbor' }), 415, 'UnsupportedMediaType');
       assertStatus(await api.call('GET', '/api/v1/widgets'), 404);
       assertStatus(await api.call('POST', `${PODS}/dup`, pod('dup')), 405, 'MethodNotAllowed');
 
