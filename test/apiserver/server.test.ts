@@ -384,6 +384,14 @@ for (const [storeName, makeStore] of storeKinds()) {
       await sleep(50);
       const reuse = await api.call<Service>('POST', SERVICES, service('svc-d', { clusterIP: a.body.spec.clusterIP }));
       assert.equal(reuse.status, 201, reuse.text);
+      // Becoming a NodePort Service on update allocates a port; the cluster IP stays.
+      const changed = await api.call<Service>('PATCH', `${SERVICES}/svc-d`, { spec: { type: 'NodePort' } }, { contentType: 'application/merge-patch+json' });
+      assert.equal(changed.status, 200, changed.text);
+      assert.equal(changed.body.spec.clusterIP, a.body.spec.clusterIP);
+      const assigned = changed.body.spec.ports?.[0]?.nodePort;
+      assert.ok(assigned !== undefined && assigned !== nodePort, String(assigned));
+      const clash = await api.call('PATCH', `${SERVICES}/svc-d`, { spec: { ports: [{ port: 80, nodePort }] } }, { contentType: 'application/merge-patch+json' });
+      assertStatus(clash, 422, 'Invalid');
     });
 
     test('deleting an owner cascades to its dependents (Background) or orphans them', async () => {
