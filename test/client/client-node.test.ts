@@ -72,10 +72,8 @@ describe('@kubernetes/client-node over https with the cluster CA and a token', (
   let kc: KubeConfig;
   let core: CoreV1Api;
   let apps: AppsV1Api;
-  let bootstrapped = false;
 
-  // Restarts reuse the TCP port and the SQLite file; they skip bootstrap, which fails on a
-  // store that already has default/kubernetes (see test/client/informer.test.ts).
+  // Restarts reuse the TCP port and the SQLite file.
   const start = async (): Promise<void> => {
     server = await startServer({
       store: storeUrl,
@@ -83,9 +81,7 @@ describe('@kubernetes/client-node over https with the cluster CA and a token', (
       tokensFile,
       tlsCertFile: pki.certPath,
       tlsKeyFile: pki.keyPath,
-      bootstrap: !bootstrapped,
     });
-    bootstrapped = true;
   };
   const stop = async (): Promise<void> => {
     const running = server;

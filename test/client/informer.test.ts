@@ -262,7 +262,7 @@ describe('Informer after a 410 Gone', () => {
     // The informer's apiserver goes away; another one on the same store takes writes.
     await server.close();
     server = undefined;
-    const other = await startServer({ store, closeStore: false, listen: false, socketPath: join(dir.path, 'other.sock'), bootstrap: false });
+    const other = await startServer({ store, closeStore: false, listen: false, socketPath: join(dir.path, 'other.sock') });
     const writer = new KubeClient({ server: other.url });
     await writer.update(RESOURCE.configmaps, { ...change, data: { v: '2' } });
     await writer.delete(RESOURCE.configmaps, 'remove', 'default');
@@ -274,7 +274,7 @@ describe('Informer after a 410 Gone', () => {
     // The same socket again: the watch from the old version is answered 410 and the informer re-lists.
     const mark = recorder.events.length;
     assert.equal(mark, 3, 'nothing was delivered while the apiserver was away');
-    server = await startServer({ store, closeStore: false, listen: false, socketPath, bootstrap: false });
+    server = await startServer({ store, closeStore: false, listen: false, socketPath });
     await waitFor('the re-list events', () => recorder.events.length >= mark + 3, 15_000);
     await sleep(100);
     assert.deepEqual(recorder.lines(mark).sort(), ['add default/new', 'delete default/remove', 'update default/change']);
@@ -319,14 +319,7 @@ describe('Informer across apiserver restarts (SQLite file, fixed unix socket)', 
   const storeUrl = `sqlite:${join(dir.path, 'state.db')}`;
   let server: RunningApiServer | undefined;
   const informers: Informer<KubeObject>[] = [];
-  // Restarts skip bootstrap: an apiserver restarted on a bootstrapped store fails to start
-  // (see the todo test below), and these tests are about the informer, not that bug.
-  let bootstrapped = false;
-  const start = async (): Promise<RunningApiServer> => {
-    server = await startServer({ store: storeUrl, listen: false, socketPath, bootstrap: !bootstrapped });
-    bootstrapped = true;
-    return server;
-  };
+  const start = async (): Promise<RunningApiServer> => (server = await startServer({ store: storeUrl, listen: false, socketPath }));
   const stop = async (): Promise<void> => {
     const running = server;
     server = undefined;
@@ -338,12 +331,16 @@ describe('Informer across apiserver restarts (SQLite file, fixed unix socket)', 
     dir.remove();
   });
 
-  test('an apiserver restarts on its own bootstrapped SQLite file', {
-    todo: 'apiserver bug: bootstrap re-creates default/kubernetes on restart and the Service IP allocator answers 422 "provided IP is already allocated" instead of 409, so startApiServer rejects',
-  }, async () => {
+  test('an apiserver restarts on its own bootstrapped SQLite file', async () => {
     const file = `sqlite:${join(dir.path, 'bootstrap-twice.db')}`;
     await (await startServer({ store: file, listen: false, socketPath: join(dir.path, 'b.sock') })).close();
-    await (await startServer({ store: file, listen: false, socketPath: join(dir.path, 'b.sock') })).close();
+    const again = await startServer({ store: file, listen: false, socketPath: join(dir.path, 'b.sock') });
+    try {
+      const client = new KubeClient({ server: again.url });
+      assert.ok(await client.get(RESOURCE.services, 'kubernetes', 'default'), 'the bootstrapped Service is still there');
+    } finally {
+      await again.close();
+    }
   });
 
   test('changes made just before the stop and just after the restart all arrive, none twice', async () => {
