@@ -1,10 +1,14 @@
 /** Watch over HTTP: start points, replay, 410, selector transitions, bookmarks, timeouts, Tables. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { KubeObject, Status, WatchEvent } from '../../src/api/meta.js';
 import type { Table } from '../../src/api/table.js';
 import { MemoryStore } from '../../src/apiserver/store/memory.js';
+import { openStore } from '../../src/apiserver/store/open.js';
 import { pod, startTestApi, storeKinds, type TestApi, type TestStore } from './server-harness.js';
 
 const PODS = '/api/v1/namespaces/default/pods';
@@ -228,3 +232,35 @@ async function waitUntil(check: () => boolean, timeoutMs = 5000): Promise<void> 
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+describe('watch across an apiserver restart (SQLite file)', () => {
+  test('a watch from a version seen before the restart resumes with what happened since', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pontoon-restart-'));
+    const url = `sqlite:${join(dir, 'state.db')}`;
+    try {
+      let api = await startTestApi(await openStore(url));
+      const created = await api.call<KubeObject>('POST', PODS, pod('survivor'));
+      const seen = created.body.metadata.resourceVersion!;
+      await api.call('POST', PODS, pod('while-away'));
+      await api.close();
+
+      api = await startTestApi(await openStore(url));
+      try {
+        await api.call('DELETE', `${PODS}/survivor`);
+        const stream = new WatchStream(api.url, `${PODS}?watch=true&resourceVersion=${seen}`);
+        try {
+          assert.deepEqual(summary(await stream.waitFor(2)), ['ADDED while-away', 'DELETED survivor']);
+        } finally {
+          stream.close();
+        }
+        const listed = await api.call<KubeObject & { items: KubeObject[] }>('GET', PODS);
+        assert.deepEqual(listed.body.items.map((p) => p.metadata.name), ['while-away']);
+        assert.ok(Number(listed.body.metadata.resourceVersion) > Number(seen), 'revisions keep increasing across restarts');
+      } finally {
+        await api.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
