@@ -56,18 +56,6 @@ export const INITIAL_EVENTS_END_ANNOTATION = 'k8s.io/initial-events-end';
 
 export async function serveWatch(res: ServerResponse, store: Store, params: WatchParams, log: Logger): Promise<void> {
   const { descriptor, selection } = params;
-  const initial: KubeObject[] = [];
-  let since: number;
-  const synthetic = params.resourceVersion === undefined || params.resourceVersion === '' || params.resourceVersion === '0';
-  if (synthetic || params.sendInitialEvents) {
-    const listed = await store.list(params.prefix);
-    since = listed.resourceVersion;
-    for (const item of listed.items) if (selection.matches(item.object)) initial.push(item.object);
-  } else {
-    since = Number(params.resourceVersion);
-  }
-
-  let lastSent = since;
   let first = true;
   let ended = false;
   let storeWatch: StoreWatch | undefined;
@@ -82,7 +70,21 @@ export async function serveWatch(res: ServerResponse, store: Store, params: Watc
     storeWatch?.stop();
     if (!res.writableEnded) res.end();
   };
+  // Registered before anything is awaited: a client gone while we list must not leave a store watch behind.
   res.on('close', end);
+
+  const initial: KubeObject[] = [];
+  let since: number;
+  const synthetic = params.resourceVersion === undefined || params.resourceVersion === '' || params.resourceVersion === '0';
+  if (synthetic || params.sendInitialEvents) {
+    const listed = await store.list(params.prefix);
+    since = listed.resourceVersion;
+    for (const item of listed.items) if (selection.matches(item.object)) initial.push(item.object);
+  } else {
+    since = Number(params.resourceVersion);
+  }
+  if (ended) return;
+  let lastSent = since;
 
   const write = (type: WatchEventType, object: unknown): void => {
     if (ended) return;
