@@ -9,6 +9,7 @@ import { registerNetwork } from './network.js';
 import { registerApiserver } from './apiserver.js';
 import { registerScheduler } from './scheduler.js';
 import { registerControllerManager } from './controller-manager.js';
+import { registerKubelet } from './kubelet.js';
 
 
 const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
@@ -28,6 +29,7 @@ registerCluster(program);
 registerApiserver(program);
 registerScheduler(program);
 registerControllerManager(program);
+registerKubelet(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);

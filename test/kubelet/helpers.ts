@@ -89,6 +89,17 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => T
   }
 }
 
+/** Polls an async probe until it returns something (not undefined/false). */
+export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export async function waitForStatus(runtime: PodRuntime, uid: string, what: string, timeoutMs: number, check: (status: PodStatus) => boolean): Promise<PodStatus> {
   return waitFor(what, timeoutMs, () => {
     const status = runtime.status(uid);

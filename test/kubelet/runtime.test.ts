@@ -24,7 +24,8 @@ let node: KubeletNode;
 let runtime: PodRuntime;
 let logs: LogsServer;
 let socketPath: string;
-const started: string[] = [];
+/** Every pod any runtime of this file ran, so a failed test still leaves no process behind. */
+const started: { on: PodRuntime; uid: string }[] = [];
 
 before(async () => {
   node = kubeletNode(lab, 'n1', 91);
@@ -36,14 +37,14 @@ before(async () => {
 
 after(async () => {
   await logs.stop();
-  await Promise.all(started.map((uid) => runtime.killPod(uid, 0).catch(() => undefined)));
+  for (const { on, uid } of started.reverse()) await on.killPod(uid, 0).catch(() => undefined);
   runtime.detach();
   lab.cleanup();
 });
 
 function run(pod: ReturnType<typeof makePod>, on: PodRuntime = runtime): string {
   const uid = pod.metadata.uid ?? '';
-  started.push(uid);
+  started.push({ on, uid });
   on.runPod(pod);
   return uid;
 }
@@ -323,7 +324,7 @@ describe('pod runtime', () => {
     assert.equal(ipamFiles(n2).includes(dropStatus.podIP ?? ''), false);
     assert.ok(ipamFiles(n2).length === 1, 'the kept pod still holds its address');
 
-    second.runPod(keep);
+    run(keep, second);
     const adopted = await waitForStatus(second, keepUid, 'ready again', 10_000, (s) => condition(s, 'Ready') === 'True');
     assert.equal(recordOf(keepUid, n2).containers[0]?.pid, keepPid, 'same process');
     assert.equal(container(adopted).restartCount, 0);
