@@ -90,7 +90,7 @@ export class ServiceAllocations {
     } catch (err) {
       release();
       if (err instanceof ServiceRangeFullError) {
-        throw new ApiStatusError(failure(500, 'InternalError', `Internal error occurred: failed to allocate a serviceIP: ${err.message}`));
+        throw new ApiStatusError(failure(500, 'InternalError', `Internal error occurred: ${err.message}`));
       }
       throw err;
     }
