@@ -20,11 +20,13 @@
  * event loop, like its own process), the clients and references in the main thread.
  *
  *   node build/bench/apiserver.js [--only writes,watch,pods] [--store sqlite|etcd|both]
- *                                 [--count N] [--pods N] [--nodes N]
- * --count sets objects per write phase (default 1000) and per watch run (default 300).
+ *                                 [--count N] [--interval-ms N] [--pods N] [--nodes N]
+ * --count sets objects per write phase (default 1000) and per watch run (default 300);
+ * --interval-ms the watch writer's pace (default 20). A part that fails is reported as such
+ * after the tables of the others, and the exit code is 1.
  * The pods part needs root (network namespaces) and the bundle (`npm run build`).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -32,11 +34,11 @@ import { parseArgs } from 'node:util';
 import { formatTable } from '../src/cli/table.js';
 import { describeError, PontoonError } from '../src/lib/errors.js';
 import { deleteNetnsWithPrefix } from '../src/lib/netns.js';
-import { startEtcd, type TestEtcd } from '../test/helpers/etcd.js';
 import { openEtcdRig, openSqliteRig, STORE_KINDS, type StoreKind, type StoreRig } from './lib/apiserver-rig.js';
 import { runPodBench, type PodBenchResult } from './lib/apiserver-pods.js';
 import { runWatchBench, type WatchBenchResult, type WatchContender } from './lib/apiserver-watch.js';
 import { medianRates, runWriteBench, type WriteBenchResult } from './lib/apiserver-writes.js';
+import { startBenchEtcd, type BenchEtcd } from './lib/etcd.js';
 import { benchJsonLine } from './lib/json.js';
 import { formatNumber, formatRatio, median, percent, summarizeLatencies, type LatencySummary } from './lib/stats.js';
 
@@ -45,7 +47,7 @@ type Section = (typeof SECTIONS)[number];
 
 const WRITE_COUNT = 1000;
 const WRITE_CONCURRENCY = 16;
-const WRITE_ROUNDS = 3;
+const WRITE_ROUNDS = 5;
 const WRITE_WARMUP = 200;
 const WATCHERS = 100;
 const WATCH_COUNT = 300;
@@ -142,11 +144,11 @@ function writesTable(results: readonly WriteBenchResult[]): string {
         formatRatio(store[op], raw[op]),
         formatRatio(api[op], raw[op]),
         formatRatio(api[op], store[op]),
-        op === 'creates' ? `${percent(api.serverBusy)} / ${percent(api.clientBusy)}` : '',
+        op === 'creates' ? [raw.clientBusy, store.clientBusy, api.serverBusy, api.clientBusy].map(percent).join(' / ') : '',
       ]);
     }
   }
-  return formatTable(['STORE', 'OP', 'RAW/S', 'STORE/S', 'API/S', 'STORE/RAW', 'API/RAW', 'API/STORE', 'API BUSY SRV / BENCH'], rows);
+  return formatTable(['STORE', 'OP', 'RAW/S', 'STORE/S', 'API/S', 'STORE/RAW', 'API/RAW', 'API/STORE', 'BUSY RAW / STORE / API SRV / API CLI'], rows);
 }
 
 interface WatchSummary {
@@ -212,11 +214,26 @@ interface RunResults {
   writes: WriteBenchResult[];
   watch: WatchBenchResult[];
   pods?: PodBenchResult;
+  /** Parts that failed; the others are still reported. */
+  failures: { part: string; error: string }[];
+}
+
+/** Runs one part; a failure is recorded (and the run goes on), an interrupt is not caught. */
+async function attempt<T>(results: RunResults, part: string, run: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof BenchInterrupted) throw err;
+    results.failures.push({ part, error: describeError(err) });
+    progress(`${part} FAILED: ${describeError(err)}`);
+    return undefined;
+  }
 }
 
 function machineResults(options: Options, results: RunResults, load: { before: number[]; after: number[] }): unknown {
   return {
     options,
+    failures: results.failures,
     cores: cpus().length,
     load,
     writes: results.writes.map((r) => ({
@@ -247,7 +264,7 @@ function machineResults(options: Options, results: RunResults, load: { before: n
   };
 }
 
-async function openRig(kind: StoreKind, tempDir: string, etcd: () => Promise<TestEtcd>): Promise<StoreRig> {
+async function openRig(kind: StoreKind, tempDir: string, etcd: () => Promise<BenchEtcd>): Promise<StoreRig> {
   if (kind === 'sqlite') return openSqliteRig(join(tempDir, 'sqlite'));
   return openEtcdRig((await etcd()).endpoint);
 }
@@ -259,9 +276,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', recordSignal);
   const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-apiserver-'));
   const loadBefore = loadavg();
-  let etcd: TestEtcd | undefined;
+  let etcd: BenchEtcd | undefined;
   const rigs: StoreRig[] = [];
-  const results: RunResults = { writes: [], watch: [] };
+  const results: RunResults = { writes: [], watch: [], failures: [] };
   try {
     const needsStores = options.sections.includes('writes') || options.sections.includes('watch');
     if (needsStores) {
@@ -269,7 +286,7 @@ async function main(): Promise<void> {
         progress(`${kind}: starting the apiserver${kind === 'etcd' ? ' and etcd' : ''} ...`);
         rigs.push(
           await openRig(kind, tempDir, async () => {
-            etcd ??= await startEtcd();
+            etcd ??= await startBenchEtcd();
             return etcd;
           }),
         );
@@ -279,42 +296,38 @@ async function main(): Promise<void> {
     if (options.sections.includes('writes')) {
       for (const rig of rigs) {
         progress(`writes on ${rig.kind}:`);
-        results.writes.push(
-          await runWriteBench(rig, {
-            count: options.count ?? WRITE_COUNT,
-            concurrency: WRITE_CONCURRENCY,
-            rounds: WRITE_ROUNDS,
-            warmup: WRITE_WARMUP,
-            checkpoint,
-            progress,
-          }),
+        const result = await attempt(results, `writes on ${rig.kind}`, () =>
+          runWriteBench(rig, { count: options.count ?? WRITE_COUNT, concurrency: WRITE_CONCURRENCY, rounds: WRITE_ROUNDS, warmup: WRITE_WARMUP, checkpoint, progress }),
         );
+        if (result) results.writes.push(result);
       }
     }
     if (options.sections.includes('watch')) {
       for (const rig of rigs) {
         progress(`watch fan-out on ${rig.kind}:`);
-        results.watch.push(
-          await runWatchBench(rig, { watchers: WATCHERS, count: options.count ?? WATCH_COUNT, intervalMs: options.intervalMs, pairs: WATCH_PAIRS, checkpoint, progress }),
+        const result = await attempt(results, `watch fan-out on ${rig.kind}`, () =>
+          runWatchBench(rig, { watchers: WATCHERS, count: options.count ?? WATCH_COUNT, intervalMs: options.intervalMs, pairs: WATCH_PAIRS, checkpoint, progress }),
         );
+        if (result) results.watch.push(result);
       }
     }
     for (const rig of rigs.splice(0)) await rig.close();
     if (options.sections.includes('pods')) {
       progress('pod startup:');
-      results.pods = await runPodBench(
-        {
-          clusterName: `${RUN_PREFIX}pods`,
-          nodes: options.nodes,
-          pods: options.pods,
-          concurrency: POD_CREATE_CONCURRENCY,
-          cniRuns: CNI_RUNS,
-          timeoutMs: POD_TIMEOUT_MS,
-          checkpoint,
-          progress,
-        },
-        join(tmpdir(), `pontoon-bench-apiserver-logs-${process.pid}`),
-      );
+      const podOptions = {
+        clusterName: `${RUN_PREFIX}pods`,
+        nodes: options.nodes,
+        pods: options.pods,
+        concurrency: POD_CREATE_CONCURRENCY,
+        cniRuns: CNI_RUNS,
+        timeoutMs: POD_TIMEOUT_MS,
+        checkpoint,
+        progress,
+      };
+      const logDir = join(tmpdir(), `pontoon-bench-apiserver-logs-${process.pid}`);
+      results.pods = await attempt(results, 'pod startup', () => runPodBench(podOptions, logDir));
+      const podFailure = results.failures.find((f) => f.part === 'pod startup');
+      if (podFailure && existsSync(logDir)) podFailure.error += `\n(the cluster's daemon logs are kept in ${logDir})`;
     }
 
     const loadAfter = loadavg();
@@ -329,6 +342,7 @@ async function main(): Promise<void> {
       console.log(writesTable(results.writes));
       console.log('  RAW = the same JSON straight into the engine (better-sqlite3, WAL + synchronous=NORMAL, one transaction per write; etcd3 put)');
       console.log('  STORE = SqliteStore/EtcdStore in-process (revision, CAS, change log); API = apiserver over HTTP on 127.0.0.1 (POST, PUT with resourceVersion)');
+      console.log('  BUSY = event-loop utilisation while writing: of this process for RAW and STORE (they run in it), of the apiserver worker and of this process (the client) for API');
     }
     const firstWatch = results.watch[0];
     if (firstWatch) {
@@ -343,8 +357,16 @@ async function main(): Promise<void> {
       console.log(`Pod startup: ${pods.pods} Pods (busybox httpd) on ${pods.nodes} nodes, ${pods.concurrency} creates in flight; reference: ${CNI_RUNS} bare CNI ADD/DEL through podCni (ip netns exec <node> pontoon-flannel)`);
       console.log(podsTable(pods));
       const perNode = Object.entries(pods.podsPerNode).sort().map(([node, n]) => `${node}=${n}`).join(' ');
+      const serialAddMs = pods.pods * median(pods.cniAddMs);
       console.log(`  all ${pods.pods} Running: ${formatNumber(pods.totalMs)} ms after the first create (${formatNumber((pods.pods / pods.totalMs) * 1000)} pods/s); pods per node: ${perNode}`);
+      console.log(`  vs ${pods.pods} bare ADDs one after another (${pods.pods} × ADD p50 = ${formatNumber(serialAddMs)} ms): ${formatRatio(pods.totalMs, serialAddMs)}`);
     }
+    for (const failure of results.failures) {
+      console.log('');
+      console.log(`${failure.part}: FAILED`);
+      console.log(failure.error.replace(/^/gm, '  '));
+    }
+    if (results.failures.length > 0) process.exitCode = 1;
     console.log('');
     console.log(benchJsonLine('apiserver', machineResults(options, results, { before: loadBefore, after: loadAfter })));
   } finally {

@@ -28,20 +28,47 @@ const CLOSE_TIMEOUT_MS = 10_000;
 export async function startApiServerInWorker(storeUrl: string): Promise<ApiServerInWorker> {
   const input: ApiServerWorkerInput = { store: storeUrl };
   const worker = new Worker(new URL('./apiserver-worker.js', import.meta.url), { workerData: input });
-  const next = (timeoutMs: number, what: string): Promise<ApiServerWorkerMessage> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new ApiServerWorkerError(`apiserver worker (${storeUrl}) did not ${what} within ${timeoutMs} ms`)), timeoutMs);
-      const onMessage = (message: ApiServerWorkerMessage): void => finish(undefined, message);
-      const onError = (err: Error): void => finish(new ApiServerWorkerError(`apiserver worker (${storeUrl}) crashed: ${err.message}`, { cause: err }));
-      const onExit = (code: number): void => finish(new ApiServerWorkerError(`apiserver worker (${storeUrl}) exited with code ${code}`));
-      const finish = (err?: Error, message?: ApiServerWorkerMessage): void => {
-        clearTimeout(timer);
-        worker.off('message', onMessage).off('error', onError).off('exit', onExit);
-        if (err || !message) reject(err);
-        else resolve(message);
-      };
-      worker.on('message', onMessage).once('error', onError).once('exit', onExit);
-    });
+  // Kept for the worker's whole life: a crash after start must neither take the benchmark
+  // down (an 'error' event without a listener throws) nor leave close() waiting for a
+  // message from a thread that is gone.
+  let failure: Error | undefined;
+  let exitCode: number | undefined;
+  const messages: ApiServerWorkerMessage[] = [];
+  const waiters = new Set<() => void>();
+  const wake = (): void => waiters.forEach((waiter) => waiter());
+  worker.on('message', (message: ApiServerWorkerMessage) => {
+    messages.push(message);
+    wake();
+  });
+  worker.on('error', (err) => {
+    failure = new ApiServerWorkerError(`apiserver worker (${storeUrl}) crashed: ${err.message}`, { cause: err });
+    wake();
+  });
+  worker.on('exit', (code) => {
+    exitCode = code;
+    wake();
+  });
+
+  const next = async (timeoutMs: number, what: string): Promise<ApiServerWorkerMessage> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const message = messages.shift();
+      if (message) return message;
+      if (failure) throw failure;
+      if (exitCode !== undefined) throw new ApiServerWorkerError(`apiserver worker (${storeUrl}) exited with code ${exitCode} before it could ${what}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new ApiServerWorkerError(`apiserver worker (${storeUrl}) did not ${what} within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, left);
+        function done(): void {
+          clearTimeout(timer);
+          waiters.delete(done);
+          resolve();
+        }
+        waiters.add(done);
+      });
+    }
+  };
 
   let first: ApiServerWorkerMessage;
   try {
@@ -58,10 +85,10 @@ export async function startApiServerInWorker(storeUrl: string): Promise<ApiServe
     url: first.url,
     eventLoopUtilization: (start) => worker.performance.eventLoopUtilization(start),
     async close() {
-      const closed = next(CLOSE_TIMEOUT_MS, 'close');
+      if (exitCode !== undefined) return;
       worker.postMessage('close');
       try {
-        const message = await closed;
+        const message = await next(CLOSE_TIMEOUT_MS, 'close');
         if (message.type === 'closed' && message.error) throw new ApiServerWorkerError(`failed to close apiserver on ${storeUrl}: ${message.error}`);
       } finally {
         await worker.terminate();

@@ -202,6 +202,7 @@ export async function runPodBench(options: PodBenchOptions, failureLogDir: strin
           throw new PodBenchError(`${stuck.length} of ${options.pods} pods were not Running with an IP after ${options.timeoutMs} ms:\n${detail}`);
         }
         await sleep(20);
+        await options.checkpoint();
       }
       const totalMs = Math.max(...runningAt.values()) - started;
       const startupMs = [...createdAt].map(([name, at]) => (runningAt.get(name) ?? NaN) - at);

@@ -139,11 +139,11 @@ async function fanout(rig: StoreRig, target: FanoutTarget, namespace: string, op
   let delivered = 0;
   let lastReceipt = 0;
   let failure: unknown;
-  const deliver = (_watcher: number, object: KubeObject): void => {
+  const deliver = (watcher: number, object: KubeObject): void => {
     const received = nowMs();
     const sentAt = object.metadata.annotations?.[SENT_AT];
     if (sentAt === undefined) {
-      warmed.add(_watcher);
+      warmed.add(watcher);
       return;
     }
     latenciesMs.push(received - Number(sentAt));
