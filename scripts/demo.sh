@@ -35,7 +35,7 @@ ok=0; failed=0
 while read -r from _ from_node; do
   while read -r _ to_ip to_node; do
     [ "$from_node" = "$to_node" ] && continue
-    if answer=$(pontoon cluster exec "pod/$from" -- /bin/busybox wget -q -T 3 -O - "http://$to_ip:8080/" 2>&1); then
+    if answer=$(pontoon cluster exec "pod/$from" -- curl -sS -m 3 "http://$to_ip:8080/" 2>&1); then
       printf '  %-22s (%s) -> %-15s %s\n' "$from" "$from_node" "$to_ip" "$answer"; ok=$((ok + 1))
     else
       printf '  %-22s (%s) -> %-15s FAILED: %s\n' "$from" "$from_node" "$to_ip" "$answer"; failed=$((failed + 1))

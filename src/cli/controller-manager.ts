@@ -1,4 +1,4 @@
-/** `pontoon controller-manager`: ReplicaSet, Deployment, Endpoints(Slice), node IPAM, node lifecycle, GC. */
+/** `pontoon controller-manager`: ReplicaSet, Deployment, Endpoints(Slice), node IPAM, node lifecycle, GC, pod GC. */
 import type { Command } from 'commander';
 import { clientFromFlags } from '../client/client.js';
 import { ControllerManager, selectControllers, CONTROLLER_NAMES } from '../controllers/manager.js';
@@ -37,7 +37,7 @@ export function parseDuration(text: string, flag: string): number {
 export function registerControllerManager(program: Command): void {
   program
     .command('controller-manager')
-    .description('run the controllers: replicaset, deployment, endpoints, endpointslice, node-ipam, node-lifecycle, garbage-collector')
+    .description(`run the controllers: ${CONTROLLER_NAMES.join(', ')}`)
     .option('--kubeconfig <path>', 'kubeconfig with the apiserver address and credentials')
     .option('--server <url>', 'apiserver URL (http://, https:// or unix:/path) when no kubeconfig is given')
     .option('--token <token>', 'bearer token')

@@ -110,10 +110,10 @@ export function flanneldLog(node: NodeState): string {
   }
 }
 
-export async function waitUntil(what: string, timeoutMs: number, check: () => boolean): Promise<void> {
+export async function waitUntil(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (check()) return;
+    if (await check()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   if (!check()) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -20,7 +20,7 @@ import { readSubnetEnv } from '../../flanneld/subnetenv.js';
 import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
 import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway } from './topology.js';
-import { type ControlPlaneState, kubeletArgs, readTokens, startControlPlane, writeNodeKubeconfig } from './control-plane.js';
+import { type ControlPlaneState, kubeletArgs, pickApiserverPort, readTokens, startControlPlane, writeNodeKubeconfig } from './control-plane.js';
 import { KubeClient } from '../../client/client.js';
 import { RESOURCE } from '../../api/resources.js';
 
@@ -104,10 +104,17 @@ export function cliPath(): string {
 }
 
 /** Starts a long-running process inside a namespace, detached, output to `logFile`. */
-function startDaemon(netns: string, argv: readonly string[], logFile: string): number {
+function startDaemon(netns: string, argv: readonly string[], logFile: string, sharedMounts = false): number {
   const log = openSync(logFile, 'a');
+  // `ip netns exec` also gives the process a private mount namespace (to show the netns's
+  // own /sys), where new mounts do not propagate back. A kubelet mounts every pod sandbox
+  // it creates on /run/netns/<name>, and those must be visible to everyone else (CNI DEL
+  // from a restarted kubelet, `cluster exec pod/...`), so it enters the network namespace
+  // alone, with nsenter.
+  const enter = sharedMounts ? ['nsenter', `--net=${netnsFile(netns)}`, '--'] : ['ip', 'netns', 'exec', netns];
   try {
-    const child = spawn('ip', ['netns', 'exec', netns, ...argv], { detached: true, stdio: ['ignore', log, log] });
+    const [command, ...rest] = [...enter, ...argv];
+    const child = spawn(command ?? '', rest, { detached: true, stdio: ['ignore', log, log] });
     if (child.pid === undefined) throw new ClusterError(`failed to start ${argv[0]} in ${netns}`);
     child.unref();
     return child.pid;
@@ -182,6 +189,7 @@ export function startFlanneld(state: ClusterState, node: NodeState): number {
 
 /** (Re)starts a node's kubelet; returns its pid. */
 export function startKubelet(state: ClusterState, node: NodeState): number {
+  mkdirSync(join(node.dir, 'kubelet'), { recursive: true });
   const args = kubeletArgs({
     cli: [process.execPath, cliPath()],
     kubeconfig: join(node.dir, 'kubeconfig'),
@@ -191,7 +199,7 @@ export function startKubelet(state: ClusterState, node: NodeState): number {
     rootDir: join(node.dir, 'kubelet'),
     netnsPrefix: podNetnsPrefix(state.name, node.name),
   });
-  return startDaemon(node.netns, args, join(node.dir, 'kubelet.log'));
+  return startDaemon(node.netns, args, join(node.dir, 'kubelet.log'), true);
 }
 
 /** Pod sandboxes are `<cluster>-<node>-pod-...`, so `down` deletes them with the rest. */
@@ -303,6 +311,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       store: `sqlite:${join(stateDir, 'apiserver.db')}`,
       clusterCidr: POD_NETWORK,
       nodeCidrMaskSize: 24,
+      // The default cluster gets the well-known 6443 when free; others (tests) any free port.
+      port: await pickApiserverPort(options.name === DEFAULT_CLUSTER_NAME ? 6443 : 0),
     });
     writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting));
     saveState(state);

@@ -1,0 +1,136 @@
+/**
+ * The whole stack as a user meets it: `cluster up` with the control plane, kubectl applying
+ * the demo's Deployment + Service, pods spread over three nodes reaching each other across
+ * the VXLAN overlay with leases from the apiserver, then scale-down and delete leaving no
+ * sandbox, veth or IP behind.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { RESOURCE } from '../../src/api/resources.js';
+import type { Endpoints, Node, Pod } from '../../src/api/types.js';
+import { adminClient, clusterDown, clusterUp, type ClusterState, podNetnsPrefix } from '../../src/cli/cluster/cluster.js';
+import { packageRoot } from '../../src/cli/paths.js';
+import type { KubeClient } from '../../src/client/client.js';
+import { leaseOf } from '../../src/flanneld/subnet/kube.js';
+import { listNetns } from '../../src/lib/netns.js';
+import { sandboxName } from '../../src/kubelet/sandbox.js';
+import { TEST_NETNS_PREFIX } from '../helpers/lab.js';
+import { waitUntil } from '../helpers/cluster.js';
+
+const name = `${TEST_NETNS_PREFIX}k8s`;
+let state: ClusterState;
+let client: KubeClient;
+let home: string;
+
+before(async () => {
+  home = mkdtempSync(join(tmpdir(), 'pontoon-kubectl-'));
+  try {
+    state = await clusterUp({
+      name,
+      nodes: 3,
+      backend: 'vxlan',
+      racks: 1,
+      podsPerNode: 0,
+      directRouting: false,
+      leaseTtlSeconds: 3600,
+      controlPlane: true,
+      subnetStore: 'kube',
+      progress: () => undefined,
+    });
+  } catch (err) {
+    await clusterDown(name);
+    throw err;
+  }
+  client = adminClient(state);
+});
+
+after(async () => {
+  await clusterDown(name);
+  rmSync(home, { recursive: true, force: true });
+  assert.deepEqual(listNetns().filter((n) => n.startsWith(name)), [], 'cluster down leaves no namespace');
+});
+
+function kubectl(...args: string[]): string {
+  const result = spawnSync('/usr/bin/kubectl', args, {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, KUBECONFIG: state.controlPlane?.kubeconfig ?? '', HOME: home },
+  });
+  assert.equal(result.status, 0, `kubectl ${args.join(' ')} failed:\n${result.stdout}${result.stderr}`);
+  return result.stdout;
+}
+
+async function webPods(): Promise<Pod[]> {
+  return (await client.list<Pod>(RESOURCE.pods, 'default', { labelSelector: 'app=web' })).items;
+}
+
+function sandboxOf(pod: Pod): string {
+  return sandboxName(podNetnsPrefix(state.name, pod.spec.nodeName ?? ''), pod.metadata.uid ?? '');
+}
+
+function fetchFrom(pod: Pod, ip: string): { ok: boolean; text: string } {
+  const result = spawnSync('ip', ['netns', 'exec', sandboxOf(pod), 'curl', '-sS', '-m', '3', `http://${ip}:8080/`], { encoding: 'utf8' });
+  return { ok: result.status === 0, text: `${result.stdout}${result.stderr}`.trim() };
+}
+
+test('nodes register, get podCIDRs from node-ipam and flannel leases on their Node objects', async () => {
+  await waitUntil('3 Ready nodes with leases', 60_000, async () => {
+    const nodes = (await client.list<Node>(RESOURCE.nodes)).items;
+    const ready = nodes.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && leaseOf(n));
+    return ready.length === 3;
+  });
+  const nodes = (await client.list<Node>(RESOURCE.nodes)).items;
+  const cidrs = new Set(nodes.map((n) => n.spec?.podCIDR));
+  assert.equal(cidrs.size, 3, 'distinct podCIDRs');
+  for (const node of state.nodes) assert.ok(cidrs.has(node.subnet), `${node.name}'s subnet.env matches a podCIDR`);
+  assert.match(kubectl('get', 'nodes', '-o', 'wide'), /n1\s+Ready/);
+});
+
+test('kubectl apply: the Deployment spreads over every node and every pod reaches the pods on other nodes', async () => {
+  kubectl('apply', '-f', join(packageRoot(), 'examples', 'web.yaml'));
+  kubectl('rollout', 'status', 'deployment/web', '--timeout=120s');
+  const pods = await webPods();
+  assert.equal(pods.length, 6);
+  assert.equal(new Set(pods.map((p) => p.spec.nodeName)).size, 3, 'pods on all three nodes');
+  for (const pod of pods) assert.equal(pod.status?.phase, 'Running');
+
+  const failures: string[] = [];
+  for (const from of pods) {
+    for (const to of pods) {
+      if (from.spec.nodeName === to.spec.nodeName) continue;
+      const answer = fetchFrom(from, to.status?.podIP ?? '');
+      if (!answer.ok || !answer.text.includes(`hello from ${to.metadata.name}`)) failures.push(`${from.metadata.name} → ${to.metadata.name}: ${answer.text}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+
+  const endpoints = await client.get<Endpoints>(RESOURCE.endpoints, 'web', 'default');
+  const addresses = endpoints?.subsets?.flatMap((s) => s.addresses ?? []).map((a) => a.ip).sort();
+  assert.deepEqual(addresses, pods.map((p) => p.status?.podIP).sort());
+  assert.match(kubectl('logs', pods[0]?.metadata.name ?? ''), new RegExp(`${pods[0]?.metadata.name ?? '?'} serving on :8080`));
+  assert.match(kubectl('get', 'pods', '-o', 'wide'), /web-[a-z0-9]+-[a-z0-9]+\s+1\/1\s+Running/);
+});
+
+test('scale down and delete: terminated pods leave no sandbox, no veth and no IP allocation', async () => {
+  kubectl('scale', 'deployment/web', '--replicas=2');
+  await waitUntil('2 web pods', 60_000, async () => (await webPods()).length === 2);
+  kubectl('delete', '-f', join(packageRoot(), 'examples', 'web.yaml'));
+  await waitUntil('no web pods', 60_000, async () => (await webPods()).length === 0);
+  await waitUntil('no pod sandboxes', 30_000, () => !listNetns().some((n) => state.nodes.some((node) => n.startsWith(podNetnsPrefix(state.name, node.name)))));
+  for (const node of state.nodes) {
+    const ipamDir = join(node.dir, 'ipam', 'pontoon');
+    let held: string[] = [];
+    try {
+      held = readdirSync(ipamDir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
+    } catch {
+      held = [];
+    }
+    assert.deepEqual(held, [], `${node.name} holds no pod IP`);
+    const links = spawnSync('ip', ['netns', 'exec', node.netns, 'ip', '-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).stdout;
+    assert.doesNotMatch(links, /veth/, `${node.name} has no pod veth left`);
+  }
+});
