@@ -5,12 +5,37 @@
  * Writes are whole-object updates against the cached resourceVersion, so adopting an object
  * someone else just changed fails with 409 and the owner's sync is retried.
  */
-import type { KubeObject } from '../api/meta.js';
+import type { KubeObject, LabelSelector } from '../api/meta.js';
 import type { ResourceDescriptor } from '../api/resources.js';
-import { matchesLabels, type LabelRequirement } from '../api/selectors.js';
+import { labelSelectorFromObject, matchesLabels, type LabelRequirement } from '../api/selectors.js';
 import { isNotFound, type KubeApi } from '../client/api.js';
+import type { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
 import { controllerRef, controllerReferenceTo, isTerminating } from './pods.js';
+
+/**
+ * An owner's selector as requirements, or undefined when it is invalid or empty: an empty
+ * selector would claim every object in the namespace, and apps/v1 forbids it.
+ */
+export function ownerSelector(selector: LabelSelector | undefined): LabelRequirement[] | undefined {
+  try {
+    const requirements = labelSelectorFromObject(selector ?? {});
+    return requirements.length > 0 ? requirements : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The key of the `ownerKind` object in `owners` that controls `dependent`, or undefined when
+ * it has none or the cached owner of that name is another object (a different uid).
+ */
+export function controllerKey<T extends KubeObject>(dependent: KubeObject, ownerKind: string, owners: Informer<T>): string | undefined {
+  const ref = controllerRef(dependent);
+  if (!ref || ref.kind !== ownerKind) return undefined;
+  const key = `${dependent.metadata.namespace}/${ref.name}`;
+  return owners.get(key)?.metadata.uid === ref.uid ? key : undefined;
+}
 
 export interface ClaimRequest<T extends KubeObject> {
   api: KubeApi;

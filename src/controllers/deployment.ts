@@ -20,12 +20,12 @@
  */
 import { objectKey } from '../api/meta.js';
 import { RESOURCE } from '../api/resources.js';
-import { labelSelectorFromObject, matchesLabels, type LabelRequirement } from '../api/selectors.js';
+import { matchesLabels } from '../api/selectors.js';
 import type { Deployment, DeploymentCondition, DeploymentStatus, Pod, ReplicaSet } from '../api/types.js';
 import { isAlreadyExists, isNotFound, type KubeApi } from '../client/api.js';
 import type { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
-import { claim } from './claim.js';
+import { claim, controllerKey, ownerSelector } from './claim.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
 import {
   byCreation,
@@ -97,10 +97,7 @@ export class DeploymentController implements Controller {
   }
 
   private ownerKey(rs: ReplicaSet): string | undefined {
-    const ref = controllerRef(rs);
-    if (!ref || ref.kind !== 'Deployment') return undefined;
-    const key = `${rs.metadata.namespace}/${ref.name}`;
-    return this.deployments.get(key)?.metadata.uid === ref.uid ? key : undefined;
+    return controllerKey(rs, 'Deployment', this.deployments);
   }
 
   private replicaSetChanged(rs: ReplicaSet): void {
@@ -111,7 +108,7 @@ export class DeploymentController implements Controller {
     }
     if (controllerRef(rs)) return;
     for (const d of inNamespace(this.deployments, rs.metadata.namespace ?? '')) {
-      const selector = selectorOf(d);
+      const selector = ownerSelector(d.spec.selector);
       if (selector && matchesLabels(selector, rs.metadata.labels)) this.reconciler.enqueue(objectKey(d.metadata));
     }
   }
@@ -131,7 +128,7 @@ export class DeploymentController implements Controller {
     const cached = this.deployments.get(key);
     if (!cached) return;
     const d = structuredClone(cached);
-    const selector = selectorOf(d);
+    const selector = ownerSelector(d.spec.selector);
     if (!selector) {
       this.log.warn({ deployment: key }, 'empty or invalid selector; not managing replica sets');
       return;
@@ -462,15 +459,6 @@ export class DeploymentController implements Controller {
 function collisionCountOf(d: Deployment): number | undefined {
   const count = (d.status as { collisionCount?: unknown } | undefined)?.collisionCount;
   return typeof count === 'number' ? count : undefined;
-}
-
-function selectorOf(d: Deployment): LabelRequirement[] | undefined {
-  try {
-    const requirements = labelSelectorFromObject(d.spec.selector ?? {});
-    return requirements.length > 0 ? requirements : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

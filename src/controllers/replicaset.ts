@@ -14,13 +14,13 @@
  */
 import { objectKey } from '../api/meta.js';
 import { RESOURCE } from '../api/resources.js';
-import { labelSelectorFromObject, matchesLabels, type LabelRequirement } from '../api/selectors.js';
+import { matchesLabels } from '../api/selectors.js';
 import type { Pod, ReplicaSet, ReplicaSetStatus } from '../api/types.js';
 import { isNotFound, type KubeApi } from '../client/api.js';
 import type { Informer } from '../client/informer.js';
 import { describeError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { claim } from './claim.js';
+import { claim, controllerKey, ownerSelector } from './claim.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
 import type { EventRecorder } from './events.js';
 import { Expectations } from './expectations.js';
@@ -79,17 +79,14 @@ export class ReplicaSetController implements Controller {
   // ---- event handlers: map pod events to owning ReplicaSets ----------------------------
 
   private ownerKey(pod: Pod): string | undefined {
-    const ref = controllerRef(pod);
-    if (!ref || ref.kind !== 'ReplicaSet') return undefined;
-    const key = `${pod.metadata.namespace}/${ref.name}`;
-    return this.replicaSets.get(key)?.metadata.uid === ref.uid ? key : undefined;
+    return controllerKey(pod, 'ReplicaSet', this.replicaSets);
   }
 
   /** ReplicaSets in the pod's namespace whose selector matches it: candidates to adopt it. */
   private matchingKeys(pod: Pod): string[] {
     const keys: string[] = [];
     for (const rs of inNamespace(this.replicaSets, pod.metadata.namespace ?? '')) {
-      const selector = selectorOf(rs);
+      const selector = ownerSelector(rs.spec.selector);
       if (selector && matchesLabels(selector, pod.metadata.labels)) keys.push(objectKey(rs.metadata));
     }
     return keys;
@@ -149,7 +146,7 @@ export class ReplicaSetController implements Controller {
       return;
     }
     const rs = structuredClone(cached);
-    const selector = selectorOf(rs);
+    const selector = ownerSelector(rs.spec.selector);
     if (!selector) {
       this.log.warn({ replicaSet: key }, 'invalid selector; not managing pods');
       return;
@@ -273,16 +270,6 @@ function normalizeStatus(status: ReplicaSetStatus | undefined): ReplicaSetStatus
     availableReplicas: status?.availableReplicas ?? 0,
     observedGeneration: status?.observedGeneration ?? 0,
   };
-}
-
-function selectorOf(rs: ReplicaSet): LabelRequirement[] | undefined {
-  try {
-    const requirements = labelSelectorFromObject(rs.spec.selector ?? {});
-    // An empty selector would claim every pod in the namespace; apps/v1 forbids it.
-    return requirements.length > 0 ? requirements : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export function computeReplicaSetStatus(rs: ReplicaSet, active: readonly Pod[], nowMs: number): ReplicaSetStatus {
