@@ -1,15 +1,12 @@
 /** `pontoon controller-manager`: ReplicaSet, Deployment, Endpoints(Slice), node IPAM, node lifecycle, GC, pod GC. */
 import type { Command } from 'commander';
-import { clientFromFlags } from '../client/client.js';
+import { clientFromFlags, type ClientFlags } from '../client/client.js';
 import { ControllerManager, selectControllers, CONTROLLER_NAMES } from '../controllers/manager.js';
 import { PontoonError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
+import { stopOnSignals, withClientOptions } from './daemon.js';
 
-interface ControllerManagerFlags {
-  kubeconfig?: string;
-  server?: string;
-  token?: string;
-  tokenFile?: string;
+interface ControllerManagerFlags extends ClientFlags {
   controllers: string;
   clusterCidr: string;
   nodeCidrMaskSize: string;
@@ -35,13 +32,7 @@ export function parseDuration(text: string, flag: string): number {
 }
 
 export function registerControllerManager(program: Command): void {
-  program
-    .command('controller-manager')
-    .description(`run the controllers: ${CONTROLLER_NAMES.join(', ')}`)
-    .option('--kubeconfig <path>', 'kubeconfig with the apiserver address and credentials')
-    .option('--server <url>', 'apiserver URL (http://, https:// or unix:/path) when no kubeconfig is given')
-    .option('--token <token>', 'bearer token')
-    .option('--token-file <path>', 'file holding the bearer token')
+  withClientOptions(program.command('controller-manager').description(`run the controllers: ${CONTROLLER_NAMES.join(', ')}`))
     .option('--controllers <list>', `controllers to run: "*" or a list of ${CONTROLLER_NAMES.join(', ')}; "-name" leaves one out`, '*')
     .option('--cluster-cidr <cidr>', 'pod network the node-ipam controller carves node subnets from', '10.244.0.0/16')
     .option('--node-cidr-mask-size <bits>', 'prefix length of each node’s pod subnet', '24')
@@ -53,10 +44,7 @@ export function registerControllerManager(program: Command): void {
       const log = createLogger('controller-manager', { level: flags.logLevel });
       const maskSize = Number(flags.nodeCidrMaskSize);
       if (!Number.isInteger(maskSize)) throw new DurationFlagError(`--node-cidr-mask-size must be an integer, got "${flags.nodeCidrMaskSize}"`);
-      const api = clientFromFlags(
-        { kubeconfig: flags.kubeconfig, server: flags.server, token: flags.token, tokenFile: flags.tokenFile },
-        'pontoon-controller-manager',
-      );
+      const api = clientFromFlags(flags, 'pontoon-controller-manager');
       const manager = new ControllerManager({
         api,
         log,
@@ -67,12 +55,7 @@ export function registerControllerManager(program: Command): void {
         podEvictionTimeoutMs: parseDuration(flags.podEvictionTimeout, '--pod-eviction-timeout'),
         resyncSeconds: parseDuration(flags.resync, '--resync') / 1000,
       });
-      const shutdown = (signal: string): void => {
-        log.info({ signal }, 'stopping');
-        void manager.stop().finally(() => process.exit(0));
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      stopOnSignals(log, 'stopping', () => manager.stop());
       await manager.start();
       log.info({ controllers: manager.controllers.map((c) => c.name) }, 'controller-manager running');
     });

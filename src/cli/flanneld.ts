@@ -9,6 +9,7 @@ import { clientFromFlags } from '../client/client.js';
 import type { Logger } from '../lib/log.js';
 import type { SubnetStore } from '../flanneld/subnet/lease.js';
 import { DEFAULT_SUBNET_FILE } from '../flanneld/subnetenv.js';
+import { stopOnSignals } from './daemon.js';
 
 interface FlanneldFlags {
   etcdEndpoints: string;
@@ -72,12 +73,7 @@ export function registerFlanneld(program: Command): void {
         ...(flags.iface ? { iface: flags.iface } : {}),
         ...(flags.publicIp ? { publicIp: flags.publicIp } : {}),
       });
-      const shutdown = (signal: string): void => {
-        log.info({ signal }, 'stopping; data plane left in place');
-        void daemon.stop().finally(() => process.exit(0));
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      stopOnSignals(log, 'stopping; data plane left in place', () => daemon.stop());
       await daemon.run();
     });
 }

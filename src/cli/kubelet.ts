@@ -8,6 +8,7 @@ import { DEFAULT_ROOT_DIR } from '../kubelet/runtime.js';
 import { DEFAULT_NETNS_PREFIX } from '../kubelet/sandbox.js';
 import { PontoonError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
+import { stopOnSignals, withClientOptions } from './daemon.js';
 
 export class KubeletFlagError extends PontoonError {}
 
@@ -50,13 +51,7 @@ function positive(value: string, flag: string): number {
 }
 
 export function registerKubelet(program: Command): void {
-  program
-    .command('kubelet')
-    .description('node agent: registers the Node, runs the pods bound to it in netns sandboxes through CNI, reports their status')
-    .option('--kubeconfig <path>', 'kubeconfig with the apiserver address and credentials')
-    .option('--server <url>', 'apiserver URL (http://, https:// or unix:/path) when no kubeconfig is given')
-    .option('--token <token>', 'bearer token')
-    .option('--token-file <path>', 'file holding the bearer token')
+  withClientOptions(program.command('kubelet').description('node agent: registers the Node, runs the pods bound to it in netns sandboxes through CNI, reports their status'))
     .option('--node-name <name>', 'name of this Node (required)')
     .option('--node-ip <ip>', 'the InternalIP other nodes reach this one at (required)')
     .option('--cni-conf-dir <dir>', 'CNI network configs; the lexically first is used', DEFAULT_CNI_CONF_DIR)
@@ -86,12 +81,7 @@ export function registerKubelet(program: Command): void {
         ...(taints ? { registerTaints: taints } : {}),
         log,
       });
-      const shutdown = (signal: string): void => {
-        log.info({ signal }, 'stopping; pods keep running');
-        void kubelet.stop().finally(() => process.exit(0));
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      stopOnSignals(log, 'stopping; pods keep running', () => kubelet.stop());
       await kubelet.start();
     });
 }
