@@ -10,6 +10,7 @@ import { FieldPath, duplicate, invalid, invalidEach, notSupported, required, too
 import { GenericStrategy } from './generic.js';
 import { PORT_RANGE_MESSAGE, dns1123LabelErrors, dns1123SubdomainErrors, isPortNumber } from './names.js';
 import { PROTOCOLS } from './pod.js';
+import { validatePortName } from './service.js';
 import { TypeChecker, asObject, defaultValue, jsonEqual, objectsOf } from './values.js';
 
 export const ADDRESS_TYPES = ['FQDN', 'IPv4', 'IPv6'] as const;
@@ -82,14 +83,7 @@ export class EndpointsStrategy extends GenericStrategy {
       for (const [j, port] of ports) {
         const portPath = at.child('ports').index(j);
         const name = check.string(port['name'], portPath.child('name')) ?? '';
-        if (!name) {
-          // With several ports, the name is how a Service port finds its endpoint port.
-          if (ports.length > 1) causes.push(required(portPath.child('name'), ''));
-        } else {
-          causes.push(...invalidEach(portPath.child('name'), name, dns1123LabelErrors(name)));
-          if (names.has(name)) causes.push(duplicate(portPath.child('name'), name));
-          names.add(name);
-        }
+        causes.push(...validatePortName(name, portPath.child('name'), ports.length, names));
         const number = check.integer(port['port'], portPath.child('port'));
         if (port['port'] === undefined || port['port'] === null) causes.push(invalid(portPath.child('port'), 0, PORT_RANGE_MESSAGE));
         else if (number !== undefined && !isPortNumber(number)) causes.push(invalid(portPath.child('port'), number, PORT_RANGE_MESSAGE));

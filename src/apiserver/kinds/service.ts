@@ -66,6 +66,18 @@ export function ipFamilyOf(address: string): 'IPv4' | 'IPv6' | undefined {
   return ip ? (ip.family === 4 ? 'IPv4' : 'IPv6') : undefined;
 }
 
+/**
+ * A Service or Endpoints port name: how a Service port finds its endpoint port, so required
+ * when there are several ports, a DNS-1123 label, and unique among the `seen` ones.
+ */
+export function validatePortName(name: string, path: FieldPath, portCount: number, seen: Set<string>): FieldCause[] {
+  if (!name) return portCount > 1 ? [required(path, '')] : [];
+  const causes = invalidEach(path, name, dns1123LabelErrors(name));
+  if (seen.has(name)) causes.push(duplicate(path, name));
+  seen.add(name);
+  return causes;
+}
+
 function validatePorts(spec: JsonObject, type: string, check: TypeChecker): FieldCause[] {
   const causes: FieldCause[] = [];
   const path = FieldPath.of('spec', 'ports');
@@ -76,13 +88,7 @@ function validatePorts(spec: JsonObject, type: string, check: TypeChecker): Fiel
   for (const [i, port] of ports) {
     const at = path.index(i);
     const name = check.string(port['name'], at.child('name')) ?? '';
-    if (!name) {
-      if (ports.length > 1) causes.push(required(at.child('name'), ''));
-    } else {
-      causes.push(...invalidEach(at.child('name'), name, dns1123LabelErrors(name)));
-      if (names.has(name)) causes.push(duplicate(at.child('name'), name));
-      names.add(name);
-    }
+    causes.push(...validatePortName(name, at.child('name'), ports.length, names));
     const number = check.integer(port['port'], at.child('port'));
     if (number !== undefined && !isPortNumber(number)) causes.push(invalid(at.child('port'), number, PORT_RANGE_MESSAGE));
     else if (port['port'] === undefined || port['port'] === null) causes.push(invalid(at.child('port'), 0, PORT_RANGE_MESSAGE));
