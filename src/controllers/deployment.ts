@@ -47,7 +47,7 @@ import {
   type ScaleStep,
 } from './deployment-util.js';
 import type { EventRecorder } from './events.js';
-import { inNamespace } from './informers.js';
+import { inNamespace, onAnyChange } from './informers.js';
 import { controllerRef, controllerReferenceTo, nowTimestamp } from './pods.js';
 import { Reconciler, type SyncResult } from './queue.js';
 
@@ -73,10 +73,7 @@ export class DeploymentController implements Controller {
     this.pods = context.informers.informer<Pod>(RESOURCE.pods);
     this.reconciler = new Reconciler({ name: this.name, sync: (key) => this.sync(key), log: this.log, workers: 2 });
 
-    const enqueue = (d: Deployment): void => this.reconciler.enqueue(objectKey(d.metadata));
-    this.deployments.on('add', enqueue);
-    this.deployments.on('update', (_old, d) => enqueue(d));
-    this.deployments.on('delete', enqueue);
+    onAnyChange(this.deployments, (d) => this.reconciler.enqueue(objectKey(d.metadata)));
     this.replicaSets.on('add', (rs) => this.replicaSetChanged(rs));
     this.replicaSets.on('update', (old, rs) => {
       this.replicaSetChanged(rs);

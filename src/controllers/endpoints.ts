@@ -17,7 +17,7 @@ import type { Logger } from '../lib/log.js';
 import type { Controller, ControllerContext } from './controller.js';
 import { canonicalJson } from './deployment-util.js';
 import { computeEndpointSubsets, isHeadless } from './endpoints-compute.js';
-import { inNamespace } from './informers.js';
+import { inNamespace, onAnyChange } from './informers.js';
 import { Reconciler } from './queue.js';
 
 export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
@@ -90,9 +90,7 @@ export class EndpointsController implements Controller {
     this.endpoints = context.informers.informer<Endpoints>(RESOURCE.endpoints);
     this.reconciler = new Reconciler({ name: this.name, sync: (key) => this.sync(key), log: this.log, workers: 2 });
     const enqueue = (key: string): void => this.reconciler.enqueue(key);
-    this.services.on('add', (s) => enqueue(objectKey(s.metadata)));
-    this.services.on('update', (_old, s) => enqueue(objectKey(s.metadata)));
-    this.services.on('delete', (s) => enqueue(objectKey(s.metadata)));
+    onAnyChange(this.services, (s) => enqueue(objectKey(s.metadata)));
     // Someone deleted our Endpoints: put them back. (Updates are not watched, as upstream, so
     // an Endpoints object without a Service is never touched unless that Service is deleted.)
     this.endpoints.on('delete', (e) => enqueue(objectKey(e.metadata)));

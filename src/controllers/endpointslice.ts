@@ -26,7 +26,7 @@ import type { Controller, ControllerContext } from './controller.js';
 import { canonicalJson } from './deployment-util.js';
 import { computeEndpointGroups, groupKey, type EndpointGroup } from './endpoints-compute.js';
 import { hasSelector, selectsPod, serviceLabels, watchPodsForServices } from './endpoints.js';
-import { inNamespace } from './informers.js';
+import { inNamespace, onAnyChange } from './informers.js';
 import { Reconciler, type SyncResult } from './queue.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -185,16 +185,11 @@ export class EndpointSliceController implements Controller {
     this.slices = context.informers.informer<EndpointSlice>(RESOURCE.endpointslices);
     this.reconciler = new Reconciler({ name: this.name, sync: (key) => this.sync(key), log: this.log, workers: 2 });
     const enqueue = (key: string): void => this.reconciler.enqueue(key);
-    this.services.on('add', (s) => enqueue(objectKey(s.metadata)));
-    this.services.on('update', (_old, s) => enqueue(objectKey(s.metadata)));
-    this.services.on('delete', (s) => enqueue(objectKey(s.metadata)));
-    const sliceChanged = (slice: EndpointSlice): void => {
+    onAnyChange(this.services, (s) => enqueue(objectKey(s.metadata)));
+    onAnyChange(this.slices, (slice) => {
       const key = this.serviceKeyOf(slice);
       if (key) enqueue(key);
-    };
-    this.slices.on('add', sliceChanged);
-    this.slices.on('update', (_old, slice) => sliceChanged(slice));
-    this.slices.on('delete', sliceChanged);
+    });
     watchPodsForServices(this.pods, this.services, enqueue);
   }
 

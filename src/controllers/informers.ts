@@ -49,3 +49,10 @@ export class SharedInformers {
 export function inNamespace<T extends KubeObject>(informer: Informer<T>, namespace: string): T[] {
   return informer.list().filter((object) => object.metadata.namespace === namespace);
 }
+
+/** Calls `handler` with the object of every add, update (its new state) and delete. */
+export function onAnyChange<T extends KubeObject>(informer: Informer<T>, handler: (object: T) => void): void {
+  informer.on('add', handler);
+  informer.on('update', (_old, object) => handler(object));
+  informer.on('delete', handler);
+}

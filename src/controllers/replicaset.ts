@@ -24,7 +24,7 @@ import { claim, controllerKey, ownerSelector } from './claim.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
 import type { EventRecorder } from './events.js';
 import { Expectations } from './expectations.js';
-import { inNamespace } from './informers.js';
+import { inNamespace, onAnyChange } from './informers.js';
 import {
   controllerRef,
   controllerReferenceTo,
@@ -58,10 +58,7 @@ export class ReplicaSetController implements Controller {
     this.pods = context.informers.informer<Pod>(RESOURCE.pods);
     this.reconciler = new Reconciler({ name: this.name, sync: (key) => this.sync(key), log: this.log, workers: 2 });
 
-    const enqueue = (rs: ReplicaSet): void => this.reconciler.enqueue(objectKey(rs.metadata));
-    this.replicaSets.on('add', enqueue);
-    this.replicaSets.on('update', (_old, rs) => enqueue(rs));
-    this.replicaSets.on('delete', enqueue);
+    onAnyChange(this.replicaSets, (rs) => this.reconciler.enqueue(objectKey(rs.metadata)));
     this.pods.on('add', (pod) => this.podAdded(pod));
     this.pods.on('update', (old, pod) => this.podUpdated(old, pod));
     this.pods.on('delete', (pod) => this.podDeleted(pod));
