@@ -194,14 +194,20 @@ export class ContainerRunner {
       this.options.onEvent({ type: 'killing', reason: 'Stopping container' });
       await this.terminate(gracePeriodSeconds);
     }
+    this.stopWatching();
+  }
+
+  private stopWatching(): void {
     if (this.adoptedTimer) clearInterval(this.adoptedTimer);
+    this.adoptedTimer = undefined;
   }
 
   /** Stops timers and watchers, leaving the process running (the kubelet is exiting). */
   detach(): void {
     this.stopping = true;
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
-    if (this.adoptedTimer) clearInterval(this.adoptedTimer);
+    this.backoffTimer = undefined;
+    this.stopWatching();
     this.child?.unref();
   }
 
@@ -279,8 +285,7 @@ export class ContainerRunner {
     this.runStartedMs = Date.parse(this.record.state.running?.startedAt ?? '') || Date.now();
     this.adoptedTimer = setInterval(() => {
       if (processStartTicks(pid) === this.record.pidStartTicks) return;
-      clearInterval(this.adoptedTimer);
-      this.adoptedTimer = undefined;
+      this.stopWatching();
       this.exited(137, 'ContainerStatusUnknown', 'The container was adopted after a kubelet restart and its exit code could not be collected');
     }, ADOPTED_POLL_MS);
   }

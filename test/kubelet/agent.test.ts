@@ -52,22 +52,7 @@ function startKubelet(extra: Partial<KubeletOptions> = {}): Kubelet {
   return k;
 }
 
-before(async () => {
-  apiserver = await startApiServer({ store: 'memory:', listen: '127.0.0.1:0', log });
-  api = new KubeClient({ server: apiserver.url });
-  node = kubeletNode(lab, 'n1', 93);
-  kubelet = startKubelet();
-  await kubelet.start();
-});
 
-after(async () => {
-  // Pods outlive their kubelet by design: stop the kubelets (no more syncs), then kill the pods.
-  for (const k of kubelets) await k.stop().catch(() => undefined);
-  const last = kubelets.at(-1);
-  if (last) for (const uid of last.runtime.uids()) await last.runtime.killPod(uid, 0).catch(() => undefined);
-  await apiserver.close();
-  lab.cleanup();
-});
 
 async function podNamed(name: string): Promise<Pod | undefined> {
   return api.get<Pod>(RESOURCE.pods, name, 'default');
@@ -95,6 +80,23 @@ const running = (pod: Pod): boolean => pod.status?.phase === 'Running' && pod.st
 const sleepForever = [BUSYBOX, 'sleep', '100000'];
 
 describe('kubelet node agent', () => {
+  before(async () => {
+    apiserver = await startApiServer({ store: 'memory:', listen: '127.0.0.1:0', log });
+    api = new KubeClient({ server: apiserver.url });
+    node = kubeletNode(lab, 'n1', 93);
+    kubelet = startKubelet();
+    await kubelet.start();
+  });
+
+  after(async () => {
+    // Pods outlive their kubelet by design: stop the kubelets (no more syncs), then kill the pods.
+    for (const k of kubelets) await k.stop().catch(() => undefined);
+    const last = kubelets.at(-1);
+    if (last) for (const uid of last.runtime.uids()) await last.runtime.killPod(uid, 0).catch(() => undefined);
+    await apiserver.close();
+    lab.cleanup();
+  });
+
   test('registers its Node with labels, addresses, capacity, nodeInfo and the log socket; heartbeats and renews its Lease', async () => {
     const registered = await api.get<Node>(RESOURCE.nodes, 'n1');
     assert.ok(registered);

@@ -27,20 +27,7 @@ let socketPath: string;
 /** Every pod any runtime of this file ran, so a failed test still leaves no process behind. */
 const started: { on: PodRuntime; uid: string }[] = [];
 
-before(async () => {
-  node = kubeletNode(lab, 'n1', 91);
-  runtime = node.runtime();
-  socketPath = join(node.rootDir, 'kubelet.sock');
-  logs = new LogsServer(socketPath, runtime.locateLog, node.options.log);
-  await logs.start();
-});
 
-after(async () => {
-  await logs.stop();
-  for (const { on, uid } of started.reverse()) await on.killPod(uid, 0).catch(() => undefined);
-  runtime.detach();
-  lab.cleanup();
-});
 
 function run(pod: ReturnType<typeof makePod>, on: PodRuntime = runtime): string {
   const uid = pod.metadata.uid ?? '';
@@ -94,6 +81,21 @@ function getLog(path: string, onData?: (text: string) => void): Promise<{ code: 
 const sleepForever = [BUSYBOX, 'sleep', '100000'];
 
 describe('pod runtime', () => {
+  before(async () => {
+    node = kubeletNode(lab, 'n1', 91);
+    runtime = node.runtime();
+    socketPath = join(node.rootDir, 'kubelet.sock');
+    logs = new LogsServer(socketPath, runtime.locateLog, node.options.log);
+    await logs.start();
+  });
+
+  after(async () => {
+    await logs.stop();
+    for (const { on, uid } of started.reverse()) await on.killPod(uid, 0).catch(() => undefined);
+    runtime.detach();
+    lab.cleanup();
+  });
+
   test('a pod gets an IP, serves HTTP from its sandbox, turns ready through an httpGet probe; CNI chains portmap and tuning', async () => {
     const www = lab.tempDir('www');
     writeFileSync(join(www, 'index.html'), 'hello from the pod\n');
