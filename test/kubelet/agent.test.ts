@@ -178,6 +178,23 @@ describe('kubelet node agent', () => {
     assert.equal(events.find((e) => e.reason === 'Started')?.source?.component, 'kubelet');
   });
 
+  test('configMapKeyRef env comes from the apiserver; a missing key holds the container in CreateContainerConfigError', async () => {
+    await api.create(RESOURCE.configmaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings', namespace: 'default' }, data: { greeting: 'hi from a configmap' } });
+    const env = (key: string) => [{ name: 'GREETING', valueFrom: { configMapKeyRef: { name: 'settings', key } } }];
+    await createPod(makePod('cmenv', [{ name: 'c', command: [BUSYBOX, 'sh', '-c', 'echo "$GREETING"; exec busybox sleep 100000'], env: env('greeting') }]));
+    await waitForPod('cmenv', 'Running', running);
+    const text = await eventually('the log', 5000, async () => {
+      const log = await api.requestText('GET', '/api/v1/namespaces/default/pods/cmenv/log');
+      return log !== '' && log;
+    });
+    assert.equal(text, 'hi from a configmap\n');
+    await createPod(makePod('cmmissing', [{ name: 'c', command: sleepForever, env: env('absent') }]));
+    const stuck = await waitForPod('cmmissing', 'CreateContainerConfigError', (p) => p.status?.containerStatuses?.[0]?.state.waiting?.reason === 'CreateContainerConfigError');
+    assert.equal(stuck.status?.phase, 'Pending');
+    assert.match(stuck.status?.containerStatuses?.[0]?.state.waiting?.message ?? '', /couldn't find key absent in ConfigMap default\/settings/);
+    for (const name of ['cmenv', 'cmmissing']) await api.delete(RESOURCE.pods, name, 'default', { gracePeriodSeconds: 0 });
+  });
+
   test('status is written only when it changes', async () => {
     const before = await waitForPod('web', 'Running', running);
     await new Promise((r) => setTimeout(r, 2500)); // two resyncs and several heartbeats

@@ -205,6 +205,33 @@ describe('pod runtime', () => {
     assert.equal(container(settled).ready, true);
   });
 
+  test('a startup probe holds back started, readiness and liveness until it succeeds', async () => {
+    const marker = join(lab.tempDir('startup'), 'up');
+    const pod = makePod('slow', [
+      {
+        name: 'c',
+        command: sleepForever,
+        startupProbe: { exec: { command: [BUSYBOX, 'test', '-f', marker] }, periodSeconds: 1, failureThreshold: 30 },
+        // Would kill the container at once if it ran before startup succeeded.
+        livenessProbe: { exec: { command: [BUSYBOX, 'test', '-f', `${marker}.never`] }, periodSeconds: 1, failureThreshold: 1, initialDelaySeconds: 2 },
+        readinessProbe: { exec: { command: [BUSYBOX, 'true'] }, periodSeconds: 1 },
+      },
+    ]);
+    const uid = run(pod);
+    await waitForStatus(runtime, uid, 'Running', 10_000, (s) => container(s).state.running !== undefined);
+    await new Promise((r) => setTimeout(r, 2500));
+    const held = runtime.status(uid);
+    assert.ok(held);
+    assert.equal(container(held).started, false);
+    assert.equal(container(held).ready, false);
+    assert.equal(container(held).restartCount, 0, 'liveness does not run before startup succeeds');
+    writeFileSync(marker, '');
+    const started = await waitForStatus(runtime, uid, 'started and ready', 10_000, (s) => container(s).started === true && container(s).ready);
+    assert.equal(container(started).restartCount, 0);
+    // Now liveness runs (and fails on purpose).
+    await waitForStatus(runtime, uid, 'the liveness restart', 10_000, (s) => container(s).restartCount >= 1);
+  });
+
   test('restartPolicy Never: a failed container fails the pod, and its network is released at once', async () => {
     const before = ipamFiles().length;
     const uid = run(makePod('never', [{ name: 'c', command: [BUSYBOX, 'sh', '-c', 'exit 3'] }], { restartPolicy: 'Never' }));
