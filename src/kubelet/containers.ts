@@ -18,6 +18,7 @@
  *   container when the kubelet restarts, would turn each kubelet upgrade into an outage.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +60,6 @@ export interface ContainerLaunch {
 
 export interface ContainerRunnerOptions {
   podKey: string;
-  podUid: string;
   container: Container;
   restartPolicy: RestartPolicy;
   /** Name of the sandbox namespace. */
@@ -111,9 +111,7 @@ function findExecutable(command: string, path: string): string | undefined {
 
 /** Kubernetes container ids look like `containerd://<64 hex>`; ours name the run. */
 function newContainerId(): string {
-  const bytes = new Uint8Array(32);
-  crypto.getRandomValues(bytes);
-  return Buffer.from(bytes).toString('hex');
+  return randomBytes(32).toString('hex');
 }
 
 export class ContainerRunner {

@@ -210,7 +210,6 @@ export class PodRunner {
     const fieldPath = `spec.containers{${container.name}}`;
     return new ContainerRunner({
       podKey: `${this.record.namespace}/${this.record.name}`,
-      podUid: this.record.uid,
       container,
       restartPolicy: this.restartPolicy,
       sandbox: this.record.sandbox,
