@@ -5,7 +5,7 @@
  */
 import type { KubeApi } from '../client/api.js';
 import type { Logger } from '../lib/log.js';
-import { EventRecorder } from './events.js';
+import { EventRecorder } from '../client/events.js';
 import type { SharedInformers } from './informers.js';
 
 export interface ControllerContext {

@@ -46,7 +46,7 @@ import {
   templatesEqualIgnoringHash,
   type ScaleStep,
 } from './deployment-util.js';
-import type { EventRecorder } from './events.js';
+import type { EventRecorder } from '../client/events.js';
 import { inNamespace, onAnyChange } from './informers.js';
 import { controllerRef, controllerReferenceTo, nowTimestamp } from './pods.js';
 import { Reconciler, type SyncResult } from './queue.js';

@@ -21,7 +21,7 @@ import { formatIpNet } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
 import { CidrSet, CidrSetFullError } from './cidr-set.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
-import type { EventRecorder } from './events.js';
+import type { EventRecorder } from '../client/events.js';
 import { Reconciler, type SyncResult } from './queue.js';
 
 export interface NodeIpamOptions {

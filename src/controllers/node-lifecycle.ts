@@ -23,7 +23,7 @@ import { isNotFound, type KubeApi } from '../client/api.js';
 import type { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
-import type { EventRecorder } from './events.js';
+import type { EventRecorder } from '../client/events.js';
 import { isPodReady, nowTimestamp } from './pods.js';
 import { Reconciler, type SyncResult } from './queue.js';
 

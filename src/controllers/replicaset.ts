@@ -22,7 +22,7 @@ import { describeError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { claim, controllerKey, ownerSelector } from './claim.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
-import type { EventRecorder } from './events.js';
+import type { EventRecorder } from '../client/events.js';
 import { Expectations } from './expectations.js';
 import { inNamespace, onAnyChange } from './informers.js';
 import {

@@ -26,7 +26,7 @@ import { RESOURCE } from '../api/resources.js';
 import type { ConfigMap, Pod, PodCondition, PodStatus, Taint } from '../api/types.js';
 import { isNotFound, type KubeApi } from '../client/api.js';
 import { Informer } from '../client/informer.js';
-import { EventRecorder } from '../controllers/events.js';
+import { EventRecorder } from '../client/events.js';
 import { describeError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { LogsServer } from './logs-server.js';

@@ -15,12 +15,11 @@
  * namespace it was made in, so connect() goes out through the node's routes.
  */
 import { spawn } from 'node:child_process';
-import { isIPv6, Socket } from 'node:net';
+import { isIPv6, type Socket } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
 import type { Container, Probe } from '../api/types.js';
-import { netnsPath, withNetns } from '../lib/netns.js';
-import * as libc from '../lib/sys/libc.js';
+import { tcpSocketIn } from '../lib/netns.js';
 
 export type ProbeKind = 'readiness' | 'liveness' | 'startup';
 
@@ -40,16 +39,7 @@ export interface ProbeTarget {
 
 export const PROBE_DEFAULTS = { initialDelaySeconds: 0, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 } as const;
 const USER_AGENT = 'kube-probe/1.32';
-const SOCK_STREAM = 1;
-const AF_INET6 = 10;
 const MAX_BODY_BYTES = 10 * 1024;
-
-/** A TCP socket created in `netns` (or here), not yet connected. */
-export function socketIn(netns: string | undefined, ipv6: boolean): Socket {
-  if (!netns) return new Socket();
-  const fd = withNetns(netnsPath(netns), () => libc.socket(ipv6 ? AF_INET6 : libc.AF_INET, SOCK_STREAM | libc.SOCK_CLOEXEC, 0));
-  return new Socket({ fd, readable: true, writable: true });
-}
 
 export function resolvePort(port: number | string, container: Container): number | undefined {
   if (typeof port === 'number') return port;
@@ -104,7 +94,7 @@ function httpProbe(probe: NonNullable<Probe['httpGet']>, target: ProbeTarget, ti
   for (const header of probe.httpHeaders ?? []) headers[header.name] = header.value;
   const url = `${https ? 'https' : 'http'}://${isIPv6(host) ? `[${host}]` : host}:${port}${path}`;
   return new Promise((resolve) => {
-    const socket = socketIn(target.hostNetns, isIPv6(host));
+    const socket = tcpSocketIn(target.hostNetns, isIPv6(host));
     socket.connect(port, host);
     const transport = https ? tlsConnect({ socket, servername: isIPv6(host) || /^[\d.]+$/.test(host) ? undefined : host, rejectUnauthorized: false }) : socket;
     const req = httpRequest({ method: 'GET', host, port, path, headers, createConnection: () => transport, timeout: timeoutMs }, (res) => {
@@ -136,7 +126,7 @@ function tcpProbe(probe: NonNullable<Probe['tcpSocket']>, target: ProbeTarget, t
   if (!host) return Promise.resolve({ ok: false, message: 'pod has no IP yet' });
   if (port === undefined) return Promise.resolve({ ok: false, message: `port "${probe.port}" is not a named port of container ${target.container.name}` });
   return new Promise((resolve) => {
-    const socket = socketIn(target.hostNetns, isIPv6(host));
+    const socket = tcpSocketIn(target.hostNetns, isIPv6(host));
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ ok: false, message: `dial tcp ${host}:${port}: i/o timeout` });

@@ -8,6 +8,7 @@
  * namespace; async fs calls run on libuv's pool threads, which never move.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { hasErrno, PontoonError } from './errors.js';
 import { Rtnl } from './netlink/rtnl.js';
@@ -167,6 +168,20 @@ export function killProcessesInNetns(name: string, dir = NETNS_RUN_DIR): void {
       // already gone
     }
   }
+}
+
+const SOCK_STREAM = 1;
+const AF_INET6 = 10;
+
+/**
+ * An unconnected TCP socket that lives in the named namespace (or in ours when `netns` is
+ * undefined): created there with socket(2), then handed to Node, which connects it from
+ * whatever namespace its thread is in — a socket's namespace is fixed at creation.
+ */
+export function tcpSocketIn(netns: string | undefined, ipv6: boolean): Socket {
+  if (!netns) return new Socket();
+  const fd = withNetns(netnsPath(netns), () => libc.socket(ipv6 ? AF_INET6 : libc.AF_INET, SOCK_STREAM | libc.SOCK_CLOEXEC, 0));
+  return new Socket({ fd, readable: true, writable: true });
 }
 
 export function listNetns(dir = NETNS_RUN_DIR): string[] {

@@ -19,7 +19,7 @@ import { RESOURCE } from '../api/resources.js';
 import type { Node, Pod, PodCondition } from '../api/types.js';
 import { isConflict, isNotFound, type KubeApi } from '../client/api.js';
 import { Informer } from '../client/informer.js';
-import { EventRecorder } from '../controllers/events.js';
+import { EventRecorder } from '../client/events.js';
 import { nowTimestamp, setCondition } from '../controllers/pods.js';
 import { Reconciler } from '../controllers/queue.js';
 import { describeError } from '../lib/errors.js';

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { KubeObject } from '../api/meta.js';
 import { RESOURCE } from '../api/resources.js';
 import type { Event } from '../api/types.js';
-import type { KubeApi } from '../client/api.js';
+import type { KubeApi } from './api.js';
 import { describeError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 
