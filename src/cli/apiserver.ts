@@ -1,6 +1,7 @@
 /** `pontoon apiserver`: the Kubernetes API over a SQLite or etcd store. */
 import type { Command } from 'commander';
 import { createLogger } from '../lib/log.js';
+import { FlagError } from './daemon.js';
 import { DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR } from '../apiserver/kinds/service-ips.js';
 import { DEFAULT_EVENT_TTL_SECONDS } from '../apiserver/event-ttl.js';
 import { startApiServer } from '../apiserver/server.js';
@@ -37,9 +38,9 @@ export function registerApiserver(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (flags: ApiserverFlags) => {
       const log = createLogger('apiserver', { level: flags.logLevel });
-      if (!!flags.tlsCert !== !!flags.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+      if (!!flags.tlsCert !== !!flags.tlsKey) throw new FlagError('--tls-cert and --tls-key go together');
       const eventTtlSeconds = Number(flags.eventTtl);
-      if (!Number.isFinite(eventTtlSeconds) || eventTtlSeconds <= 0) throw new Error(`--event-ttl must be a positive number of seconds, got "${flags.eventTtl}"`);
+      if (!Number.isFinite(eventTtlSeconds) || eventTtlSeconds <= 0) throw new FlagError(`--event-ttl must be a positive number of seconds, got "${flags.eventTtl}"`);
       const server = await startApiServer({
         store: flags.store,
         listen: flags.listen === 'none' ? false : flags.listen,

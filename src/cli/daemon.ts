@@ -4,7 +4,11 @@
  * SIGTERM or SIGINT.
  */
 import type { Command } from 'commander';
+import { PontoonError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+
+/** A command-line flag with a value the command cannot use; the message names the flag. */
+export class FlagError extends PontoonError {}
 
 /** Adds the apiserver client flags to `command`, in the order `--help` lists them. */
 export function withClientOptions(command: Command): Command {

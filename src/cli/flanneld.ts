@@ -9,7 +9,7 @@ import { clientFromFlags } from '../client/client.js';
 import type { Logger } from '../lib/log.js';
 import type { SubnetStore } from '../flanneld/subnet/lease.js';
 import { DEFAULT_SUBNET_FILE } from '../flanneld/subnetenv.js';
-import { stopOnSignals } from './daemon.js';
+import { FlagError, stopOnSignals } from './daemon.js';
 
 interface FlanneldFlags {
   etcdEndpoints: string;
@@ -33,7 +33,7 @@ interface FlanneldFlags {
 
 function seconds(value: string, flag: string): number {
   const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`${flag} must be a positive number of seconds, got "${value}"`);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new FlagError(`${flag} must be a positive number of seconds, got "${value}"`);
   return parsed;
 }
 
@@ -81,7 +81,7 @@ export function registerFlanneld(program: Command): void {
 function subnetStoreFor(flags: FlanneldFlags, log: Logger): SubnetStore {
   if (flags.kubeSubnetMgr) {
     const nodeName = flags.nodeName ?? process.env['NODE_NAME'];
-    if (!nodeName) throw new Error('--kube-subnet-mgr needs --node-name or $NODE_NAME');
+    if (!nodeName) throw new FlagError('--kube-subnet-mgr needs --node-name or $NODE_NAME');
     const api = clientFromFlags({ kubeconfig: flags.kubeconfigFile, server: flags.kubeApiUrl, tokenFile: flags.tokenFile }, `pontoon-flanneld/${nodeName}`);
     return new KubeSubnetStore({ api, nodeName, netConfPath: flags.netConfigPath, log });
   }

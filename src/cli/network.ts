@@ -1,7 +1,7 @@
 /** `pontoon network ...`: read and write the network config and leases in the subnet store. */
 import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeError } from '../lib/errors.js';
+import { describeError, PontoonError } from '../lib/errors.js';
 import { formatIpNet, parseIpNet } from '../lib/ip.js';
 import { parseNetworkConfig } from '../flanneld/config.js';
 import { DEFAULT_ETCD_PREFIX, EtcdSubnetStore } from '../flanneld/subnet/etcd.js';
@@ -81,7 +81,7 @@ export function registerNetwork(program: Command): void {
       try {
         await store.removeLease(parseIpNet(subnet));
       } catch (err) {
-        throw new Error(`failed to remove lease ${subnet}: ${describeError(err)}`);
+        throw new PontoonError(`failed to remove lease ${subnet}: ${describeError(err)}`, { cause: err });
       } finally {
         await store.close();
       }

@@ -2,13 +2,14 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PontoonError } from '../lib/errors.js';
 
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'src'))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the pontoon package root');
+    if (parent === dir) throw new PontoonError('cannot find the pontoon package root');
     dir = parent;
   }
 }

@@ -16,7 +16,7 @@ import { type Backend, createBackend, type ExternalInterface } from './backend/b
 import './backend/hostgw.js';
 import './backend/udp.js';
 import './backend/vxlan.js';
-import { type NetworkConfig, parseNetworkConfig, subnetsOf } from './config.js';
+import { type NetworkConfig, NetworkConfigError, parseNetworkConfig, subnetsOf } from './config.js';
 import { describeExternal, findExternalInterface } from './extiface.js';
 import { syncIpMasq } from './ipmasq.js';
 import { describeLease, type Lease, type LeaseEvent, LeaseLostError, sameSubnet, type SubnetStore, subnetKey } from './subnet/lease.js';
@@ -72,7 +72,7 @@ export class Flanneld {
 
     const network: NetworkConfig = (this.network = await this.retry(`read network config from ${store.description}`, async () => {
       const text = await store.getNetworkConfig();
-      if (text === undefined) throw new Error(`no network config stored yet (${store.description} config)`);
+      if (text === undefined) throw new NetworkConfigError('config', `none stored yet (${store.description})`);
       return parseNetworkConfig(text);
     }));
     const backend = (this.backend = createBackend(network.backend.type, { rtnl: this.rtnl, ext, network, log: log.child({ backend: network.backend.type }) }));

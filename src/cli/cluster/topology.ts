@@ -6,7 +6,9 @@
  * so nothing ever touches the root namespace's network.
  */
 import { closeSync, existsSync } from 'node:fs';
-import { hasErrno } from '../../lib/errors.js';
+import { hasErrno, PontoonError } from '../../lib/errors.js';
+
+class TopologyError extends PontoonError {}
 import { type IpNet, parseIp, parseIpNet } from '../../lib/ip.js';
 import { ensureBridge } from '../../lib/link.js';
 import { createNetns, openNetns, openRtnl, withNetns } from '../../lib/netns.js';
@@ -75,11 +77,11 @@ export function plug(fabric: string, rack: number, fabricSide: string, netns: st
     }
     const bridge = fabricRtnl.linkByName(rackBridge(rack));
     const outer = fabricRtnl.linkByName(fabricSide);
-    if (!bridge || !outer) throw new Error(`fabric link ${fabricSide} or bridge ${rackBridge(rack)} missing`);
+    if (!bridge || !outer) throw new TopologyError(`fabric link ${fabricSide} or bridge ${rackBridge(rack)} missing`);
     fabricRtnl.setMaster(outer.index, bridge.index);
     fabricRtnl.setUp(outer.index);
     const link = innerRtnl.linkByName(inside);
-    if (!link) throw new Error(`${inside} did not appear in ${netns}`);
+    if (!link) throw new TopologyError(`${inside} did not appear in ${netns}`);
     innerRtnl.addAddress(link.index, address);
     innerRtnl.setUp(link.index);
     if (gateway) innerRtnl.addRoute({ family: 4, gateway: parseIp(gateway), oif: link.index });

@@ -63,6 +63,9 @@ export type BackendFactory = (context: BackendContext) => Backend;
 
 export class UnknownBackendError extends PontoonError {}
 
+/** A backend's kernel objects are not as it set them up, or it was used out of order. */
+export class BackendError extends PontoonError {}
+
 const registry = new Map<string, BackendFactory>();
 
 export function registerBackend(type: string, factory: BackendFactory): void {

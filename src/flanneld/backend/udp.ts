@@ -29,7 +29,7 @@ import * as libc from '../../lib/sys/libc.js';
 import { openTun, type TunDevice } from '../../lib/tun.js';
 import { backendNumber } from '../config.js';
 import type { Lease } from '../subnet/lease.js';
-import { type Backend, type BackendContext, type LocalSetup, type ReconcileReport, registerBackend } from './backend.js';
+import { type Backend, type BackendContext, BackendError, type LocalSetup, type ReconcileReport, registerBackend } from './backend.js';
 import type { LoopData } from './udp-loop.js';
 import { COUNTER_NAMES, type CounterName, PEER_OFFLOAD, PeerTable, peerTableLayout } from './udp-peers.js';
 
@@ -43,7 +43,7 @@ function loopScript(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, 'udp-loop.cjs'), join(here, 'udp-loop.js')];
   const found = candidates.find((path) => existsSync(path));
-  if (!found) throw new Error(`udp packet loop not found (looked for ${candidates.join(', ')}): run "npm run build"`);
+  if (!found) throw new BackendError(`udp packet loop not found (looked for ${candidates.join(', ')}): run "npm run build"`);
   return found;
 }
 
@@ -66,7 +66,7 @@ export class UdpBackend implements Backend {
     const { network } = context;
     this.port = backendNumber(network.backend, 'Port', DEFAULT_UDP_PORT);
     this.mtu = context.ext.link.mtu - UDP_OVERHEAD;
-    if (network.network.family !== 4) throw new Error('the udp backend carries IPv4 only');
+    if (network.network.family !== 4) throw new BackendError('the udp backend carries IPv4 only');
     this.peers = new PeerTable(peerTableLayout(ipv4Number(network.network), network.network.prefixLength, network.subnetLength));
   }
 
@@ -84,7 +84,7 @@ export class UdpBackend implements Backend {
     const { rtnl, network } = this.context;
     const tun = this.requireTun();
     const link = rtnl.linkByName(tun.name);
-    if (!link) throw new Error(`TUN ${tun.name} vanished`);
+    if (!link) throw new BackendError(`TUN ${tun.name} vanished`);
     // flannel's layout: the TUN holds our subnet's network address with the whole Network's
     // prefix, so the kernel's connected route sends all of the pod network into it while the
     // more specific cni0 route keeps local pods local.
@@ -139,7 +139,7 @@ export class UdpBackend implements Backend {
   }
 
   private requireTun(): TunDevice {
-    if (!this.tun) throw new Error('udp backend used before prepare()');
+    if (!this.tun) throw new BackendError('udp backend used before prepare()');
     return this.tun;
   }
 

@@ -17,7 +17,7 @@ import { AF_BRIDGE, AF_INET, AF_INET6, type Link, type Neighbour, NTF_SELF, NUD_
 import { decodeVxlanInfo, vxlanInfoData, type VxlanSpec } from '../../lib/netlink/vxlan.js';
 import { backendFlag, backendNumber } from '../config.js';
 import type { Lease } from '../subnet/lease.js';
-import { type Backend, type BackendContext, type LocalSetup, type ReconcileReport, registerBackend } from './backend.js';
+import { type Backend, type BackendContext, BackendError, type LocalSetup, type ReconcileReport, registerBackend } from './backend.js';
 import { directRoute } from './hostgw.js';
 import { applyNeighbours, planNeighbours, syncRoutes } from './routes.js';
 
@@ -68,7 +68,7 @@ export class VxlanBackend implements Backend {
         if (!hasErrno(err, 'EEXIST')) throw err;
       }
       link = rtnl.linkByName(this.deviceName);
-      if (!link) throw new Error(`VTEP ${this.deviceName} vanished after creation`);
+      if (!link) throw new BackendError(`VTEP ${this.deviceName} vanished after creation`);
       // Pin the MAC: it is published in our lease and must survive restarts.
       if (link.mac) rtnl.setMac(link.index, link.mac);
     }
@@ -134,7 +134,7 @@ export class VxlanBackend implements Backend {
   async close(): Promise<void> {}
 
   private requireDevice(): Link {
-    if (!this.device) throw new Error('vxlan backend used before prepare()');
+    if (!this.device) throw new BackendError('vxlan backend used before prepare()');
     return this.device;
   }
 }
