@@ -37,6 +37,7 @@ import {
   u32,
   u8,
 } from '../../src/lib/netlink/codec.js';
+import { rtnlDecoders } from '../../src/lib/netlink/rtnl.js';
 
 /** `hex('0800 0100')` → bytes; spaces are for reading only. */
 function hex(text: string): Buffer {
@@ -299,4 +300,24 @@ describe('malformed input corpus', () => {
       });
     });
   }
+});
+
+describe('rtnetlink message decoders on malformed input', () => {
+  const message = (payload: Buffer) => ({ type: 0, flags: 0, seq: 0, pid: 0, payload });
+  const { decodeLink, decodeAddress, decodeRoute, decodeNeighbour } = rtnlDecoders;
+
+  test('a payload shorter than the fixed header is a NetlinkDecodeError, not a RangeError', () => {
+    for (const [decode, bytes] of [[decodeLink, 16], [decodeAddress, 8], [decodeRoute, 12], [decodeNeighbour, 12]] as const) {
+      assert.throws(() => decode(message(Buffer.alloc(bytes - 1))), NetlinkDecodeError);
+      assert.doesNotThrow(() => decode(message(Buffer.alloc(bytes))));
+    }
+  });
+
+  test('an address attribute of the wrong length is refused', () => {
+    // rtmsg (12 bytes, AF_INET) + RTA_GATEWAY (type 5) carrying 3 bytes.
+    const route = Buffer.concat([hex('0200 0000 fe00 0001 00000000'), hex('0700 0500 0a0000 00')]);
+    assert.throws(() => decodeRoute(message(route)), NetlinkDecodeError);
+    const good = Buffer.concat([hex('0200 0000 fe00 0001 00000000'), hex('0800 0500 0a000001')]);
+    assert.equal(decodeRoute(message(good)).gateway?.family, 4);
+  });
 });

@@ -11,6 +11,7 @@ import {
   cstring,
   decodeAttrs,
   encodeAttrs,
+  NetlinkDecodeError,
   type NetlinkMessage,
   NLM_F_APPEND,
   NLM_F_CREATE,
@@ -207,8 +208,24 @@ function linkAttrs(spec: { name?: string; mtu?: number; mac?: string; netnsFd?: 
   return attrs;
 }
 
+/*
+ * The kernel never sends a short ifinfomsg/ifaddrmsg/rtmsg/ndmsg, but a decoder must not trust
+ * that: each checks its fixed header's length and each address attribute's before reading,
+ * and fails with NetlinkDecodeError rather than a RangeError from deep inside Buffer.
+ */
+function requireHeader(payload: Buffer, bytes: number, what: string): void {
+  if (payload.length < bytes) throw new NetlinkDecodeError(`${what} is ${payload.length} bytes, shorter than its ${bytes}-byte header`);
+}
+
+function addressAttr(bytes: Buffer | undefined, what: string): Ip | undefined {
+  if (bytes === undefined) return undefined;
+  if (bytes.length !== 4 && bytes.length !== 16) throw new NetlinkDecodeError(`${what} attribute is ${bytes.length} bytes, not an IPv4 or IPv6 address`);
+  return ipFromBytes(bytes);
+}
+
 function decodeLink(message: NetlinkMessage): Link {
   const { payload } = message;
+  requireHeader(payload, 16, 'link message');
   const index = payload.readInt32LE(4);
   const flags = payload.readUInt32LE(8);
   const attrs = decodeAttrs(payload, 16);
@@ -242,15 +259,16 @@ function decodeLink(message: NetlinkMessage): Link {
 
 function decodeAddress(message: NetlinkMessage): Address | undefined {
   const { payload } = message;
+  requireHeader(payload, 8, 'address message');
   const family = payload.readUInt8(0);
   if (family !== AF_INET && family !== AF_INET6) return undefined;
   const attrs = decodeAttrs(payload, 8);
   // IFA_LOCAL is the interface's own address on point-to-point links; IFA_ADDRESS otherwise.
-  const bytes = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
-  if (!bytes) return undefined;
+  const ip = addressAttr(attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS), 'IFA_ADDRESS');
+  if (!ip) return undefined;
   return {
     index: payload.readUInt32LE(4),
-    address: { ...ipFromBytes(bytes), prefixLength: payload.readUInt8(1) },
+    address: { ...ip, prefixLength: payload.readUInt8(1) },
     flags: readU32(attrs.get(IFA_FLAGS)) ?? payload.readUInt8(2),
     scope: payload.readUInt8(3),
   };
@@ -258,6 +276,7 @@ function decodeAddress(message: NetlinkMessage): Address | undefined {
 
 function decodeRoute(message: NetlinkMessage): Route {
   const { payload } = message;
+  requireHeader(payload, 12, 'route message');
   const family = ipFamilyOf(payload.readUInt8(0));
   const dstLength = payload.readUInt8(1);
   const attrs = decodeAttrs(payload, 12);
@@ -268,16 +287,16 @@ function decodeRoute(message: NetlinkMessage): Route {
     scope: payload.readUInt8(6),
     type: payload.readUInt8(7),
   };
-  const dst = attrs.get(RTA_DST);
-  if (dst) route.dst = { ...ipFromBytes(dst), prefixLength: dstLength };
-  const gateway = attrs.get(RTA_GATEWAY);
-  if (gateway) route.gateway = ipFromBytes(gateway);
+  const dst = addressAttr(attrs.get(RTA_DST), 'RTA_DST');
+  if (dst) route.dst = { ...dst, prefixLength: dstLength };
+  const gateway = addressAttr(attrs.get(RTA_GATEWAY), 'RTA_GATEWAY');
+  if (gateway) route.gateway = gateway;
   const oif = readU32(attrs.get(RTA_OIF));
   if (oif !== undefined) route.oif = oif;
   const priority = readU32(attrs.get(RTA_PRIORITY));
   if (priority !== undefined) route.priority = priority;
-  const prefsrc = attrs.get(RTA_PREFSRC);
-  if (prefsrc) route.prefsrc = ipFromBytes(prefsrc);
+  const prefsrc = addressAttr(attrs.get(RTA_PREFSRC), 'RTA_PREFSRC');
+  if (prefsrc) route.prefsrc = prefsrc;
   const metrics = attrs.get(RTA_METRICS);
   if (metrics) {
     const metricAttrs = decodeAttrs(metrics);
@@ -292,6 +311,7 @@ function decodeRoute(message: NetlinkMessage): Route {
 
 function decodeNeighbour(message: NetlinkMessage): Neighbour {
   const { payload } = message;
+  requireHeader(payload, 12, 'neighbour message');
   const attrs: AttrMap = decodeAttrs(payload, 12);
   const neighbour: Neighbour = {
     family: payload.readUInt8(0),
@@ -533,3 +553,6 @@ function describeRoute(route: Route): string {
   return route.gateway ? `${target} via ${formatIp(route.gateway)}` : target;
 }
 
+
+/** The message decoders, for the malformed-input tests. */
+export const rtnlDecoders = { decodeLink, decodeAddress, decodeRoute, decodeNeighbour };
