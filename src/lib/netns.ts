@@ -41,12 +41,12 @@ export function withNetns<T>(path: string, fn: () => T): T {
   const target = openNetns(path);
   const original = openSync('/proc/thread-self/ns/net', 'r');
   try {
-    libc.setns(target, libc.CLONE_NEWNET);
+    libc.setns(target, libc.CLONE_NEWNET, path);
     try {
       return fn();
     } finally {
       // If this fails the thread is stranded in the wrong namespace: nothing safe remains.
-      libc.setns(original, libc.CLONE_NEWNET);
+      libc.setns(original, libc.CLONE_NEWNET, 'the original namespace');
     }
   } finally {
     closeSync(original);
@@ -82,7 +82,7 @@ export function createNetns(name: string, dir = NETNS_RUN_DIR): string {
     try {
       libc.mount('/proc/thread-self/ns/net', path, 'none', libc.MS_BIND);
     } finally {
-      libc.setns(original, libc.CLONE_NEWNET);
+      libc.setns(original, libc.CLONE_NEWNET, 'the original namespace');
     }
     // A fresh namespace has `lo` down; every user of ours wants it up.
     const rtnl = openRtnl(path);

@@ -130,8 +130,9 @@ export function close(fd: number): void {
 }
 
 /** Moves the calling thread (Node's main thread) into the namespace behind `fd`. */
-export function setns(fd: number, nstype: number): void {
-  check('setns', lib().libc.setns(fd, nstype));
+/** `what` names the namespace in the error ("/run/netns/n1"): an fd alone tells a reader nothing. */
+export function setns(fd: number, nstype: number, what?: string): void {
+  check('setns', lib().libc.setns(fd, nstype), what);
 }
 
 export function unshare(flags: number): void {
