@@ -14,6 +14,7 @@ import { RESOURCE } from '../../src/api/resources.js';
 import type { Endpoints, Node, Pod } from '../../src/api/types.js';
 import { adminClient, clusterDown, clusterUp, type ClusterState, podNetnsPrefix } from '../../src/cli/cluster/cluster.js';
 import { packageRoot } from '../../src/cli/paths.js';
+import { podPaths } from '../../src/cli/cluster/pods.js';
 import type { KubeClient } from '../../src/client/client.js';
 import { leaseOf } from '../../src/flanneld/subnet/kube.js';
 import { listNetns } from '../../src/lib/netns.js';
@@ -107,6 +108,15 @@ test('kubectl apply: the Deployment spreads over every node and every pod reache
     }
   }
   assert.deepEqual(failures, []);
+
+  // `cluster pods` follows each pod's eth0 to its veth peer on the node's bridge.
+  const paths = await podPaths(state, 'default');
+  for (const pod of pods) {
+    const path = paths.find((p) => p.pod === `default/${pod.metadata.name}`);
+    assert.equal(path?.sandbox, sandboxOf(pod));
+    assert.equal(path?.bridge, 'cni0');
+    assert.match(path?.hostVeth ?? '', /^veth/);
+  }
 
   const endpoints = await client.get<Endpoints>(RESOURCE.endpoints, 'web', 'default');
   const addresses = endpoints?.subsets?.flatMap((s) => s.addresses ?? []).map((a) => a.ip).sort();

@@ -9,6 +9,7 @@ import { listNetns } from '../../lib/netns.js';
 import { leaseOf } from '../../flanneld/subnet/kube.js';
 import { formatIpNet } from '../../lib/ip.js';
 import { formatTable } from '../table.js';
+import { podPaths } from './pods.js';
 import {
   adminClient,
   podNetnsPrefix,
@@ -128,6 +129,17 @@ export function registerCluster(program: Command): void {
       const argv = [process.execPath, cliPath(), 'network', 'leases', '--etcd-endpoints', 'http://127.0.0.1:2379'];
       const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, ...argv], { stdio: 'inherit' });
       process.exitCode = result.status ?? 1;
+    });
+
+  cluster
+    .command('pods')
+    .description('every Pod with its node, IP, sandbox namespace, veth pair and bridge')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .option('-n, --namespace <namespace>', 'only this namespace (default: all)')
+    .action(async (flags: { name: string; namespace?: string }) => {
+      const paths = await podPaths(loadState(flags.name), flags.namespace);
+      const rows = paths.map((p) => [p.pod, p.node, p.ip, p.phase, p.sandbox, p.podLink, p.hostVeth, p.bridge]);
+      console.log(formatTable(['POD', 'NODE', 'IP', 'PHASE', 'SANDBOX NETNS', 'POD SIDE', 'HOST VETH', 'BRIDGE'], rows));
     });
 
   cluster
