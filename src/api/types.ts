@@ -181,6 +181,7 @@ export interface PodStatus {
   podIP?: string;
   podIPs?: { ip: string }[];
   startTime?: string;
+  initContainerStatuses?: ContainerStatus[];
   containerStatuses?: ContainerStatus[];
   message?: string;
   reason?: string;

@@ -78,8 +78,8 @@ interface Written {
 /** The fields of a status this kubelet owns, for comparison. */
 function ownedStatus(status: PodStatus | undefined): Partial<PodStatus> {
   if (!status) return {};
-  const { phase, conditions, hostIP, hostIPs, podIP, podIPs, startTime, containerStatuses, qosClass, reason, message } = status;
-  return { phase, conditions, hostIP, hostIPs, podIP, podIPs, startTime, containerStatuses, qosClass, reason, message };
+  const { phase, conditions, hostIP, hostIPs, podIP, podIPs, startTime, initContainerStatuses, containerStatuses, qosClass, reason, message } = status;
+  return { phase, conditions, hostIP, hostIPs, podIP, podIPs, startTime, initContainerStatuses, containerStatuses, qosClass, reason, message };
 }
 
 export class Kubelet {

@@ -3,8 +3,11 @@
  * record on disk that lets a restarted kubelet pick it up again.
  *
  * Start: record → sandbox namespace → CNI ADD (retried with backoff; a failed ADD is
- * followed by a DEL so a half-made network does not leak an address) → containers in spec
- * order. A pod whose containers are all done for good (phase Succeeded or Failed) has its
+ * followed by a DEL so a half-made network does not leak an address) → init containers one
+ * at a time, each started only when the one before exited 0 → containers in spec order.
+ * A failing init container is restarted with backoff unless restartPolicy is Never, which
+ * fails the pod (the kubelet runs init containers as OnFailure under Always). Their records
+ * are kept with the pod's, so a restarted kubelet finds them done and never runs them again. A pod whose containers are all done for good (phase Succeeded or Failed) has its
  * network torn down at once, as the kubelet does for terminal pods, so its address returns
  * to the pool; its status and logs stay until the pod is deleted. Terminate: containers get
  * SIGTERM and the grace period, then CNI DEL, the sandbox and the pod directory go.
@@ -15,12 +18,12 @@ import { describeError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { netnsPath } from '../lib/netns.js';
 import type { CniNetwork, PodNetworkRef, PortMapping } from './cni.js';
-import { type ContainerEvent, ContainerRunner, type RestartPolicy } from './containers.js';
+import { type ContainerEvent, type ContainerRecord, ContainerRunner, type RestartPolicy } from './containers.js';
 import { containerArgv, containerEnv } from './env.js';
 import { Prober, type ProbeKind, type ProbeTarget } from './probes.js';
 import { deleteSandbox, ensureSandbox, sandboxExists, sandboxName } from './sandbox.js';
 import { containerLogDir, type PodRecord, removePodDir, writePodRecord } from './state.js';
-import { computePodStatus, isTerminalPhase, type ObservedPod, podPhase } from './status.js';
+import { computePodStatus, initSucceeded, isTerminalPhase, type ObservedContainer, type ObservedPod, podPhase } from './status.js';
 import { rfc3339 } from './time.js';
 
 export type PodEventType = 'Normal' | 'Warning';
@@ -71,6 +74,10 @@ function addressOf(cidr: string): string {
 export class PodRunner {
   private readonly record: PodRecord;
   private readonly containers = new Map<string, ContainerRunner>();
+  private readonly initContainers = new Map<string, ContainerRunner>();
+  /** Init containers this runner has run (or adopted), so each is run once. */
+  private readonly initLaunched = new Set<string>();
+  private mainStarted = false;
   private readonly probes = new Map<string, ContainerProbes>();
   private readonly envs = new Map<string, Record<string, string>>();
   private stopping = false;
@@ -128,6 +135,26 @@ export class PodRunner {
     return this.record.pod.spec.restartPolicy ?? 'Always';
   }
 
+  /** Init containers run to completion: an exit 0 is never restarted, even under Always. */
+  private get initRestartPolicy(): RestartPolicy {
+    return this.restartPolicy === 'Never' ? 'Never' : 'OnFailure';
+  }
+
+  private get initSpecs(): Container[] {
+    return this.record.pod.spec.initContainers ?? [];
+  }
+
+  private initRecords(): ContainerRecord[] {
+    const recorded = new Map((this.record.initContainers ?? []).map((c) => [c.name, c]));
+    return this.initSpecs.map(
+      (c) => this.initContainers.get(c.name)?.snapshot() ?? recorded.get(c.name) ?? { name: c.name, restartCount: 0, state: { waiting: { reason: 'PodInitializing' } }, lastState: {}, backoffMs: 0 },
+    );
+  }
+
+  private get initialized(): boolean {
+    return this.initRecords().every(initSucceeded);
+  }
+
   private get graceSeconds(): number {
     return this.record.pod.spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
   }
@@ -150,6 +177,7 @@ export class PodRunner {
       const current = this.containers.get(c.name)?.snapshot() ?? recorded.get(c.name);
       return current ? [current] : [];
     });
+    if (this.initSpecs.length > 0) this.record.initContainers = this.initRecords();
     writePodRecord(this.options.rootDir, this.record);
   }
 
@@ -169,14 +197,35 @@ export class PodRunner {
       await this.options.cni.del(this.networkRef()).catch(() => undefined);
       this.record.networkReady = false;
       this.record.sandboxId = randomBytes(32).toString('hex');
+      // A new sandbox is initialized anew, as the kubelet re-runs init containers when it recreates one.
+      delete this.record.initContainers;
     }
-    const terminal = isTerminalPhase(podPhase(this.restartPolicy, this.record.containers));
+    const terminal = isTerminalPhase(podPhase(this.restartPolicy, this.record.containers, this.initRecords()));
     if (!this.record.networkReady && !terminal) await this.setupSandbox(1000);
     if (this.stopping) return;
-    for (const container of this.record.pod.spec.containers) {
-      const runner = this.makeContainer(container);
-      this.containers.set(container.name, runner);
+    for (const container of this.initSpecs) this.initContainers.set(container.name, this.makeContainer(container, true));
+    for (const container of this.record.pod.spec.containers) this.containers.set(container.name, this.makeContainer(container, false));
+    this.changed();
+    await this.advance();
+  }
+
+  /**
+   * Runs the first init container that has not exited 0 yet, or, with all of them done, the
+   * containers. Called at start and after each init container exits 0.
+   */
+  private async advance(): Promise<void> {
+    if (this.stopping) return;
+    const next = this.initSpecs.find((c) => !initSucceeded(this.initContainers.get(c.name)?.snapshot() ?? { name: c.name, restartCount: 0, state: {}, lastState: {}, backoffMs: 0 }));
+    if (next) {
+      if (this.initLaunched.has(next.name)) return;
+      this.initLaunched.add(next.name);
+      // Runs, adopts, or (after a failure) leaves it to the restart policy; exits come back as events.
+      await this.initContainers.get(next.name)?.run();
+      this.checkFinished();
+      return;
     }
+    if (this.mainStarted) return;
+    this.mainStarted = true;
     this.changed();
     for (const runner of this.containers.values()) {
       if (this.stopping) return;
@@ -205,13 +254,13 @@ export class PodRunner {
     }
   }
 
-  private makeContainer(container: Container): ContainerRunner {
-    const record = this.record.containers.find((c) => c.name === container.name);
-    const fieldPath = `spec.containers{${container.name}}`;
+  private makeContainer(container: Container, init: boolean): ContainerRunner {
+    const record = (init ? (this.record.initContainers ?? []) : this.record.containers).find((c) => c.name === container.name);
+    const fieldPath = init ? `spec.initContainers{${container.name}}` : `spec.containers{${container.name}}`;
     return new ContainerRunner({
       podKey: `${this.record.namespace}/${this.record.name}`,
       container,
-      restartPolicy: this.restartPolicy,
+      restartPolicy: init ? this.initRestartPolicy : this.restartPolicy,
       sandbox: this.record.sandbox,
       logDir: containerLogDir(this.options.rootDir, this.record.uid, container.name),
       prepare: async () => {
@@ -227,25 +276,49 @@ export class PodRunner {
       },
       backoffBaseMs: this.options.backoffBaseMs,
       backoffCapMs: this.options.backoffCapMs,
-      onEvent: (event) => this.containerEvent(container, event, fieldPath),
+      onEvent: (event) => (init ? this.initContainerEvent(container, event, fieldPath) : this.containerEvent(container, event, fieldPath)),
       log: this.log,
       ...(record ? { record } : {}),
     });
   }
 
+  /** Events as for any container, but no probes; an exit 0 lets the next one run. */
+  private initContainerEvent(container: Container, event: ContainerEvent, fieldPath: string): void {
+    this.emitContainerEvent(container, event, fieldPath);
+    this.changed();
+    if (event.type === 'exited' && event.exitCode === 0) {
+      this.advance().catch((err: unknown) => this.log.error({ err: describeError(err) }, 'failed to start the next container'));
+    } else {
+      this.checkFinished();
+    }
+  }
+
   private containerEvent(container: Container, event: ContainerEvent, fieldPath: string): void {
-    const emit = this.options.onEvent;
+    this.emitContainerEvent(container, event, fieldPath);
     switch (event.type) {
       case 'started':
-        emit?.('Normal', 'Created', `Created container ${container.name}`, fieldPath);
-        emit?.('Normal', 'Started', `Started container ${container.name}`, fieldPath);
-        this.startProbes(container);
-        break;
       case 'adopted':
         this.startProbes(container);
         break;
       case 'exited':
         this.stopProbes(container.name);
+        break;
+      default:
+        break;
+    }
+    this.changed();
+    this.checkFinished();
+  }
+
+  private emitContainerEvent(container: Container, event: ContainerEvent, fieldPath: string): void {
+    const emit = this.options.onEvent;
+    switch (event.type) {
+      case 'started':
+        emit?.('Normal', 'Created', `Created container ${container.name}`, fieldPath);
+        emit?.('Normal', 'Started', `Started container ${container.name}`, fieldPath);
+        break;
+      case 'adopted':
+      case 'exited':
         break;
       case 'failed':
         emit?.('Warning', 'Failed', `Error: ${event.message}`, fieldPath);
@@ -257,14 +330,12 @@ export class PodRunner {
         emit?.('Normal', 'Killing', event.reason.startsWith('Container') ? event.reason : `Stopping container ${container.name}`, fieldPath);
         break;
     }
-    this.changed();
-    this.checkFinished();
   }
 
   /** Once every container is done for good the network goes; status and logs stay. */
   private checkFinished(): void {
     if (this.finished || this.stopping || this.containers.size === 0) return;
-    if (!isTerminalPhase(podPhase(this.restartPolicy, [...this.containers.values()].map((c) => c.snapshot())))) return;
+    if (!isTerminalPhase(podPhase(this.restartPolicy, [...this.containers.values()].map((c) => c.snapshot()), this.initRecords()))) return;
     this.finished = true;
     this.log.info('all containers finished; releasing the pod network');
     void this.teardownNetwork()
@@ -331,14 +402,25 @@ export class PodRunner {
 
   /** What the runtime sees now, for the status. */
   observe(): ObservedPod {
+    // Containers held back by init containers wait with PodInitializing, as the kubelet shows them.
+    const initialized = this.initialized;
+    const held = (record: ContainerRecord): ContainerRecord =>
+      record.state.waiting?.reason === 'ContainerCreating' && record.containerId === undefined ? { ...record, state: { waiting: { reason: 'PodInitializing' } } } : record;
+    const initContainers: ObservedContainer[] = this.initSpecs.map((container, i) => {
+      const record = this.initRecords()[i] ?? { name: container.name, restartCount: 0, state: {}, lastState: {}, backoffMs: 0 };
+      const running = this.initContainers.get(container.name)?.isRunning() ?? false;
+      return { name: container.name, image: container.image ?? '', record: running ? record : held(record), ready: initSucceeded(record), started: running };
+    });
     return {
       sandboxReady: this.record.networkReady && !this.stopping,
       podIPs: this.record.podIPs,
       hostIPs: this.options.hostIPs,
       startTime: this.record.startTime,
+      initContainers,
       containers: this.record.pod.spec.containers.map((container) => {
         const runner = this.containers.get(container.name);
-        const record = runner?.snapshot() ?? { name: container.name, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {}, backoffMs: 0 };
+        const snapshot = runner?.snapshot() ?? { name: container.name, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {}, backoffMs: 0 };
+        const record = initialized ? snapshot : held(snapshot);
         const probes = this.probes.get(container.name);
         const running = runner?.isRunning() ?? false;
         const started = running && probes?.started === true;
@@ -354,7 +436,7 @@ export class PodRunner {
 
   /** The log file of a container's current (or previous) run, and whether it still grows. */
   containerLog(name: string, previous: boolean): { path: string; active: () => boolean } | undefined {
-    const runner = this.containers.get(name);
+    const runner = this.containers.get(name) ?? this.initContainers.get(name);
     const path = runner?.logPath(previous);
     if (!runner || !path) return undefined;
     const restartCount = runner.snapshot().restartCount;
@@ -385,9 +467,11 @@ export class PodRunner {
     for (const name of [...this.probes.keys()]) this.stopProbes(name);
     // A pod torn down without being started (an orphan) still has processes in its record.
     if (this.containers.size === 0) {
-      for (const container of this.record.pod.spec.containers) this.containers.set(container.name, this.makeContainer(container));
+      for (const container of this.initSpecs) this.initContainers.set(container.name, this.makeContainer(container, true));
+      for (const container of this.record.pod.spec.containers) this.containers.set(container.name, this.makeContainer(container, false));
     }
-    await Promise.all([...this.containers.values()].map((c) => c.stop(gracePeriodSeconds)));
+    await Promise.all([...this.initContainers.values(), ...this.containers.values()].map((c) => c.stop(gracePeriodSeconds)));
+    this.initContainers.clear();
     this.containers.clear();
     await this.teardownNetwork();
     removePodDir(this.options.rootDir, this.record.uid);
@@ -399,6 +483,6 @@ export class PodRunner {
     this.stopping = true;
     if (this.sandboxTimer) clearTimeout(this.sandboxTimer);
     for (const name of [...this.probes.keys()]) this.stopProbes(name);
-    for (const runner of this.containers.values()) runner.detach();
+    for (const runner of [...this.initContainers.values(), ...this.containers.values()]) runner.detach();
   }
 }

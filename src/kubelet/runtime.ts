@@ -167,7 +167,7 @@ export class PodRuntime {
   readonly locateLog: LogLocator = (namespace, name, container, previous) => {
     const runner = this.find(namespace, name);
     if (!runner) return { code: 404, message: `pod ${namespace}/${name} is not running on node ${this.options.nodeName}` };
-    if (!runner.pod.spec.containers.some((c) => c.name === container)) return { code: 400, message: `container ${container} is not valid for pod ${name}` };
+    if (![...runner.pod.spec.containers, ...(runner.pod.spec.initContainers ?? [])].some((c) => c.name === container)) return { code: 400, message: `container ${container} is not valid for pod ${name}` };
     const found = runner.containerLog(container, previous);
     if (found) return found;
     return previous

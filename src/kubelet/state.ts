@@ -22,6 +22,11 @@ export interface PodRecord {
   networkReady: boolean;
   podIPs: string[];
   startTime: string;
+  /**
+   * Init containers as they last were. Absent in records from before init containers ran;
+   * all terminated with exit 0 means the pod is initialized and they never run again.
+   */
+  initContainers?: ContainerRecord[];
   containers: ContainerRecord[];
 }
 

@@ -22,11 +22,26 @@ export interface ObservedPod {
   podIPs: readonly string[];
   hostIPs: readonly string[];
   startTime?: string;
+  /** spec.initContainers in order; empty when the pod has none. */
+  initContainers: readonly ObservedContainer[];
   containers: readonly ObservedContainer[];
 }
 
-/** The kubelet's getPhase over the containers' states. */
-export function podPhase(restartPolicy: RestartPolicy, containers: readonly ContainerRecord[]): PodPhase {
+/** An init container that exited 0: done for good. */
+export function initSucceeded(record: ContainerRecord): boolean {
+  return record.state.terminated?.exitCode === 0;
+}
+
+/**
+ * The kubelet's getPhase over the containers' states. Until every init container has exited
+ * 0 the pod is Pending, or Failed once one has failed under restartPolicy Never (nothing
+ * will run it again).
+ */
+export function podPhase(restartPolicy: RestartPolicy, containers: readonly ContainerRecord[], initContainers: readonly ContainerRecord[] = []): PodPhase {
+  if (!initContainers.every(initSucceeded)) {
+    const failed = initContainers.some((c) => c.state.terminated !== undefined && c.state.terminated.exitCode !== 0);
+    return failed && restartPolicy === 'Never' ? 'Failed' : 'Pending';
+  }
   let running = 0;
   let waiting = 0;
   let stopped = 0;
@@ -82,7 +97,8 @@ function containerStatus(observed: ObservedContainer): ContainerStatus {
 
 export function computePodStatus(pod: Pod, observed: ObservedPod, now: string = rfc3339()): PodStatus {
   const restartPolicy = pod.spec.restartPolicy ?? 'Always';
-  const phase = podPhase(restartPolicy, observed.containers.map((c) => c.record));
+  const phase = podPhase(restartPolicy, observed.containers.map((c) => c.record), observed.initContainers.map((c) => c.record));
+  const incomplete = observed.initContainers.filter((c) => !initSucceeded(c.record)).map((c) => c.name);
   const previous = new Map((pod.status?.conditions ?? []).map((c) => [c.type, c]));
   const condition = (type: PodCondition['type'], ok: boolean, reason?: string, message?: string): PodCondition => {
     const status = ok ? 'True' : 'False';
@@ -99,7 +115,7 @@ export function computePodStatus(pod: Pod, observed: ObservedPod, now: string = 
   const scheduled = previous.get('PodScheduled') ?? condition('PodScheduled', true);
   const conditions: PodCondition[] = [
     condition('PodReadyToStartContainers', observed.sandboxReady),
-    condition('Initialized', true),
+    condition('Initialized', incomplete.length === 0, 'ContainersNotInitialized', `containers with incomplete status: [${incomplete.join(' ')}]`),
     condition('Ready', !terminal && unready.length === 0, notReadyReason, notReadyMessage),
     condition('ContainersReady', !terminal && unready.length === 0, notReadyReason, notReadyMessage),
     scheduled,
@@ -109,6 +125,7 @@ export function computePodStatus(pod: Pod, observed: ObservedPod, now: string = 
     conditions,
     hostIP: observed.hostIPs[0] ?? '',
     hostIPs: observed.hostIPs.map((ip) => ({ ip })),
+    ...(observed.initContainers.length > 0 ? { initContainerStatuses: observed.initContainers.map(containerStatus) } : {}),
     containerStatuses: observed.containers.map(containerStatus),
     qosClass: qosClass(pod),
   };

@@ -7,7 +7,9 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFil
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { RESOURCE } from '../../src/api/resources.js';
 import type { PodStatus } from '../../src/api/types.js';
+import { toTable } from '../../src/apiserver/tables.js';
 import { CniNetwork, CniPluginError } from '../../src/kubelet/cni.js';
 import { processStartTicks } from '../../src/kubelet/containers.js';
 import { LogsServer } from '../../src/kubelet/logs-server.js';
@@ -362,6 +364,100 @@ describe('pod runtime', () => {
     const lost = await waitForStatus(second, keepUid, 'restart after the adopted process died', 10_000, (s) => container(s).restartCount === 1 && container(s).state.running !== undefined);
     assert.equal(container(lost).lastState.terminated?.reason, 'ContainerStatusUnknown');
     await second.killPod(keepUid, 0);
+    second.detach();
+  });
+
+  test('init containers run one at a time, in order, in the sandbox, before the containers; the pod is Pending and not Initialized meanwhile', async () => {
+    const dir = lab.tempDir('init');
+    const trace = join(dir, 'trace');
+    const step = (name: string, pause: string): string => `readlink /proc/self/ns/net > ${dir}/${name}.net; echo ${name}-start >> ${trace}; busybox sleep ${pause}; echo ${name}-end >> ${trace}`;
+    const pod = makePod(
+      'inits',
+      [{ name: 'main', command: [BUSYBOX, 'sh', '-c', `echo main >> ${trace}; exec busybox sleep 100000`] }],
+      { initContainers: [
+        { name: 'first', image: 'busybox', command: [BUSYBOX, 'sh', '-c', step('first', '0.3')] },
+        { name: 'second', image: 'busybox', command: [BUSYBOX, 'sh', '-c', step('second', '1')] },
+      ] },
+    );
+    const uid = run(pod);
+    const waiting = await waitForStatus(runtime, uid, 'the second init container running', 10_000, (s) => s.initContainerStatuses?.[1]?.state.running !== undefined);
+    assert.equal(waiting.phase, 'Pending');
+    assert.equal(condition(waiting, 'Initialized'), 'False');
+    const initialized = waiting.conditions?.find((c) => c.type === 'Initialized');
+    assert.equal(initialized?.reason, 'ContainersNotInitialized');
+    assert.equal(initialized?.message, 'containers with incomplete status: [second]');
+    assert.equal(waiting.initContainerStatuses?.[0]?.state.terminated?.exitCode, 0);
+    assert.equal(waiting.initContainerStatuses?.[0]?.ready, true);
+    assert.equal(waiting.initContainerStatuses?.[0]?.image, 'busybox');
+    assert.equal(container(waiting).state.waiting?.reason, 'PodInitializing');
+    assert.ok(waiting.podIP, 'the sandbox and its address come before the init containers');
+    const printed = toTable(RESOURCE.pods, [{ ...pod, status: waiting }], { includeObject: 'None', now: new Date() }).rows[0]?.cells[2];
+    assert.equal(printed, 'Init:1/2', 'kubectl get pods STATUS');
+
+    const running = await waitForStatus(runtime, uid, 'Running', 10_000, (s) => s.phase === 'Running' && container(s).state.running !== undefined);
+    assert.equal(condition(running, 'Initialized'), 'True');
+    assert.deepEqual(running.initContainerStatuses?.map((c) => c.state.terminated?.reason), ['Completed', 'Completed']);
+    await waitFor('main to write', 5000, () => readFileSync(trace, 'utf8').includes('main'));
+    assert.deepEqual(readFileSync(trace, 'utf8').trim().split('\n'), ['first-start', 'first-end', 'second-start', 'second-end', 'main']);
+    for (const name of ['first', 'second']) assert.equal(readFileSync(join(dir, `${name}.net`), 'utf8').trim(), netnsInode(sandboxOf(uid)), `${name} ran in the sandbox`);
+    const logs = await getLog('/containerLogs/default/inits/first');
+    assert.equal(logs.code, 200, 'init container logs are served');
+  });
+
+  test('a failing init container is restarted with backoff (restartPolicy Always), and the containers wait for it', async () => {
+    const dir = lab.tempDir('initfail');
+    // Fails twice, then succeeds.
+    const flaky = `echo x >> ${dir}/runs; [ $(busybox wc -l < ${dir}/runs) -ge 3 ]`;
+    const uid = run(makePod('initretry', [{ name: 'main', command: sleepForever }], { initContainers: [{ name: 'flaky', command: [BUSYBOX, 'sh', '-c', flaky] }] }));
+    const seen = new Set<string>();
+    const running = await waitFor('Running after the init container succeeded', 20_000, () => {
+      const s = runtime.status(uid);
+      const init = s?.initContainerStatuses?.[0];
+      if (s && init?.state.waiting?.reason === 'CrashLoopBackOff') {
+        seen.add(s.phase ?? '');
+        assert.equal(container(s).state.running, undefined, 'the container waits for init');
+      }
+      return s?.phase === 'Running' && container(s).state.running ? s : undefined;
+    });
+    assert.deepEqual([...seen], ['Pending'], 'backing off init: Pending');
+    const init = running.initContainerStatuses?.[0];
+    assert.equal(init?.restartCount, 2);
+    assert.equal(init?.state.terminated?.exitCode, 0);
+    assert.equal(init?.lastState.terminated?.exitCode, 1);
+  });
+
+  test('a failing init container under restartPolicy Never fails the pod; the containers never start', async () => {
+    const before = ipamFiles().length;
+    const uid = run(makePod('initnever', [{ name: 'main', command: sleepForever }], { restartPolicy: 'Never', initContainers: [{ name: 'bad', command: [BUSYBOX, 'sh', '-c', 'exit 4'] }, { name: 'never', command: [BUSYBOX, 'true'] }] }));
+    const failed = await waitForStatus(runtime, uid, 'Failed', 10_000, (s) => s.phase === 'Failed');
+    assert.equal(failed.initContainerStatuses?.[0]?.state.terminated?.exitCode, 4);
+    assert.equal(failed.initContainerStatuses?.[0]?.restartCount, 0);
+    assert.equal(failed.initContainerStatuses?.[1]?.state.waiting?.reason, 'PodInitializing');
+    assert.equal(container(failed).state.waiting?.reason, 'PodInitializing');
+    assert.equal(condition(failed, 'Initialized'), 'False');
+    assert.equal(recordOf(uid).containers[0]?.containerId, undefined, 'main never ran');
+    await waitFor('network released', 10_000, () => !listNetns().includes(sandboxOf(uid)) && ipamFiles().length === before);
+  });
+
+  test('a restarted kubelet does not re-run the init containers of a running pod', async () => {
+    const n3 = kubeletNode(lab, 'n3', 93);
+    const dir = lab.tempDir('initadopt');
+    const pod = makePod('initonce', [{ name: 'main', command: sleepForever }], { initContainers: [{ name: 'once', command: [BUSYBOX, 'sh', '-c', `echo ran >> ${dir}/runs`] }] });
+    const first = n3.runtime();
+    const uid = run(pod, first);
+    await waitForStatus(first, uid, 'Running', 10_000, (s) => s.phase === 'Running' && container(s).state.running !== undefined);
+    const pid = recordOf(uid, n3).containers[0]?.pid;
+    first.detach();
+
+    const second = n3.runtime();
+    run(pod, second);
+    const adopted = await waitForStatus(second, uid, 'Running again', 10_000, (s) => s.phase === 'Running' && container(s).state.running !== undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(readFileSync(join(dir, 'runs'), 'utf8'), 'ran\n', 'the init container ran once');
+    assert.equal(condition(adopted, 'Initialized'), 'True');
+    assert.equal(recordOf(uid, n3).containers[0]?.pid, pid, 'same process');
+    assert.equal(adopted.initContainerStatuses?.[0]?.state.terminated?.exitCode, 0);
+    await second.killPod(uid, 0);
     second.detach();
   });
 

@@ -37,9 +37,18 @@ describe('kubelet units', () => {
     assert.equal(podPhase('Never', []), 'Pending');
   });
 
+  test('podPhase with init containers: Pending until all exited 0, Failed on a failure under Never', () => {
+    assert.equal(podPhase('Always', [waiting], [done(0), running]), 'Pending');
+    assert.equal(podPhase('Always', [waiting], [crashLooping]), 'Pending');
+    assert.equal(podPhase('OnFailure', [waiting], [done(1)]), 'Pending', 'OnFailure: the init container will run again');
+    assert.equal(podPhase('Never', [waiting], [done(1), waiting]), 'Failed');
+    assert.equal(podPhase('Always', [running], [done(0), done(0)]), 'Running');
+    assert.equal(podPhase('Never', [done(0)], [done(0)]), 'Succeeded');
+  });
+
   test('computePodStatus keeps transition times while a condition holds', () => {
     const pod = makePod('p', [{ name: 'a', command: ['x'] }]);
-    const observed = { sandboxReady: true, podIPs: ['10.0.0.2'], hostIPs: ['198.18.0.11'], startTime: 's', containers: [{ name: 'a', image: '', record: running, ready: true, started: true }] };
+    const observed = { sandboxReady: true, podIPs: ['10.0.0.2'], hostIPs: ['198.18.0.11'], startTime: 's', initContainers: [], containers: [{ name: 'a', image: '', record: running, ready: true, started: true }] };
     const first = computePodStatus(pod, observed, 'T1');
     assert.equal(first.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime, 'T1');
     const second = computePodStatus({ ...pod, status: first }, observed, 'T2');
