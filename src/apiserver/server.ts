@@ -71,6 +71,7 @@ import type { Store } from './store/store.js';
 import { parseFieldValidation } from './strict.js';
 import { bindPod, getScale, isScalable, writeScale } from './subresources.js';
 import { defaultWatchTimeoutMs, serveWatch } from './watch.js';
+import { DEFAULT_WATCH_CACHE_EVENTS, WatchCache } from './watch-cache.js';
 
 export interface ApiServerOptions {
   /** A Store, or a `--store` URL (`sqlite:/path`, `sqlite::memory:`, `memory:`, `etcd://h:p`). */
@@ -91,6 +92,8 @@ export interface ApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Watch length when the client gives no timeoutSeconds. Default 5-10 minutes. */
   watchTimeoutMs?: () => number;
+  /** Recent events the watch cache keeps per resource for watches to resume from; 0 turns the cache off. Default 1000. */
+  watchCacheEvents?: number;
   /** Create the system namespaces and the kubernetes Service. Default true. */
   bootstrap?: boolean;
   /** Close the store on close(); default: only when it was opened from a URL. */
@@ -170,9 +173,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
   const namespaces = new NamespaceLifecycle(registry, log);
   const eventExpiry = new EventExpiry(registry, options.eventTtlSeconds ?? DEFAULT_EVENT_TTL_SECONDS, log);
 
+  const watchCacheEvents = options.watchCacheEvents ?? DEFAULT_WATCH_CACHE_EVENTS;
+  const watchCache = watchCacheEvents > 0 ? new WatchCache(store, { eventsPerResource: watchCacheEvents, log }) : undefined;
   const api = new ApiHandler({
     registry,
     store,
+    ...(watchCache ? { watchCache } : {}),
     namespaces,
     authenticator,
     openapi: buildOpenApiV3(),
@@ -189,6 +195,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       server.closeAllConnections();
     }
     allocations.stop();
+    await watchCache?.stop();
     await namespaces.stop();
     await eventExpiry.stop();
     await cascader.settle().catch(() => undefined);
@@ -262,6 +269,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
 interface HandlerDeps {
   registry: Registry;
   store: Store;
+  watchCache?: WatchCache;
   namespaces: NamespaceLifecycle;
   authenticator: Authenticator;
   openapi: OpenApiV3;
@@ -582,6 +590,7 @@ class ApiHandler {
       {
         descriptor,
         prefix: storagePrefix(descriptor, namespace),
+        resourcePrefix: storagePrefix(descriptor),
         selection,
         resourceVersion,
         allowBookmarks: booleanParam(call.query.get('allowWatchBookmarks')),
@@ -589,14 +598,19 @@ class ApiHandler {
         timeoutMs: timeoutSeconds !== undefined && timeoutSeconds > 0 ? timeoutSeconds * 1000 : this.deps.watchTimeoutMs(),
         bookmarkIntervalMs: this.deps.bookmarkIntervalMs,
         contentType: 'application/json',
-        render: (object, first) => {
-          const rendered = renderObject(descriptor, object, shape, includeObject);
-          // A Table watch sends its column definitions once, with the first row.
-          if (shape === 'table' && !first) (rendered as { columnDefinitions?: unknown[] }).columnDefinitions = [];
-          return rendered;
-        },
+        ...(shape === 'object'
+          ? {}
+          : {
+              render: (object: KubeObject, first: boolean) => {
+                const rendered = renderObject(descriptor, object, shape, includeObject);
+                // A Table watch sends its column definitions once, with the first row.
+                if (shape === 'table' && !first) (rendered as { columnDefinitions?: unknown[] }).columnDefinitions = [];
+                return rendered;
+              },
+            }),
       },
       this.deps.log,
+      this.deps.watchCache,
     );
   }
 }

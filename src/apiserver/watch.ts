@@ -17,13 +17,17 @@
  *   a restarted apiserver do not all re-list at once); clients simply watch again.
  * - A watcher that stops reading is dropped once its unsent backlog passes a bound, rather
  *   than letting it hold the server's memory.
+ * - Changes come from the resource's watch cache (watch-cache.ts) when it holds every change
+ *   after the start point, else from a Store watch of this request's own, as before the cache
+ *   existed: the store replays older history or answers 410.
  */
 import type { ServerResponse } from 'node:http';
 import type { KubeObject, WatchEventType } from '../api/meta.js';
 import type { ResourceDescriptor } from '../api/resources.js';
 import type { Logger } from '../lib/log.js';
 import { apiVersionOf } from '../api/resources.js';
-import { ResourceVersionTooOldError, type Store, type StoreEvent, type StoreWatch } from './store/store.js';
+import { ResourceVersionTooOldError, type Store, type StoreWatch } from './store/store.js';
+import { WatchEventRecord, type Attachment, type ResourceCache, type WatchCache } from './watch-cache.js';
 import type { Selection } from './selection.js';
 import { expired, statusOf } from './status.js';
 
@@ -31,6 +35,8 @@ export interface WatchParams {
   descriptor: ResourceDescriptor;
   /** Store key prefix covering the watched collection. */
   prefix: string;
+  /** Store key prefix of the whole resource: what its watch cache is keyed by. */
+  resourcePrefix: string;
   selection: Selection;
   /** As sent: undefined, "", "0" or a number. */
   resourceVersion: string | undefined;
@@ -39,8 +45,11 @@ export interface WatchParams {
   sendInitialEvents: boolean;
   timeoutMs: number;
   bookmarkIntervalMs: number;
-  /** Turns an object into what the client asked for (object, one-row Table, metadata). */
-  render(object: KubeObject, first: boolean): unknown;
+  /**
+   * Turns an object into what the client asked for (one-row Table, metadata); absent when the
+   * object itself is sent, which lets watchers share one serialization of each event.
+   */
+  render?(object: KubeObject, first: boolean): unknown;
   contentType: string;
 }
 
@@ -54,13 +63,14 @@ export function defaultWatchTimeoutMs(): number {
 
 export const INITIAL_EVENTS_END_ANNOTATION = 'k8s.io/initial-events-end';
 
-export async function serveWatch(res: ServerResponse, store: Store, params: WatchParams, log: Logger): Promise<void> {
+export async function serveWatch(res: ServerResponse, store: Store, params: WatchParams, log: Logger, cache?: WatchCache): Promise<void> {
   const { descriptor, selection } = params;
   let first = true;
   let ended = false;
   let storeWatch: StoreWatch | undefined;
+  let attachment: Attachment | undefined;
   const timers: NodeJS.Timeout[] = [];
-  const pending: StoreEvent[] = [];
+  const pending: WatchEventRecord[] = [];
   let live = false;
 
   const end = (): void => {
@@ -68,10 +78,21 @@ export async function serveWatch(res: ServerResponse, store: Store, params: Watc
     ended = true;
     for (const timer of timers) clearTimeout(timer);
     storeWatch?.stop();
+    attachment?.detach();
     if (!res.writableEnded) res.end();
   };
   // Registered before anything is awaited: a client gone while we list must not leave a store watch behind.
   res.on('close', end);
+
+  // Started before the list below, so the list's revision is one the cache can serve from.
+  let shared: ResourceCache | undefined;
+  if (cache) {
+    shared = await cache.resource(params.resourcePrefix).catch((err: unknown) => {
+      log.debug({ resource: descriptor.resource, err }, 'watch cache unavailable; watching the store directly');
+      return undefined;
+    });
+  }
+  if (ended) return;
 
   const initial: KubeObject[] = [];
   let since: number;
@@ -86,72 +107,90 @@ export async function serveWatch(res: ServerResponse, store: Store, params: Watc
   if (ended) return;
   let lastSent = since;
 
-  const write = (type: WatchEventType, object: unknown): void => {
+  const writeLine = (line: string): void => {
     if (ended) return;
-    res.write(`${JSON.stringify({ type, object })}\n`);
+    res.write(line);
     if (res.writableLength > MAX_BACKLOG_BYTES) {
       log.warn({ resource: descriptor.resource }, 'dropping a watcher that stopped reading');
       ended = true;
       storeWatch?.stop();
+      attachment?.detach();
       res.destroy();
     }
   };
-  const send = (type: WatchEventType, object: KubeObject): void => {
-    write(type, params.render(object, first));
+  const write = (type: WatchEventType, object: unknown): void => writeLine(`${JSON.stringify({ type, object })}\n`);
+  /** `json` is the object's JSON text, shared with other watchers when no rendering is asked for. */
+  const send = (type: WatchEventType, object: KubeObject, json: () => string): void => {
+    if (params.render) write(type, params.render(object, first));
+    else writeLine(`{"type":"${type}","object":${json()}}\n`);
     first = false;
   };
 
-  const deliver = (event: StoreEvent): void => {
+  const deliver = (record: WatchEventRecord): void => {
+    const { event } = record;
+    // A change the watcher already has: at or before its start point, or replayed and then fanned out.
+    if (event.resourceVersion <= lastSent) return;
     const now = selection.matches(event.object);
     const before = event.prevObject !== undefined && selection.matches(event.prevObject);
-    lastSent = Math.max(lastSent, event.resourceVersion);
+    lastSent = event.resourceVersion;
     switch (event.type) {
       case 'ADDED':
-        if (now) send('ADDED', event.object);
+        if (now) send('ADDED', event.object, () => record.objectJson());
         break;
       case 'MODIFIED':
-        if (now && before) send('MODIFIED', event.object);
-        else if (now) send('ADDED', event.object);
-        else if (before) send('DELETED', withVersion(event.prevObject!, event.resourceVersion));
+        if (now && before) send('MODIFIED', event.object, () => record.objectJson());
+        else if (now) send('ADDED', event.object, () => record.objectJson());
+        else if (before) send('DELETED', record.left(), () => record.leftJson());
         break;
       case 'DELETED':
-        if (before || (event.prevObject === undefined && now)) send('DELETED', event.object);
+        if (before || (event.prevObject === undefined && now)) send('DELETED', event.object, () => record.objectJson());
         break;
     }
   };
 
-  try {
-    storeWatch = await store.watch(params.prefix, since, {
-      onEvent: (event) => {
-        if (live) deliver(event);
-        else pending.push(event);
-      },
-      onError: (err) => {
-        log.debug({ resource: descriptor.resource, err }, 'store watch ended; closing the client watch');
-        end();
-      },
-    });
-  } catch (err) {
-    res.writeHead(200, { 'Content-Type': params.contentType, 'Cache-Control': 'no-cache, private' });
-    const status = err instanceof ResourceVersionTooOldError ? expired(`too old resource version: ${since} (${err.oldestAvailable})`) : statusOf(err);
-    write('ERROR', status);
-    end();
-    return;
-  }
-  if (ended) {
-    storeWatch.stop();
-    return;
-  }
+  const startStream = (): void => {
+    res.writeHead(200, { 'Content-Type': params.contentType, 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+    res.socket?.setNoDelay(true);
+    res.flushHeaders();
+    for (const object of initial) send('ADDED', object, () => JSON.stringify(object));
+    if (params.sendInitialEvents && params.allowBookmarks) {
+      write('BOOKMARK', bookmarkObject(descriptor, since, true));
+    }
+  };
 
-  res.writeHead(200, { 'Content-Type': params.contentType, 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
-  res.socket?.setNoDelay(true);
-  res.flushHeaders();
-  for (const object of initial) send('ADDED', object);
-  if (params.sendInitialEvents && params.allowBookmarks) {
-    write('BOOKMARK', bookmarkObject(descriptor, since, true));
+  if (shared?.covers(since)) {
+    // Synchronous from here to attach(): the ring cannot move past `since` in between.
+    startStream();
+    attachment = shared.attach(since, { keyPrefix: params.prefix, deliver, close: end });
+  } else {
+    try {
+      storeWatch = await store.watch(params.prefix, since, {
+        onEvent: (event) => {
+          const record = new WatchEventRecord(event);
+          if (live) deliver(record);
+          else pending.push(record);
+        },
+        onError: (err) => {
+          log.debug({ resource: descriptor.resource, err }, 'store watch ended; closing the client watch');
+          end();
+        },
+      });
+    } catch (err) {
+      res.writeHead(200, { 'Content-Type': params.contentType, 'Cache-Control': 'no-cache, private' });
+      const status = err instanceof ResourceVersionTooOldError ? expired(`too old resource version: ${since} (${err.oldestAvailable})`) : statusOf(err);
+      write('ERROR', status);
+      end();
+      return;
+    }
+    if (ended) {
+      storeWatch.stop();
+      return;
+    }
+    startStream();
+    live = true;
+    for (const record of pending.splice(0)) deliver(record);
   }
-  live = true;
-  for (const event of pending.splice(0)) deliver(event);
+  if (ended) return;
 
   timers.push(setTimeout(end, params.timeoutMs));
   if (params.allowBookmarks) {
@@ -169,10 +208,6 @@ export async function serveWatch(res: ServerResponse, store: Store, params: Watc
     };
     timers.push(setTimeout(tick, params.bookmarkIntervalMs));
   }
-}
-
-function withVersion(object: KubeObject, resourceVersion: number): KubeObject {
-  return { ...object, metadata: { ...object.metadata, resourceVersion: String(resourceVersion) } };
 }
 
 /** A BOOKMARK's object: just the kind and the revision (and the initial-events marker). */
