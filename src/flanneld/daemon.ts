@@ -46,6 +46,10 @@ export class Flanneld {
   private readonly remotes = new Map<string, Lease>();
   private readonly reported = new Set<string>();
   private stopWatch: (() => void) | undefined;
+  private candidates: IpNet[] = [];
+  private mtu: number | undefined;
+  /** Ends the renew loop's wait early: our lease was removed from the store. */
+  private wakeRenewal: (() => void) | undefined;
 
   constructor(private readonly options: FlanneldOptions) {}
 
@@ -78,11 +82,12 @@ export class Flanneld {
     const backend = (this.backend = createBackend(network.backend.type, { rtnl: this.rtnl, ext, network, log: log.child({ backend: network.backend.type }) }));
     const setup = await backend.prepare();
     const attrs = { publicIp: formatIp(ext.address), backendType: backend.type, backendData: setup.backendData };
-    const candidates = [...subnetsOf(network)];
+    const candidates = (this.candidates = [...subnetsOf(network)]);
     this.lease = await this.retry('acquire subnet lease', () => store.acquireLease(attrs, candidates, this.options.leaseTtlSeconds));
     log.info({ lease: describeLease(this.lease), mtu: setup.mtu }, 'lease acquired');
 
     backend.configureLocal(this.lease);
+    this.mtu = setup.mtu;
     writeSubnetEnv(this.options.subnetFile, subnetEnvFor(network.network, this.lease.subnet, setup.mtu, this.options.ipMasq));
     if (this.options.ipMasq) syncIpMasq(network.network, this.lease.subnet);
     log.info({ subnetFile: this.options.subnetFile }, 'wrote subnet.env');
@@ -143,7 +148,12 @@ export class Flanneld {
     for (const event of events) {
       const subnet = event.type === 'added' ? event.lease.subnet : event.subnet;
       if (this.isOwn(subnet)) {
-        if (event.type === 'removed') this.options.log.warn({ subnet: formatIpNet(subnet) }, 'our lease was removed from the store; it is re-created at the next renewal');
+        if (event.type === 'removed') {
+          // Renew now rather than at the next due time (hours away): with the apiserver store
+          // a deleted Node comes back with a new podCIDR, and the node is cut off until then.
+          this.options.log.warn({ subnet: formatIpNet(subnet) }, 'our lease was removed from the store; renewing it now');
+          this.wakeRenewal?.();
+        }
         continue;
       }
       if (event.type === 'added') this.remotes.set(subnetKey(subnet), event.lease);
@@ -174,7 +184,9 @@ export class Flanneld {
     const { store, log, leaseTtlSeconds, renewMarginSeconds } = this.options;
     while (!this.stopped && this.lease) {
       const dueMs = (this.lease.expiresAt?.getTime() ?? Date.now()) - renewMarginSeconds * 1000 - Date.now();
-      await sleep(Math.max(dueMs, 1000), undefined, { signal: this.stopController.signal }).catch(() => undefined);
+      const woken = new Promise<void>((resolve) => (this.wakeRenewal = resolve));
+      await Promise.race([sleep(Math.max(dueMs, 1000), undefined, { signal: this.stopController.signal }).catch(() => undefined), woken]);
+      this.wakeRenewal = undefined;
       if (this.stopped) return;
       try {
         this.lease = await store.renewLease(this.lease, leaseTtlSeconds);
@@ -182,9 +194,14 @@ export class Flanneld {
       } catch (err) {
         if (err instanceof LeaseLostError) {
           log.warn({ err: err.message }, 'lease lost; acquiring again');
-          const again = await store.acquireLease(this.lease.attrs, [this.lease.subnet], leaseTtlSeconds).catch(() => undefined);
+          const { attrs, subnet } = this.lease;
+          // The same subnet if the store still has it free (pods keep working), else any.
+          const again = await store
+            .acquireLease(attrs, [subnet], leaseTtlSeconds)
+            .catch(() => store.acquireLease(attrs, this.candidates, leaseTtlSeconds))
+            .catch(() => undefined);
           if (again) {
-            this.lease = again;
+            this.adoptLease(again);
             continue;
           }
         }
@@ -192,6 +209,25 @@ export class Flanneld {
         await sleep(5000, undefined, { signal: this.stopController.signal }).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Takes over a re-acquired lease. A different subnet (the apiserver store's node-ipam gave
+   * a re-registered Node a new podCIDR) is re-applied locally: backend addresses, subnet.env
+   * for new pods, masquerade rules. Pods already running keep addresses from the old subnet
+   * and stay unreachable until they are re-created, as with flannel.
+   */
+  private adoptLease(lease: Lease): void {
+    const previous = this.lease;
+    this.lease = lease;
+    if (!previous || sameSubnet(previous.subnet, lease.subnet) || !this.backend || !this.network) return;
+    const { log, ipMasq, subnetFile } = this.options;
+    log.warn({ from: formatIpNet(previous.subnet), to: formatIpNet(lease.subnet) }, 'our subnet changed; re-configuring this node (existing pods keep their old addresses)');
+    this.remotes.delete(subnetKey(lease.subnet));
+    this.backend.configureLocal(lease);
+    writeSubnetEnv(subnetFile, subnetEnvFor(this.network.network, lease.subnet, this.mtu ?? 1500, ipMasq));
+    if (ipMasq) syncIpMasq(this.network.network, lease.subnet);
+    this.reconcile('lease changed');
   }
 
   /** Stops the loops; the kernel state stays so traffic keeps flowing across a restart. */

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -143,4 +143,34 @@ test('scale down and delete: terminated pods leave no sandbox, no veth and no IP
     const links = spawnSync('ip', ['netns', 'exec', node.netns, 'ip', '-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).stdout;
     assert.doesNotMatch(links, /veth/, `${node.name} has no pod veth left`);
   }
+});
+
+test('a deleted Node comes back with a new podCIDR and flanneld re-leases it within seconds', async () => {
+  const n3 = state.nodes.find((n) => n.name === 'n3');
+  assert.ok(n3);
+  const before = (await client.get<Node>(RESOURCE.nodes, 'n3'))?.spec?.podCIDR;
+  kubectl('delete', 'node', 'n3');
+  // The kubelet registers n3 again, node-ipam gives it a fresh /24, flanneld publishes a lease.
+  let after: string | undefined;
+  await waitUntil('n3 re-registered with a new lease', 60_000, async () => {
+    const node = await client.get<Node>(RESOURCE.nodes, 'n3');
+    const lease = node && leaseOf(node);
+    after = node?.spec?.podCIDR;
+    return lease !== undefined && after !== undefined && after !== before;
+  });
+  const subnetEnv = () => readFileSync(join(n3.dir, 'subnet.env'), 'utf8');
+  const [network, , third] = (after ?? '').split('.');
+  await waitUntil('subnet.env follows the new podCIDR', 30_000, () => subnetEnv().includes(`FLANNEL_SUBNET=${network}.244.${third}.1/24`));
+  const n1 = state.nodes.find((n) => n.name === 'n1');
+  const routeTo = (cidr: string) => spawnSync('ip', ['netns', 'exec', n1?.netns ?? '', 'ip', 'route', 'show', cidr], { encoding: 'utf8' }).stdout;
+  await waitUntil('n1 routes the new subnet over flannel.1', 30_000, () => routeTo(after ?? '').includes('flannel.1'));
+  assert.equal(routeTo(before ?? ''), '', 'the old subnet is no longer routed to n3');
+
+  // A pod scheduled onto the re-leased node is reachable from another node.
+  kubectl('run', 'late', '--image=busybox', '--overrides={"spec":{"nodeSelector":{"kubernetes.io/hostname":"n3"}}}', '--', '/bin/sleep', '3600');
+  kubectl('wait', '--for=condition=Ready', 'pod/late', '--timeout=60s');
+  const late = await client.get<Pod>(RESOURCE.pods, 'late', 'default');
+  assert.ok(late?.status?.podIP?.startsWith(`${network}.244.${third}.`), `late got ${late?.status?.podIP} from ${after}`);
+  const ping = spawnSync('ip', ['netns', 'exec', n1?.netns ?? '', 'ping', '-c', '1', '-W', '2', late?.status?.podIP ?? ''], { encoding: 'utf8' });
+  assert.equal(ping.status, 0, ping.stdout);
 });

@@ -90,6 +90,10 @@ export class UdpBackend implements Backend {
     // more specific cni0 route keeps local pods local.
     const address: IpNet = { ...networkOf(lease.subnet), prefixLength: network.network.prefixLength };
     if (link.mtu !== this.mtu) rtnl.setMtu(link.index, this.mtu);
+    // A changed lease (a re-registered Node with a new podCIDR) leaves the old address behind.
+    for (const existing of rtnl.addresses(4, link.index)) {
+      if (existing.address.value !== address.value) rtnl.deleteAddress(link.index, existing.address);
+    }
     if (!rtnl.addresses(4, link.index).some((a) => a.address.value === address.value)) rtnl.addAddress(link.index, address);
     rtnl.setUp(link.index);
     this.start(tun);
