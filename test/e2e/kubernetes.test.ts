@@ -5,14 +5,14 @@
  * sandbox, veth or IP behind.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RESOURCE } from '../../src/api/resources.js';
 import type { Endpoints, Node, Pod } from '../../src/api/types.js';
-import { adminClient, clusterDown, clusterUp, type ClusterState, podNetnsPrefix } from '../../src/cli/cluster/cluster.js';
+import { adminClient, clusterDown, clusterUp, type ClusterState, podNetnsPrefix, removeNode } from '../../src/cli/cluster/cluster.js';
 import { packageRoot } from '../../src/cli/paths.js';
 import { podPaths } from '../../src/cli/cluster/pods.js';
 import type { KubeClient } from '../../src/client/client.js';
@@ -50,7 +50,10 @@ before(async () => {
 });
 
 after(async () => {
+  // A daemon restarted by hand (a pid state.json does not know) must still go with the lab.
+  const stray = spawn('sh', ['-c', 'sleep 600', `${state?.stateDir ?? '/nonexistent'}/stray-daemon`], { detached: true, stdio: 'ignore' });
   await clusterDown(name);
+  assert.equal(stray.exitCode ?? stray.signalCode ?? (await new Promise((r) => stray.once('exit', (code, signal) => r(code ?? signal)))), 'SIGTERM');
   rmSync(home, { recursive: true, force: true });
   assert.deepEqual(listNetns().filter((n) => n.startsWith(name)), [], 'cluster down leaves no namespace');
 });
@@ -173,4 +176,14 @@ test('a deleted Node comes back with a new podCIDR and flanneld re-leases it wit
   assert.ok(late?.status?.podIP?.startsWith(`${network}.244.${third}.`), `late got ${late?.status?.podIP} from ${after}`);
   const ping = spawnSync('ip', ['netns', 'exec', n1?.netns ?? '', 'ping', '-c', '1', '-W', '2', late?.status?.podIP ?? ''], { encoding: 'utf8' });
   assert.equal(ping.status, 0, ping.stdout);
+});
+
+test('remove-node takes the node’s Pods (sandboxes, processes) along and deletes its Node', async () => {
+  const n3 = state.nodes.find((n) => n.name === 'n3');
+  assert.ok(n3);
+  const prefix = podNetnsPrefix(state.name, 'n3');
+  assert.ok(listNetns().some((n) => n.startsWith(prefix)), 'n3 runs a pod (late) before');
+  await removeNode(state, n3);
+  assert.deepEqual(listNetns().filter((n) => n.startsWith(prefix) || n === n3.netns), []);
+  assert.equal(await client.get<Node>(RESOURCE.nodes, 'n3'), undefined);
 });

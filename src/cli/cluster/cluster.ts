@@ -10,7 +10,7 @@
  * and the tests use to find it again.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PontoonError } from '../../lib/errors.js';
@@ -429,15 +429,39 @@ export async function restartFlanneld(state: ClusterState, node: NodeState): Pro
 export async function removeNode(state: ClusterState, node: NodeState): Promise<void> {
   await stopProcess(node.flanneldPid, 'flanneld');
   if (node.kubeletPid !== undefined) await stopProcess(node.kubeletPid, 'kubelet');
+  // The subnet it holds now: node-ipam may have re-assigned it since state.json was written.
+  if (existsSync(join(node.dir, 'subnet.env'))) node.subnet = formatIpNet(networkOf(readSubnetEnv(join(node.dir, 'subnet.env')).subnet));
   if (state.subnetStore === 'etcd') {
     runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet]);
   }
-  // With the kube store the Node object is the lease: deleting it drops the routes elsewhere.
+  // With the kube store the Node object is the lease: deleting it drops the routes elsewhere
+  // (and pod-gc removes the Pods that were bound to it).
   if (state.controlPlane) await adminClient(state).delete(RESOURCE.nodes, node.name);
+  const podPrefix = podNetnsPrefix(state.name, node.name);
+  for (const netns of listNetns()) {
+    if (!netns.startsWith(podPrefix)) continue;
+    killProcessesInNetns(netns);
+    deleteNetns(netns);
+  }
   for (const pod of node.pods) deleteNetns(pod.netns);
   deleteNetns(node.netns);
+  rmSync(node.dir, { recursive: true, force: true });
   state.nodes = state.nodes.filter((n) => n !== node);
   saveState(state);
+}
+
+/** SIGTERM, then SIGKILL, every process whose command line contains `marker`. */
+async function stopProcessesMentioning(marker: string): Promise<void> {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  await Promise.all(pids.map((pid) => stopProcess(pid, marker)));
 }
 
 /** A client with the admin token over the apiserver's unix socket. */
@@ -466,6 +490,9 @@ export async function clusterDown(name: string): Promise<void> {
     // Last, so the kubelets could still report while they stopped.
     if (cp) await stopProcess(cp.apiserverPid, 'apiserver');
   }
+  // Daemons someone restarted by hand have pids state.json does not know; they all name a
+  // path under the state dir on their command line.
+  await stopProcessesMentioning(`${stateDirOf(name)}/`);
   // Containers outlive their kubelet (as in Kubernetes); a lab going away takes them along.
   for (const netns of listNetns()) if (netns.startsWith(`${name}-`)) killProcessesInNetns(netns);
   const failures = deleteNetnsWithPrefix(`${name}-`);
