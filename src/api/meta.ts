@@ -59,6 +59,13 @@ export interface KubeList<T extends KubeObject = KubeObject> {
   items: T[];
 }
 
+/** meta/v1 DeleteOptions: the body of a DELETE. */
+export interface DeleteOptions {
+  gracePeriodSeconds?: number;
+  propagationPolicy?: 'Orphan' | 'Background' | 'Foreground';
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
 export interface LabelSelectorRequirement {
   key: string;
   operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';

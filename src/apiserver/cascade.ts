@@ -17,7 +17,7 @@
  */
 import type { KubeObject } from '../api/meta.js';
 import { RESOURCES, type ResourceDescriptor } from '../api/resources.js';
-import type { DeleteOptions } from '../client/api.js';
+import type { DeleteOptions } from '../api/meta.js';
 import type { Logger } from '../lib/log.js';
 import type { Registry } from './registry.js';
 import { storagePrefix } from './registry.js';

@@ -19,7 +19,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import type { KubeList, KubeObject, Status } from '../api/meta.js';
 import { apiVersionOf, RESOURCE, type ResourceDescriptor } from '../api/resources.js';
-import type { DeleteOptions } from '../client/api.js';
+import type { DeleteOptions } from '../api/meta.js';
 import { strategyFor } from './kinds/strategy.js';
 import { jsonEqual } from './kinds/values.js';
 import { applyPatch, APPLY_PATCH, PATCH_CONTENT_TYPES, patchMediaType, PatchError, UnsupportedPatchTypeError } from './patch.js';

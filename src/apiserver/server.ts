@@ -14,8 +14,8 @@ import { connect } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { KubeObject } from '../api/meta.js';
 import { RESOURCE, type ResourceDescriptor } from '../api/resources.js';
-import type { DeleteOptions } from '../client/api.js';
-import { describeError } from '../lib/errors.js';
+import type { DeleteOptions } from '../api/meta.js';
+import { describeError, PontoonError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Authenticator, loadTokenFile, type UserInfo } from './auth.js';
 import { bootstrapCluster } from './bootstrap.js';
@@ -73,6 +73,9 @@ import { bindPod, getScale, isScalable, writeScale } from './subresources.js';
 import { defaultWatchTimeoutMs, serveWatch } from './watch.js';
 import { DEFAULT_WATCH_CACHE_EVENTS, WatchCache } from './watch-cache.js';
 
+/** The apiserver cannot start as configured; the message names the flag. */
+export class ApiServerConfigError extends PontoonError {}
+
 export interface ApiServerOptions {
   /** A Store, or a `--store` URL (`sqlite:/path`, `sqlite::memory:`, `memory:`, `etcd://h:p`). */
   store: Store | string;
@@ -115,7 +118,7 @@ export interface RunningApiServer {
 
 function parseListen(listen: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen.trim());
-  if (!match) throw new Error(`invalid listen address "${listen}": want host:port`);
+  if (!match) throw new ApiServerConfigError(`invalid --listen address "${listen}": want host:port`);
   const host = match[1] ?? match[2] ?? '';
   return { host: host === '' ? '0.0.0.0' : host, port: Number(match[3]) };
 }
@@ -131,7 +134,7 @@ async function clearStaleSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (live) throw new Error(`another process is serving on ${path}`);
+  if (live) throw new ApiServerConfigError(`another process is serving on ${path} (--socket)`);
   unlinkSync(path);
 }
 
@@ -234,7 +237,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       await listenOn(server, { path: options.socketPath });
       url ??= `unix:${options.socketPath}`;
     }
-    if (!url) throw new Error('nothing to listen on: give a listen address or a socket path');
+    if (!url) throw new ApiServerConfigError('nothing to listen on: give --listen or --socket');
     for (const server of servers) {
       // Watches are long-lived responses; only idle keep-alive connections time out.
       server.requestTimeout = 0;

@@ -82,6 +82,13 @@ export interface WatchCacheOptions {
   log: Logger;
 }
 
+/** A caller asked the cache for a revision outside its ring (callers check `covers` first). */
+export class WatchCacheRangeError extends PontoonError {
+  constructor(readonly since: number) {
+    super(`failed to serve a watch from resourceVersion ${since}: outside the watch cache's window`);
+  }
+}
+
 export class WatchCache {
   private readonly resources = new Map<string, Promise<ResourceCache>>();
   private stopped = false;
@@ -168,7 +175,7 @@ export class ResourceCache {
    * only when `covers(since)`.
    */
   attach(since: number, subscriber: CacheSubscriber): Attachment {
-    if (!this.covers(since)) throw new Error(`watch cache cannot serve from resourceVersion ${since}`);
+    if (!this.covers(since)) throw new WatchCacheRangeError(since);
     for (let i = this.firstAfter(since); i < this.size; i++) {
       const record = this.at(i);
       if (record.event.key.startsWith(subscriber.keyPrefix)) subscriber.deliver(record);

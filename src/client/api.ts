@@ -4,7 +4,9 @@
  * a unix socket; tests may substitute a fake.
  */
 import type { ResourceDescriptor, Subresource } from '../api/resources.js';
-import type { KubeList, KubeObject, Status, WatchEvent } from '../api/meta.js';
+import type { DeleteOptions, KubeList, KubeObject, Status, WatchEvent } from '../api/meta.js';
+
+export type { DeleteOptions };
 import { PontoonError } from '../lib/errors.js';
 
 export interface ListOptions {
@@ -24,11 +26,6 @@ export interface WatchOptions {
   timeoutSeconds?: number;
 }
 
-export interface DeleteOptions {
-  gracePeriodSeconds?: number;
-  propagationPolicy?: 'Orphan' | 'Background' | 'Foreground';
-  preconditions?: { uid?: string; resourceVersion?: string };
-}
 
 export type PatchType = 'merge' | 'strategic' | 'json';
 
