@@ -2,7 +2,8 @@
  * One container across its restarts, as a real process in the pod's sandbox.
  *
  * - The process is `ip netns exec <sandbox> <argv>`: ip execs the command in place, so the
- *   pid we hold is the container's own. It runs in a session of its own (detached), so a
+ *   pid we hold is the container's own. A hostNetwork container on the kubelet's own
+ *   namespace is spawned as it is. It runs in a session of its own (detached), so a
  *   signal to the group reaches whatever it forks and a kubelet restart does not take it
  *   down. stdout and stderr go straight to `<logDir>/<restartCount>.log`, opened by us and
  *   written by the process, so logs survive the kubelet too.
@@ -62,8 +63,12 @@ export interface ContainerRunnerOptions {
   podKey: string;
   container: Container;
   restartPolicy: RestartPolicy;
-  /** Name of the sandbox namespace. */
-  sandbox: string;
+  /**
+   * Name of the namespace to run in: the pod's sandbox, or the node's for a hostNetwork pod
+   * on a kubelet acting on a node namespace other than its own; undefined runs the process
+   * in the kubelet's own namespace (hostNetwork on a real node).
+   */
+  sandbox: string | undefined;
   /** `<root>/pods/<uid>/<container>`. */
   logDir: string;
   /** Builds argv and env just before each start (the pod IP is known by then). */
@@ -238,7 +243,8 @@ export class ContainerRunner {
     const logFd = openSync(join(this.options.logDir, `${this.record.restartCount}.log`), 'a');
     let child: ChildProcess;
     try {
-      child = spawn('ip', ['netns', 'exec', this.options.sandbox, ...launch.argv], { cwd, env: launch.env, stdio: ['ignore', logFd, logFd], detached: true });
+      const [file, ...args] = this.options.sandbox === undefined ? launch.argv : ['ip', 'netns', 'exec', this.options.sandbox, ...launch.argv];
+      child = spawn(file ?? '', args, { cwd, env: launch.env, stdio: ['ignore', logFd, logFd], detached: true });
     } finally {
       closeSync(logFd);
     }

@@ -106,7 +106,9 @@ export async function containerEnv(container: Container, ctx: EnvContext): Promi
     }
     defined.set(variable.name, value);
   }
-  return { PATH: DEFAULT_PATH, HOSTNAME: ctx.pod.metadata.name ?? '', ...Object.fromEntries(defined) };
+  // A hostNetwork pod shares the node's UTS namespace in Kubernetes, so its hostname is the node's.
+  const hostname = ctx.pod.spec.hostNetwork ? ctx.nodeName : (ctx.pod.metadata.name ?? '');
+  return { PATH: DEFAULT_PATH, HOSTNAME: hostname, ...Object.fromEntries(defined) };
 }
 
 /**

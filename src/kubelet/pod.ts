@@ -7,7 +7,11 @@
  * at a time, each started only when the one before exited 0 → containers in spec order.
  * A failing init container is restarted with backoff unless restartPolicy is Never, which
  * fails the pod (the kubelet runs init containers as OnFailure under Always). Their records
- * are kept with the pod's, so a restarted kubelet finds them done and never runs them again. A pod whose containers are all done for good (phase Succeeded or Failed) has its
+ * are kept with the pod's, so a restarted kubelet finds them done and never runs them again.
+ *
+ * A hostNetwork pod has no sandbox and no CNI: its containers run in the node's namespace
+ * (the kubelet's own, or `hostNetns` when the kubelet acts on another), its IPs are the
+ * node's, and its deletion has no network to tear down. A pod whose containers are all done for good (phase Succeeded or Failed) has its
  * network torn down at once, as the kubelet does for terminal pods, so its address returns
  * to the pool; its status and logs stay until the pod is deleted. Terminate: containers get
  * SIGTERM and the grace period, then CNI DEL, the sandbox and the pod directory go.
@@ -140,6 +144,15 @@ export class PodRunner {
     return this.restartPolicy === 'Never' ? 'Never' : 'OnFailure';
   }
 
+  private get hostNetwork(): boolean {
+    return this.record.pod.spec.hostNetwork === true;
+  }
+
+  /** Where the containers and exec probes run: undefined is the kubelet's own namespace. */
+  private get containerNetns(): string | undefined {
+    return this.hostNetwork ? this.options.hostNetns : this.record.sandbox;
+  }
+
   private get initSpecs(): Container[] {
     return this.record.pod.spec.initContainers ?? [];
   }
@@ -191,7 +204,7 @@ export class PodRunner {
     if (this.started) return;
     this.started = true;
     this.save();
-    if (this.record.networkReady && !sandboxExists(this.record.sandbox)) {
+    if (this.record.networkReady && !this.hostNetwork && !sandboxExists(this.record.sandbox)) {
       // The namespace vanished (node reboot, someone deleted it): everything in it is gone.
       this.log.warn({ sandbox: this.record.sandbox }, 'sandbox namespace is gone; recreating the sandbox');
       await this.options.cni.del(this.networkRef()).catch(() => undefined);
@@ -235,6 +248,12 @@ export class PodRunner {
   }
 
   private async setupSandbox(retryMs: number): Promise<void> {
+    if (this.hostNetwork) {
+      this.record.podIPs = [...this.options.hostIPs];
+      this.record.networkReady = true;
+      this.save();
+      return;
+    }
     for (let delayMs = retryMs; !this.stopping; delayMs = Math.min(delayMs * 2, SANDBOX_RETRY_MAX_MS)) {
       try {
         ensureSandbox(this.record.sandbox);
@@ -261,7 +280,7 @@ export class PodRunner {
       podKey: `${this.record.namespace}/${this.record.name}`,
       container,
       restartPolicy: init ? this.initRestartPolicy : this.restartPolicy,
-      sandbox: this.record.sandbox,
+      sandbox: this.containerNetns,
       logDir: containerLogDir(this.options.rootDir, this.record.uid, container.name),
       prepare: async () => {
         const env = await containerEnv(container, {
@@ -344,7 +363,7 @@ export class PodRunner {
   }
 
   private probeTarget(container: Container): ProbeTarget {
-    const target: ProbeTarget = { sandbox: this.record.sandbox, podIP: this.record.podIPs[0], container, env: this.envs.get(container.name) ?? {} };
+    const target: ProbeTarget = { sandbox: this.containerNetns, podIP: this.record.podIPs[0], container, env: this.envs.get(container.name) ?? {} };
     if (this.options.hostNetns) target.hostNetns = this.options.hostNetns;
     return target;
   }
@@ -449,6 +468,12 @@ export class PodRunner {
    * get to record.
    */
   private async teardownNetwork(): Promise<void> {
+    if (this.hostNetwork) {
+      // The node's network is not the pod's to tear down.
+      this.record.networkReady = false;
+      if (!this.stopping) this.save();
+      return;
+    }
     if (this.record.networkReady || (await this.options.cni.cachedResult(this.record.sandboxId)) !== undefined) {
       await this.options.cni.del(this.networkRef());
       this.record.networkReady = false;

@@ -29,7 +29,8 @@ export interface ProbeOutcome {
 }
 
 export interface ProbeTarget {
-  sandbox: string;
+  /** Namespace exec probes run in; the current one when undefined (hostNetwork). */
+  sandbox: string | undefined;
   podIP: string | undefined;
   container: Container;
   env: Readonly<Record<string, string>>;
@@ -49,7 +50,8 @@ export function resolvePort(port: number | string, container: Container): number
 
 function execProbe(command: readonly string[], target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', target.sandbox, ...command], {
+    const [file, ...args] = target.sandbox === undefined ? command : ['ip', 'netns', 'exec', target.sandbox, ...command];
+    const child = spawn(file ?? '', args, {
       env: { ...target.env },
       cwd: target.container.workingDir ?? '/',
       stdio: ['ignore', 'pipe', 'pipe'],

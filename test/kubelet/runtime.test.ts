@@ -19,7 +19,7 @@ import type { PodRecord } from '../../src/kubelet/state.js';
 import { listNetns } from '../../src/lib/netns.js';
 import { PONTOON_CNI_DIR, REFERENCE_CNI_DIR } from '../helpers/cni.js';
 import { Lab } from '../helpers/lab.js';
-import { BUSYBOX, condition, kubeletNode, type KubeletNode, makePod, waitFor, waitForStatus } from './helpers.js';
+import { BUSYBOX, condition, kubeletNode, NODE_IP, type KubeletNode, makePod, waitFor, waitForStatus } from './helpers.js';
 
 const lab = new Lab('kubelet');
 let node: KubeletNode;
@@ -459,6 +459,64 @@ describe('pod runtime', () => {
     assert.equal(adopted.initContainerStatuses?.[0]?.state.terminated?.exitCode, 0);
     await second.killPod(uid, 0);
     second.detach();
+  });
+
+  test('hostNetwork: no sandbox and no CNI; containers run in the node namespace with the node IP; probes reach it there; deletion leaves the node network alone', async () => {
+    const n4 = kubeletNode(lab, 'n4', 94);
+    lab.exec(n4.netns, 'ip', ['addr', 'add', `${NODE_IP}/32`, 'dev', 'lo']);
+    // A conflist that fails any ADD or DEL: a hostNetwork pod must call neither.
+    const confDir = lab.tempDir('hostnet-conf');
+    writeFileSync(join(confDir, '10-bad.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'bad', plugins: [{ type: 'no-such-plugin' }] }));
+    const hostRuntime = n4.runtime({ cniConfDir: confDir });
+    const www = lab.tempDir('hostnet-www');
+    writeFileSync(join(www, 'index.html'), 'hello from the node\n');
+    const netnsBefore = listNetns().length;
+    const pod = makePod(
+      'hostnet',
+      [
+        {
+          name: 'httpd',
+          command: [BUSYBOX, 'sh', '-c', `echo "$HOSTNAME $MY_IP" > ${www}/env; exec busybox httpd -f -p 18181 -h ${www}`],
+          env: [{ name: 'MY_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
+          ports: [{ name: 'http', containerPort: 18181 }],
+          readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
+          livenessProbe: { exec: { command: [BUSYBOX, 'sh', '-c', `busybox wget -q -O /dev/null http://${NODE_IP}:18181/`] }, periodSeconds: 1 },
+        },
+      ],
+      { hostNetwork: true, initContainers: [{ name: 'init', command: [BUSYBOX, 'true'] }] },
+    );
+    const uid = run(pod, hostRuntime);
+    const ready = await waitForStatus(hostRuntime, uid, 'Ready', 15_000, (s) => condition(s, 'Ready') === 'True');
+    assert.equal(ready.podIP, NODE_IP);
+    assert.deepEqual(ready.podIPs, [{ ip: NODE_IP }]);
+    assert.equal(ready.hostIP, NODE_IP);
+    assert.equal(condition(ready, 'PodReadyToStartContainers'), 'True');
+    assert.equal(listNetns().length, netnsBefore, 'no sandbox namespace');
+    assert.equal(listNetns().includes(sandboxName(n4.options.netnsPrefix ?? '', uid)), false);
+    const pid = recordOf(uid, n4).containers[0]?.pid ?? 0;
+    assert.equal(readlinkSync(`/proc/${pid}/ns/net`), netnsInode(n4.netns), 'the container lives in the node namespace');
+    assert.equal(lab.exec(n4.netns, BUSYBOX, ['wget', '-q', '-O', '-', `http://${NODE_IP}:18181/`], { timeoutMs: 5000 }), 'hello from the node\n');
+    assert.equal(readFileSync(join(www, 'env'), 'utf8'), `n4 ${NODE_IP}\n`, 'HOSTNAME is the node name, status.podIP the node IP');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(container(hostRuntime.status(uid) ?? ready).restartCount, 0, 'the exec liveness probe passes in the node namespace');
+
+    await hostRuntime.killPod(uid, 2); // a CNI DEL would fail with the broken conflist
+    assert.equal(existsSync(`/proc/${pid}`), false);
+    assert.equal(existsSync(join(n4.rootDir, 'pods', uid)), false);
+    assert.equal(lab.exec(n4.netns, 'ip', ['-o', 'addr', 'show', 'dev', 'lo']).includes(NODE_IP), true, 'the node network is untouched');
+    hostRuntime.detach();
+  });
+
+  test('hostNetwork on a kubelet in its own node namespace: the container runs where the kubelet runs, without ip netns exec', async () => {
+    const n5 = kubeletNode(lab, 'n5', 95);
+    const own = n5.runtime({ hostNetns: undefined });
+    const uid = run(makePod('hostown', [{ name: 'c', command: sleepForever }], { hostNetwork: true }), own);
+    await waitForStatus(own, uid, 'Running', 10_000, (s) => container(s).state.running !== undefined);
+    const pid = recordOf(uid, n5).containers[0]?.pid ?? 0;
+    assert.equal(readlinkSync(`/proc/${pid}/ns/net`), readlinkSync('/proc/self/ns/net'));
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^\/bin\/busybox\0sleep/, 'spawned as it is');
+    await own.killPod(uid, 0);
+    own.detach();
   });
 
   test('CNI failures surface with the plugin and its CNI error code', async () => {
