@@ -20,6 +20,7 @@
  * "Changed" is judged against the newest status we know: the informer's copy, or the answer
  * to our own last write while the informer still shows a version from before it.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { objectKey } from '../api/meta.js';
 import { RESOURCE } from '../api/resources.js';
@@ -154,6 +155,8 @@ export class Kubelet {
 
   /** Registers the node, serves logs, starts heartbeats and pod workers. */
   async start(): Promise<void> {
+    // Node reports a missing directory under a unix socket path as EACCES, not ENOENT.
+    await mkdir(this.options.rootDir, { recursive: true, mode: 0o700 });
     await this.logs.start();
     for (let delayMs = RETRY_MIN_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
       if (this.stopped) return;

@@ -189,7 +189,6 @@ export function startFlanneld(state: ClusterState, node: NodeState): number {
 
 /** (Re)starts a node's kubelet; returns its pid. */
 export function startKubelet(state: ClusterState, node: NodeState): number {
-  mkdirSync(join(node.dir, 'kubelet'), { recursive: true });
   const args = kubeletArgs({
     cli: [process.execPath, cliPath()],
     kubeconfig: join(node.dir, 'kubeconfig'),
