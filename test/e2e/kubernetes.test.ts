@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { stringify as toYaml } from 'yaml';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -146,6 +147,48 @@ test('scale down and delete: terminated pods leave no sandbox, no veth and no IP
     const links = spawnSync('ip', ['netns', 'exec', node.netns, 'ip', '-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).stdout;
     assert.doesNotMatch(links, /veth/, `${node.name} has no pod veth left`);
   }
+});
+
+test('an init container runs first in the pod’s sandbox; a hostNetwork pod runs in its node with the node’s IP', async () => {
+  const pods = [
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'init-demo' },
+      spec: {
+        initContainers: [{ name: 'prepare', image: 'busybox', command: ['/bin/sh', '-c', 'ip -o -4 addr show eth0 > /tmp/pontoon-e2e-init-$HOSTNAME'] }],
+        containers: [{ name: 'main', image: 'busybox', command: ['/bin/sh', '-c', 'cat /tmp/pontoon-e2e-init-$HOSTNAME; exec sleep 3600'] }],
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'host-demo' },
+      spec: {
+        hostNetwork: true,
+        nodeSelector: { 'kubernetes.io/hostname': 'n2' },
+        containers: [{ name: 'web', image: 'busybox', command: ['/bin/busybox', 'httpd', '-f', '-p', '18080', '-h', '/tmp'], readinessProbe: { tcpSocket: { port: 18080 }, periodSeconds: 1 } }],
+      },
+    },
+  ];
+  const file = join(home, 'pods.yaml');
+  writeFileSync(file, pods.map((pod) => toYaml(pod)).join('---\n'));
+  kubectl('apply', '-f', file);
+  kubectl('wait', '--for=condition=Ready', 'pod/init-demo', 'pod/host-demo', '--timeout=60s');
+
+  const init = await client.get<Pod>(RESOURCE.pods, 'init-demo', 'default');
+  assert.equal(init?.status?.initContainerStatuses?.[0]?.state.terminated?.exitCode, 0);
+  // The init container saw the pod's own eth0 address: it ran inside the sandbox, after CNI.
+  assert.match(kubectl('logs', 'init-demo', '-c', 'main'), new RegExp(`inet ${(init?.status?.podIP ?? '?').replaceAll('.', '\\.')}/24`));
+
+  const host = await client.get<Pod>(RESOURCE.pods, 'host-demo', 'default');
+  const n2 = state.nodes.find((n) => n.name === 'n2');
+  assert.equal(host?.status?.podIP, n2?.underlayIp);
+  const n1 = state.nodes.find((n) => n.name === 'n1');
+  const fetched = spawnSync('ip', ['netns', 'exec', n1?.netns ?? '', 'curl', '-sS', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${n2?.underlayIp ?? ''}:18080/`], { encoding: 'utf8' });
+  assert.match(fetched.stdout, /^(200|404)$/, `n1 reaches the hostNetwork pod on n2's address: ${fetched.stderr}`);
+  kubectl('delete', '-f', file, '--wait=true');
+  rmSync(`/tmp/pontoon-e2e-init-init-demo`, { force: true });
 });
 
 test('a deleted Node comes back with a new podCIDR and flanneld re-leases it within seconds', async () => {
