@@ -59,6 +59,7 @@ The cluster is still running. Point kubectl at it and look around:
   kubectl scale deployment web --replicas=9
   kubectl logs deployment/web
   node dist/cli/pontoon.cjs cluster status
+  node dist/cli/pontoon.cjs cluster pods        # each pod's sandbox, veth pair and bridge
   node dist/cli/pontoon.cjs cluster exec pod/<pod name> -- ip addr
 Remove it:
   node dist/cli/pontoon.cjs cluster down
