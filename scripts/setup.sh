@@ -18,6 +18,9 @@ have iperf3 || need+=(iperf3)
 have etcd || need+=(etcd-server)
 have socat || need+=(socat)
 have curl || need+=(curl)
+# The demo and the compatibility tests drive the cluster with kubectl (1.32 is what this
+# project is tested with; Debian's own package is older but speaks the same API).
+have kubectl || need+=(kubernetes-client)
 have openssl || need+=(openssl)
 have hyperfine || need+=(hyperfine)
 have node || need+=(nodejs npm)
