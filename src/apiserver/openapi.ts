@@ -8,6 +8,11 @@
  * kind's schema here first for strategic-merge metadata (merge keys), and when none is found
  * it falls back to its compiled-in Go types, which know every built-in kind's merge keys.
  * A partial schema would make it compute worse patches than no schema at all.
+ *
+ * `/openapi/v2` (openapi-v2.ts) is served too, with the same paths and no definitions, for
+ * the one thing kubectl 1.32 still reads it for: client-side validation of `kind: List` files,
+ * which it refuses outright when v2 cannot be downloaded. Client-side apply then also looks up
+ * v2 for merge metadata, finds nothing and uses its compiled-in types, as before.
  */
 import { createHash } from 'node:crypto';
 import type { ResourceDescriptor } from '../api/resources.js';

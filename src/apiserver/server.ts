@@ -48,6 +48,7 @@ import {
 import { ServiceIpAllocator } from './kinds/service-ips.js';
 import { NamespaceLifecycle } from './namespaces.js';
 import { buildOpenApiV3, type OpenApiV3 } from './openapi.js';
+import { buildOpenApiV2, OPENAPI_V2_PROTOBUF, type OpenApiV2 } from './openapi-v2.js';
 import { servePodLog } from './podlog.js';
 import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE, ProtobufDecodeError, ProtobufUnsupportedError } from './protobuf.js';
 import { parseIncludeObject, renderList, renderObject } from './render.js';
@@ -185,6 +186,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     namespaces,
     authenticator,
     openapi: buildOpenApiV3(),
+    openapiV2: buildOpenApiV2(),
     log,
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
     watchTimeoutMs: options.watchTimeoutMs ?? defaultWatchTimeoutMs,
@@ -276,6 +278,7 @@ interface HandlerDeps {
   namespaces: NamespaceLifecycle;
   authenticator: Authenticator;
   openapi: OpenApiV3;
+  openapiV2: OpenApiV2;
   log: Logger;
   bookmarkIntervalMs: number;
   watchTimeoutMs: () => number;
@@ -360,6 +363,15 @@ class ApiHandler {
     if (path === '/openapi/v3') {
       get();
       sendJson(res, 200, this.deps.openapi.index);
+      return true;
+    }
+    if (path === '/openapi/v2') {
+      get();
+      // kubectl asks for protobuf only; anything else (a browser, curl) gets JSON.
+      const { json, protobuf } = this.deps.openapiV2;
+      const [contentType, body] = /proto-openapi\.spec\.v2/.test(accept ?? '') ? [OPENAPI_V2_PROTOBUF, protobuf] : ['application/json', json];
+      res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
       return true;
     }
     if (path.startsWith('/openapi/')) {

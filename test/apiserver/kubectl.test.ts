@@ -51,6 +51,18 @@ spec:
     targetPort: http
 `;
 
+/** The spec of MANIFEST's Deployment, for `kind: List` files (JSON, as `get -o json` writes them). */
+function listedDeploymentSpec(app: string): Deployment['spec'] {
+  return {
+    replicas: 2,
+    selector: { matchLabels: { app } },
+    template: {
+      metadata: { labels: { app } },
+      spec: { containers: [{ name: 'web', image: 'busybox:1.36', ports: [{ containerPort: 8080, name: 'http' }] }] },
+    },
+  };
+}
+
 describe('kubectl against the apiserver', () => {
   let dir: string;
   let api: TestApi;
@@ -179,6 +191,43 @@ describe('kubectl against the apiserver', () => {
     assert.match(await kubectl(['apply', '--server-side', '-f', manifest('ssa.yaml', configMap('one'))]), /configmap\/ssa serverside-applied/);
     assert.match(await kubectl(['apply', '--server-side', '-f', manifest('ssa2.yaml', configMap('two'))]), /configmap\/ssa serverside-applied/);
     assert.equal(await kubectl(['get', 'configmap', 'ssa', '-o', 'jsonpath={.data.key}']), 'two');
+  });
+
+  test('apply -f of a kind: List file (as `get -o yaml` writes several objects) validates and creates each item', async () => {
+    const configMap = (name: string): unknown => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { key: name } });
+    const list = {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [configMap('listed-1'), configMap('listed-2'), { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'listed' }, spec: listedDeploymentSpec('listed') }],
+    };
+    const out = await kubectl(['apply', '-f', manifest('list.json', JSON.stringify(list))]);
+    assert.match(out, /configmap\/listed-1 created/);
+    assert.match(out, /configmap\/listed-2 created/);
+    assert.match(out, /deployment\.apps\/listed created/);
+    assert.equal(await kubectl(['get', 'configmap', 'listed-2', '-o', 'jsonpath={.data.key}']), 'listed-2');
+    assert.equal(await kubectl(['get', 'deployment', 'listed', '-o', 'jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}']), '8080');
+    await kubectl(['delete', 'configmap/listed-1', 'configmap/listed-2', 'deployment/listed']);
+  });
+
+  test('apply -f of a kind: List with invalid items: the server refuses those items (strict validation)', async () => {
+    const list = {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'listed-ok' }, data: { a: 'b' } },
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'listed-typo' }, datta: { a: 'b' } },
+        { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'listed-bad' }, spec: { ...listedDeploymentSpec('listed-bad'), replicas: -1 } },
+      ],
+    };
+    await assert.rejects(kubectl(['apply', '-f', manifest('bad-list.json', JSON.stringify(list))]), (err: Error) => {
+      assert.match(err.message, /strict decoding error: unknown field "datta"/);
+      assert.match(err.message, /spec\.replicas: Invalid value: -1: must be greater than or equal to 0/);
+      return true;
+    });
+    await assert.rejects(kubectl(['get', 'configmap', 'listed-typo']), /NotFound/);
+    await assert.rejects(kubectl(['get', 'deployment', 'listed-bad']), /NotFound/);
+    // Items are sent one by one, as from a multi-document file: the valid one is created.
+    await kubectl(['delete', 'configmap', 'listed-ok']);
   });
 
   test('scale changes spec.replicas through the scale subresource', async () => {

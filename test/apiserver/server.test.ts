@@ -515,7 +515,16 @@ for (const [storeName, makeStore] of storeKinds()) {
       const appsDoc = await api.call<{ paths: Record<string, { patch?: { parameters: { name: string }[] } }> }>('GET', index.body.paths['apis/apps/v1']!.serverRelativeURL);
       const patch = appsDoc.body.paths['/apis/apps/v1/namespaces/{namespace}/deployments/{name}']?.patch;
       assert.ok(patch?.parameters.some((p) => p.name === 'fieldValidation'));
-      assertStatus(await api.call('GET', '/openapi/v2'), 404);
+      // v2 (kubectl validates `kind: List` files against it): JSON by default, gnostic protobuf on request.
+      const v2 = await api.call<{ swagger: string; paths: Record<string, { patch?: { parameters: { name: string }[] } }>; definitions: object }>('GET', '/openapi/v2');
+      assert.equal(v2.body.swagger, '2.0');
+      assert.ok(v2.body.paths['/apis/apps/v1/namespaces/{namespace}/deployments/{name}']?.patch?.parameters.some((p) => p.name === 'fieldValidation'));
+      assert.deepEqual(v2.body.definitions, {});
+      const v2Protobuf = await api.call('GET', '/openapi/v2', undefined, { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' });
+      assert.equal(v2Protobuf.headers['content-type'], 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf');
+      // Field 1 (swagger), length-delimited, "2.0".
+      assert.ok(v2Protobuf.text.startsWith('\x0a\x032.0'));
+      assert.ok(v2Protobuf.text.includes('/apis/apps/v1/namespaces/{namespace}/deployments/{name}'));
     });
   });
 }
