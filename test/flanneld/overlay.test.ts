@@ -89,6 +89,11 @@ test('vxlan: the neighbour, FDB and route entries are exactly what flannel insta
   try {
     const [n1, ...others] = state.nodes as [NodeState, ...NodeState[]];
     const vtepMac = (node: NodeState) => withNodeRtnl(node, (rtnl) => rtnl.linkByName('flannel.1')?.mac ?? '');
+    // cluster up returns once every node has its own lease; n1 learns the last ones from its
+    // watch a moment later.
+    await waitUntil('n1 to have a neighbour entry per other node', 10_000, () =>
+      withNodeRtnl(n1, (rtnl) => rtnl.neighbours(AF_INET, rtnl.linkByName('flannel.1')?.index).length >= others.length),
+    );
     withNodeRtnl(n1, (rtnl) => {
       const vtep = rtnl.linkByName('flannel.1');
       assert.ok(vtep, 'flannel.1 exists');
