@@ -116,5 +116,5 @@ export async function waitUntil(what: string, timeoutMs: number, check: () => bo
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (!check()) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  if (!(await check())) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

@@ -20,7 +20,18 @@ import { readSubnetEnv } from '../../flanneld/subnetenv.js';
 import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
 import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway } from './topology.js';
-import { type ControlPlaneState, kubeletArgs, pickApiserverPort, readTokens, startControlPlane, writeNodeKubeconfig } from './control-plane.js';
+import {
+  componentPid,
+  CONTROL_PLANE_COMPONENTS,
+  type ControlPlaneComponent,
+  type ControlPlaneState,
+  kubeletArgs,
+  pickApiserverPort,
+  readTokens,
+  startComponent,
+  startControlPlane,
+  writeNodeKubeconfig,
+} from './control-plane.js';
 import { KubeClient } from '../../client/client.js';
 import { RESOURCE } from '../../api/resources.js';
 
@@ -412,6 +423,37 @@ export function findNode(state: ClusterState, name: string): NodeState {
   const node = state.nodes.find((n) => n.name === name);
   if (!node) throw new ClusterError(`no node "${name}" in cluster ${state.name}: it has ${state.nodes.map((n) => n.name).join(', ')}`);
   return node;
+}
+
+/**
+ * Stops and starts one daemon with the same command line: a control-plane component, or a
+ * node's kubelet or flanneld. Pods, routes and leases stay in place meanwhile; what the
+ * daemon missed it learns again from the apiserver (informers re-list and resume).
+ */
+export async function restartComponent(state: ClusterState, component: string, nodeName?: string): Promise<number> {
+  if ((CONTROL_PLANE_COMPONENTS as readonly string[]).includes(component)) {
+    const cp = state.controlPlane;
+    if (!cp) throw new ClusterError(`cluster ${state.name} runs no control plane`);
+    const which = component as ControlPlaneComponent;
+    await stopProcess(componentPid(cp, which), component);
+    const pid = await startComponent(cp, state.stateDir, which);
+    saveState(state);
+    return pid;
+  }
+  if (component !== 'kubelet' && component !== 'flanneld') {
+    throw new ClusterError(`cannot restart "${component}": want ${[...CONTROL_PLANE_COMPONENTS, 'kubelet', 'flanneld'].join(', ')}`);
+  }
+  if (!nodeName) throw new ClusterError(`restarting ${component} needs a node name`);
+  const node = findNode(state, nodeName);
+  if (component === 'flanneld') {
+    await restartFlanneld(state, node);
+    return node.flanneldPid;
+  }
+  if (node.kubeletPid === undefined) throw new ClusterError(`node ${nodeName} runs no kubelet`);
+  await stopProcess(node.kubeletPid, 'kubelet');
+  node.kubeletPid = startKubelet(state, node);
+  saveState(state);
+  return node.kubeletPid;
 }
 
 /** Stops and starts a node's flanneld; the kernel data plane stays up meanwhile. */

@@ -22,6 +22,7 @@ import {
   findNode,
   loadState,
   removeNode,
+  restartComponent,
   restartFlanneld,
   summary,
   type ClusterState,
@@ -164,6 +165,18 @@ export function registerCluster(program: Command): void {
       const node = findNode(state, nodeName);
       await restartFlanneld(state, node);
       console.log(`flanneld on ${nodeName} restarted (pid ${node.flanneldPid})`);
+    });
+
+  cluster
+    .command('restart')
+    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, or a node’s kubelet or flanneld')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .argument('<component>', 'apiserver, controller-manager, scheduler, kubelet or flanneld')
+    .argument('[node]', 'the node, for kubelet and flanneld')
+    .action(async (component: string, nodeName: string | undefined, flags: { name: string }) => {
+      const state = loadState(flags.name);
+      const pid = await restartComponent(state, component, nodeName);
+      console.log(`${component}${nodeName ? ` on ${nodeName}` : ''} restarted (pid ${pid})`);
     });
 
   cluster

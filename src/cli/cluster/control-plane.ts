@@ -30,7 +30,12 @@ export interface ControlPlaneState {
   schedulerPid: number;
   /** The CA that signed the apiserver's certificate (PEM path). */
   caFile: string;
+  /** Each daemon's command line, so `cluster restart` starts it again exactly as before. */
+  argv: Record<ControlPlaneComponent, string[]>;
 }
+
+export const CONTROL_PLANE_COMPONENTS = ['apiserver', 'controller-manager', 'scheduler'] as const;
+export type ControlPlaneComponent = (typeof CONTROL_PLANE_COMPONENTS)[number];
 
 /** The identities that get a token: kubectl's admin, the control-plane daemons, one per node. */
 export interface Identity {
@@ -132,19 +137,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const tokens = writeTokensFile(tokensFile, identities(options.nodeNames));
   const pki = ensurePki(join(stateDir, 'pki'), { ips: ['127.0.0.1'], hosts: ['localhost'] });
 
-  const apiserverPid = startHostDaemon(
-    [
-      ...cli,
-      'apiserver',
-      '--store', options.store,
-      '--listen', `127.0.0.1:${port}`,
-      '--socket', socket,
-      '--tokens-file', tokensFile,
-      '--tls-cert', pki.certPath,
-      '--tls-key', pki.keyPath,
-    ],
-    join(stateDir, 'apiserver.log'),
-  );
+  const apiserverArgv = [
+    ...cli,
+    'apiserver',
+    '--store', options.store,
+    '--listen', `127.0.0.1:${port}`,
+    '--socket', socket,
+    '--tokens-file', tokensFile,
+    '--tls-cert', pki.certPath,
+    '--tls-key', pki.keyPath,
+  ];
+  const apiserverPid = startHostDaemon(apiserverArgv, join(stateDir, 'apiserver.log'));
   const kubeconfig = join(stateDir, 'kubeconfig');
   writeFileSync(kubeconfig, kubeconfigText({ cluster: options.clusterName, server: url, token: tokens.get('admin') ?? '', caPem: pki.caPem }), { mode: 0o600 });
   await waitForApiserver(new KubeClient({ server: `unix:${socket}`, token: tokens.get('admin') ?? '' }), join(stateDir, 'apiserver.log'));
@@ -154,21 +157,45 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     writeFileSync(path, kubeconfigText({ cluster: options.clusterName, server: `unix:${socket}`, token: tokens.get(user) ?? '' }), { mode: 0o600 });
     return path;
   };
-  const controllerManagerPid = startHostDaemon(
-    [
-      ...cli,
-      'controller-manager',
-      '--kubeconfig', daemonKubeconfig('system:kube-controller-manager', 'controller-manager'),
-      '--cluster-cidr', options.clusterCidr,
-      '--node-cidr-mask-size', String(options.nodeCidrMaskSize),
-    ],
-    join(stateDir, 'controller-manager.log'),
-  );
-  const schedulerPid = startHostDaemon(
-    [...cli, 'scheduler', '--kubeconfig', daemonKubeconfig('system:kube-scheduler', 'scheduler')],
-    join(stateDir, 'scheduler.log'),
-  );
-  return { url, socket, kubeconfig, tokensFile, apiserverPid, controllerManagerPid, schedulerPid, caFile: pki.caCertPath };
+  const controllerManagerArgv = [
+    ...cli,
+    'controller-manager',
+    '--kubeconfig', daemonKubeconfig('system:kube-controller-manager', 'controller-manager'),
+    '--cluster-cidr', options.clusterCidr,
+    '--node-cidr-mask-size', String(options.nodeCidrMaskSize),
+  ];
+  const controllerManagerPid = startHostDaemon(controllerManagerArgv, join(stateDir, 'controller-manager.log'));
+  const schedulerArgv = [...cli, 'scheduler', '--kubeconfig', daemonKubeconfig('system:kube-scheduler', 'scheduler')];
+  const schedulerPid = startHostDaemon(schedulerArgv, join(stateDir, 'scheduler.log'));
+  return {
+    url,
+    socket,
+    kubeconfig,
+    tokensFile,
+    apiserverPid,
+    controllerManagerPid,
+    schedulerPid,
+    caFile: pki.caCertPath,
+    argv: { apiserver: apiserverArgv, 'controller-manager': controllerManagerArgv, scheduler: schedulerArgv },
+  };
+}
+
+/** The pid field of `state` that tracks `component`. */
+export function componentPid(state: ControlPlaneState, component: ControlPlaneComponent): number {
+  return component === 'apiserver' ? state.apiserverPid : component === 'scheduler' ? state.schedulerPid : state.controllerManagerPid;
+}
+
+/** Starts `component` again with its recorded command line; waits for an apiserver to be ready. */
+export async function startComponent(state: ControlPlaneState, stateDir: string, component: ControlPlaneComponent): Promise<number> {
+  const logFile = join(stateDir, `${component}.log`);
+  const pid = startHostDaemon(state.argv[component], logFile);
+  if (component === 'apiserver') state.apiserverPid = pid;
+  else if (component === 'scheduler') state.schedulerPid = pid;
+  else state.controllerManagerPid = pid;
+  if (component === 'apiserver') {
+    await waitForApiserver(new KubeClient({ server: `unix:${state.socket}`, token: readTokens(state.tokensFile).get('admin') ?? '' }), logFile);
+  }
+  return pid;
 }
 
 /** The kubeconfig a node's daemons (kubelet, flanneld) use: the unix socket and the node's token. */
