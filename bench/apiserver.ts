@@ -29,10 +29,9 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { formatTable } from '../src/cli/table.js';
-import { describeError, PontoonError } from '../src/lib/errors.js';
+import { describeError } from '../src/lib/errors.js';
 import { deleteNetnsWithPrefix } from '../src/lib/netns.js';
 import { openEtcdRig, openSqliteRig, STORE_KINDS, type StoreKind, type StoreRig } from './lib/apiserver-rig.js';
 import { runPodBench, type PodBenchResult } from './lib/apiserver-pods.js';
@@ -41,6 +40,7 @@ import { medianRates, runWriteBench, type WriteBenchResult } from './lib/apiserv
 import { startBenchEtcd, type BenchEtcd } from './lib/etcd.js';
 import { benchJsonLine } from './lib/json.js';
 import { formatNumber, formatRatio, median, percent, summarizeLatencies, type LatencySummary } from './lib/stats.js';
+import { BenchError, BenchInterrupted, checkpoint, RUN_PREFIX, runBench } from './lib/run.js';
 
 const SECTIONS = ['writes', 'watch', 'pods'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -63,17 +63,6 @@ const POD_CREATE_CONCURRENCY = 10;
 const CNI_RUNS = 10;
 const POD_TIMEOUT_MS = 180_000;
 
-/** Every namespace and cluster this run creates starts with this; the final sweep uses it. */
-// ptest-<pid36>-...: scripts/sweep.sh removes it only once this process is gone.
-const RUN_PREFIX = `ptest-${process.pid.toString(36)}-bench-`;
-
-class BenchError extends PontoonError {}
-
-class BenchInterrupted extends PontoonError {
-  constructor(readonly signal: NodeJS.Signals) {
-    super(`benchmark interrupted by ${signal}`);
-  }
-}
 
 interface Options {
   sections: Section[];
@@ -113,16 +102,6 @@ function parseOptions(argv: string[]): Options {
   return { sections, stores, ...(count === undefined ? {} : { count }), intervalMs, pods: positiveInteger('pods', values.pods) ?? PODS, nodes };
 }
 
-/** Signals reach JavaScript between turns; `checkpoint` after each step turns one into an exception. */
-let pendingSignal: NodeJS.Signals | undefined;
-const recordSignal = (signal: NodeJS.Signals): void => {
-  pendingSignal = signal;
-};
-
-async function checkpoint(): Promise<void> {
-  await nextTurn();
-  if (pendingSignal) throw new BenchInterrupted(pendingSignal);
-}
 
 const progress = (line: string): void => {
   process.stderr.write(`${line}\n`);
@@ -272,8 +251,6 @@ async function openRig(kind: StoreKind, tempDir: string, etcd: () => Promise<Ben
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   if (options.sections.includes('pods') && process.getuid?.() !== 0) throw new BenchError('the pods part needs root (network namespaces); run as root or pass --only writes,watch');
-  process.on('SIGINT', recordSignal);
-  process.on('SIGTERM', recordSignal);
   const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-apiserver-'));
   const loadBefore = loadavg();
   let etcd: BenchEtcd | undefined;
@@ -374,12 +351,7 @@ async function main(): Promise<void> {
     await etcd?.stop();
     for (const { name, error } of deleteNetnsWithPrefix(RUN_PREFIX)) console.error(`failed to delete network namespace "${name}": ${describeError(error)}`);
     rmSync(tempDir, { recursive: true, force: true });
-    process.off('SIGINT', recordSignal);
-    process.off('SIGTERM', recordSignal);
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(describeError(err));
-  process.exitCode = err instanceof BenchInterrupted ? 130 : 1;
-});
+runBench(main);

@@ -21,12 +21,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { describeError, PontoonError } from '../src/lib/errors.js';
+import { describeError } from '../src/lib/errors.js';
 import { createNetns, deleteNetns, deleteNetnsWithPrefix, netnsPath } from '../src/lib/netns.js';
 import { parseJson } from './lib/json.js';
+import { BenchError, checkpoint, RUN_PREFIX, runBench } from './lib/run.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PONTOON_CNI_DIR = join(ROOT, 'dist/cni');
@@ -40,17 +40,6 @@ const WARMUP_RUNS = 3;
 const PLUGIN_TIMEOUT_MS = 60_000;
 const ADD_P50_TARGET_RATIO = 6;
 
-/** Every namespace this run creates starts with this, so cleanup can sweep by prefix. */
-// ptest-<pid36>-...: scripts/sweep.sh removes it only once this process is gone.
-const RUN_PREFIX = `ptest-${process.pid.toString(36)}-bench-`;
-
-class BenchError extends PontoonError {}
-
-class BenchInterrupted extends PontoonError {
-  constructor(readonly signal: NodeJS.Signals) {
-    super(`benchmark interrupted by ${signal}`);
-  }
-}
 
 type Verb = 'ADD' | 'DEL' | 'VERSION';
 const VERBS: readonly Verb[] = ['ADD', 'DEL', 'VERSION'];
@@ -98,22 +87,6 @@ function parseRuns(argv: string[]): number {
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new BenchError(`--runs must be a positive integer, got ${JSON.stringify(values.runs)}`);
   return runs;
-}
-
-/**
- * Signals are only delivered to JavaScript between turns of the event loop, and spawnSync holds
- * the loop for a whole plugin run. So handlers just record the signal; `checkpoint` yields a
- * turn after every spawn and turns a recorded signal into an exception, which unwinds through
- * the `finally` that deletes our namespaces.
- */
-let pendingSignal: NodeJS.Signals | undefined;
-const recordSignal = (signal: NodeJS.Signals): void => {
-  pendingSignal = signal;
-};
-
-async function checkpoint(): Promise<void> {
-  await nextTurn();
-  if (pendingSignal) throw new BenchInterrupted(pendingSignal);
 }
 
 /** Runs `file args` inside `nodeNetns` the way every sample is taken, and times it. */
@@ -227,8 +200,6 @@ function cleanup(tempDir: string): void {
 
 async function main(): Promise<void> {
   const runs = parseRuns(process.argv.slice(2));
-  process.on('SIGINT', recordSignal);
-  process.on('SIGTERM', recordSignal);
   const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-'));
   try {
     const reference: Contender = {
@@ -280,12 +251,7 @@ async function main(): Promise<void> {
     printReport(runs, samples, summarize(wrapperFloorMs));
   } finally {
     cleanup(tempDir);
-    process.off('SIGINT', recordSignal);
-    process.off('SIGTERM', recordSignal);
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(describeError(err));
-  process.exitCode = err instanceof BenchInterrupted ? 130 : 1;
-});
+runBench(main);

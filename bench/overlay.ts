@@ -26,14 +26,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { type BackendName, clusterDown, clusterUp, type ClusterState } from '../src/cli/cluster/cluster.js';
 import { makeFabric, makeNamespace, netnsFile, plug } from '../src/cli/cluster/topology.js';
-import { describeError, PontoonError } from '../src/lib/errors.js';
+import { describeError } from '../src/lib/errors.js';
 import { parseIpNet } from '../src/lib/ip.js';
 import { deleteNetnsWithPrefix, openNetns, openRtnl } from '../src/lib/netns.js';
 import { parseJson } from './lib/json.js';
+import { BenchError, checkpoint, RUN_PREFIX, runBench } from './lib/run.js';
 
 const BACKENDS: readonly BackendName[] = ['host-gw', 'vxlan', 'udp'];
 const DEFAULT_SECONDS = 3;
@@ -55,17 +56,6 @@ const HAND_VXLAN = { vni: 42, port: 4789, mtu: 1450, macs: ['02:00:0a:63:00:01',
 const HAND_POD_NET = { routed: '10.97', vxlan: '10.99' } as const;
 const VETH_NET = '10.98.0';
 
-/** Every namespace and cluster this run creates starts with this; the final sweep uses it. */
-// ptest-<pid36>-...: scripts/sweep.sh removes it only once this process is gone.
-const RUN_PREFIX = `ptest-${process.pid.toString(36)}-bench-`;
-
-class BenchError extends PontoonError {}
-
-class BenchInterrupted extends PontoonError {
-  constructor(readonly signal: NodeJS.Signals) {
-    super(`benchmark interrupted by ${signal}`);
-  }
-}
 
 type PathKey = 'veth' | 'underlay' | 'handRouted' | 'handVxlan' | BackendName;
 
@@ -113,22 +103,8 @@ function parseOptions(argv: string[]): { seconds: number; backends: BackendName[
   return { seconds, backends };
 }
 
-/**
- * Signals reach JavaScript only between turns of the event loop. The handler records the
- * signal and kills the children we are waiting on (iperf3 runs for seconds); `checkpoint`
- * after every step turns the record into an exception that unwinds through the cleanup.
- */
-let pendingSignal: NodeJS.Signals | undefined;
+/** Children we are waiting on (iperf3 runs for seconds): an interrupt kills them at once. */
 const liveChildren = new Set<ChildProcess>();
-const recordSignal = (signal: NodeJS.Signals): void => {
-  pendingSignal = signal;
-  for (const child of liveChildren) child.kill('SIGKILL');
-};
-
-async function checkpoint(): Promise<void> {
-  await nextTurn();
-  if (pendingSignal) throw new BenchInterrupted(pendingSignal);
-}
 
 function start(netns: string, argv: readonly string[], timeoutMs?: number): { child: ChildProcess; done: Promise<Outcome> } {
   const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
@@ -493,8 +469,6 @@ async function cleanup(started: ReadonlySet<string>): Promise<void> {
 
 async function main(): Promise<void> {
   const { seconds, backends } = parseOptions(process.argv.slice(2));
-  process.on('SIGINT', recordSignal);
-  process.on('SIGTERM', recordSignal);
   const started = new Set<string>();
   const loadBefore = loadavg();
   try {
@@ -506,12 +480,9 @@ async function main(): Promise<void> {
     printReport(seconds, rounds, loadBefore, loadavg());
   } finally {
     await cleanup(started);
-    process.off('SIGINT', recordSignal);
-    process.off('SIGTERM', recordSignal);
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(describeError(err));
-  process.exitCode = err instanceof BenchInterrupted ? 130 : 1;
+runBench(main, () => {
+  for (const child of liveChildren) child.kill('SIGKILL');
 });
