@@ -13,50 +13,33 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RESOURCE } from '../../src/api/resources.js';
 import type { Endpoints, Node, Pod } from '../../src/api/types.js';
-import { adminClient, clusterDown, clusterUp, type ClusterState, podNetnsPrefix, removeNode, restartComponent } from '../../src/cli/cluster/cluster.js';
+import { adminClient, clusterDown, type ClusterState, podNetnsPrefix, removeNode, restartComponent } from '../../src/cli/cluster/cluster.js';
 import { packageRoot } from '../../src/cli/paths.js';
 import { podPaths } from '../../src/cli/cluster/pods.js';
 import type { KubeClient } from '../../src/client/client.js';
 import { leaseOf } from '../../src/flanneld/subnet/kube.js';
 import { listNetns } from '../../src/lib/netns.js';
 import { sandboxName } from '../../src/kubelet/sandbox.js';
-import { TEST_NETNS_PREFIX } from '../helpers/lab.js';
-import { waitUntil } from '../helpers/cluster.js';
+import { testCluster, waitUntil } from '../helpers/cluster.js';
 
-const name = `${TEST_NETNS_PREFIX}k8s`;
 let state: ClusterState;
 let client: KubeClient;
 let home: string;
 
 before(async () => {
   home = mkdtempSync(join(tmpdir(), 'pontoon-kubectl-'));
-  try {
-    state = await clusterUp({
-      name,
-      nodes: 3,
-      backend: 'vxlan',
-      racks: 1,
-      podsPerNode: 0,
-      directRouting: false,
-      leaseTtlSeconds: 3600,
-      controlPlane: true,
-      subnetStore: 'kube',
-      progress: () => undefined,
-    });
-  } catch (err) {
-    await clusterDown(name);
-    throw err;
-  }
+  state = await testCluster('vxlan', { nodes: 3, pods: 0, controlPlane: true });
   client = adminClient(state);
 });
 
 after(async () => {
-  // A daemon restarted by hand (a pid state.json does not know) must still go with the lab.
-  const stray = spawn('sh', ['-c', 'sleep 600', `${state?.stateDir ?? '/nonexistent'}/stray-daemon`], { detached: true, stdio: 'ignore' });
-  await clusterDown(name);
-  assert.equal(stray.exitCode ?? stray.signalCode ?? (await new Promise((r) => stray.once('exit', (code, signal) => r(code ?? signal)))), 'SIGTERM');
   rmSync(home, { recursive: true, force: true });
-  assert.deepEqual(listNetns().filter((n) => n.startsWith(name)), [], 'cluster down leaves no namespace');
+  if (!state) return; // testCluster already tore down a cluster that failed to come up
+  // A daemon restarted by hand (a pid state.json does not know) must still go with the lab.
+  const stray = spawn('sh', ['-c', 'sleep 600', `${state.stateDir}/stray-daemon`], { detached: true, stdio: 'ignore' });
+  await clusterDown(state.name);
+  assert.equal(stray.exitCode ?? stray.signalCode ?? (await new Promise((r) => stray.once('exit', (code, signal) => r(code ?? signal)))), 'SIGTERM');
+  assert.deepEqual(listNetns().filter((n) => n.startsWith(`${state.name}-`)), [], 'cluster down leaves no namespace');
 });
 
 function kubectl(...args: string[]): string {

@@ -9,7 +9,14 @@ import { TEST_NETNS_PREFIX } from './lab.js';
 
 let counter = 0;
 
-export async function testCluster(backend: BackendName, options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number } = {}): Promise<ClusterState> {
+/**
+ * A lab cluster with a unique ptest- name. Without `controlPlane` it is the flanneld-only lab
+ * (etcd leases, static pods); with it, apiserver, controllers, kubelets and kube leases.
+ */
+export async function testCluster(
+  backend: BackendName,
+  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean } = {},
+): Promise<ClusterState> {
   const name = `${TEST_NETNS_PREFIX}c${(counter++).toString(36)}`;
   try {
     return await clusterUp({
@@ -20,8 +27,8 @@ export async function testCluster(backend: BackendName, options: { nodes?: numbe
       podsPerNode: options.pods ?? 2,
       directRouting: options.directRouting ?? false,
       leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
-      controlPlane: false,
-      subnetStore: 'etcd',
+      controlPlane: options.controlPlane ?? false,
+      subnetStore: options.controlPlane ? 'kube' : 'etcd',
       progress: () => undefined,
     });
   } catch (err) {
