@@ -11,6 +11,7 @@ import type { Table } from '../../src/api/table.js';
 import type { ConfigMap, Deployment, Pod, ReplicaSet, Scale, Service } from '../../src/api/types.js';
 import { MemoryStore } from '../../src/apiserver/store/memory.js';
 import { deployment, pod, startTestApi, storeKinds, type TestApi, type TestStore } from './server-harness.js';
+import { poll } from '../helpers/wait.js';
 
 const PODS = '/api/v1/namespaces/default/pods';
 const CONFIGMAPS = '/api/v1/namespaces/default/configmaps';
@@ -530,12 +531,7 @@ for (const [storeName, makeStore] of storeKinds()) {
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  assert.fail('condition not reached in time');
+  await poll('the condition', check, { timeoutMs });
 }
 
 describe('event expiry', () => {

@@ -7,6 +7,7 @@ import { MemoryStore } from '../../src/apiserver/store/memory.js';
 import type { Store, StoredObject, StoreWatch, StoreWatchListener } from '../../src/apiserver/store/store.js';
 import { pod, startTestApi, type TestApi } from './server-harness.js';
 import { WatchStream } from './watch-stream.js';
+import { poll } from '../helpers/wait.js';
 
 /** A MemoryStore that counts watches and can end them all as a lost etcd connection would. */
 class WatchCountingStore implements Store {
@@ -191,9 +192,5 @@ describe('watch cache', () => {
 });
 
 async function waitUntil(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await poll('the condition', check, { timeoutMs, intervalMs: 10 });
 }

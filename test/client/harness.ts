@@ -7,6 +7,7 @@ import type { KubeObject } from '../../src/api/meta.js';
 import type { Pod } from '../../src/api/types.js';
 import { startApiServer, type ApiServerOptions, type RunningApiServer } from '../../src/apiserver/server.js';
 import { createLogger } from '../../src/lib/log.js';
+import { poll } from '../helpers/wait.js';
 
 export function tempDir(prefix: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), `pontoon-${prefix}-`));
@@ -31,13 +32,7 @@ export function configMap(name: string, data: Record<string, string>, labels?: R
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  return poll(what, check, { timeoutMs, intervalMs: 20 });
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -4,7 +4,6 @@
  * kubelet that plays the node side without containers — it gives bound pods an IP and a
  * Ready condition (which tests may flip) and confirms graceful deletions.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { objectKey } from '../../src/api/meta.js';
 import { RESOURCE } from '../../src/api/resources.js';
 import type { Node, Pod } from '../../src/api/types.js';
@@ -17,6 +16,7 @@ import { ControllerManager, type ControllerManagerOptions, type ControllerName }
 import { Reconciler } from '../../src/controllers/queue.js';
 import { createLogger } from '../../src/lib/log.js';
 import { Scheduler, type SchedulerOptions } from '../../src/scheduler/scheduler.js';
+import { poll } from '../helpers/wait.js';
 
 export const log = createLogger('controllers-test', { level: process.env['PONTOON_TEST_LOG_LEVEL'] ?? 'silent' });
 
@@ -71,18 +71,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
 /** Polls `probe` until it returns something other than undefined/false. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(50);
-  }
+  return poll(what, probe, { timeoutMs, retryErrors: true });
 }
 
 export interface NodeOptions {

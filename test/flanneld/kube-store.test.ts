@@ -15,6 +15,7 @@ import type { LeaseEvent } from '../../src/flanneld/subnet/lease.js';
 import { formatIpNet, parseIpNet } from '../../src/lib/ip.js';
 import { createLogger } from '../../src/lib/log.js';
 import { startTestApi, type TestApi } from '../apiserver/server-harness.js';
+import { poll } from '../helpers/wait.js';
 
 let api: TestApi;
 let client: KubeClient;
@@ -116,9 +117,5 @@ test('watch: other nodes’ leases appear when published, change, and go with th
 });
 
 async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await sleep(20);
-  }
+  await poll('the lease events', condition, { timeoutMs, intervalMs: 20 });
 }

@@ -6,6 +6,7 @@ import { type BackendName, clusterDown, clusterUp, type ClusterState, type NodeS
 import { openRtnl } from '../../src/lib/netns.js';
 import type { Rtnl } from '../../src/lib/netlink/rtnl.js';
 import { TEST_NETNS_PREFIX } from './lab.js';
+import { poll } from './wait.js';
 
 let counter = 0;
 
@@ -118,10 +119,5 @@ export function flanneldLog(node: NodeState): string {
 }
 
 export async function waitUntil(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!(await check())) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  await poll(what, check, { timeoutMs, intervalMs: 100 });
 }

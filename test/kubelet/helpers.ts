@@ -7,6 +7,7 @@ import { createLogger } from '../../src/lib/log.js';
 import { PodRuntime, type PodRuntimeOptions } from '../../src/kubelet/runtime.js';
 import { PONTOON_CNI_DIR, REFERENCE_CNI_DIR } from '../helpers/cni.js';
 import type { Lab } from '../helpers/lab.js';
+import { poll } from '../helpers/wait.js';
 
 export const BUSYBOX = '/bin/busybox';
 export const NODE_IP = '198.18.0.11';
@@ -80,24 +81,12 @@ export function makePod(name: string, containers: Container[], spec: Partial<Pod
 }
 
 export async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | false, describe?: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `\n${describe()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return poll(what, probe, { timeoutMs, ...(describe ? { describe } : {}) });
 }
 
 /** Polls an async probe until it returns something (not undefined/false). */
 export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return poll(what, probe, { timeoutMs });
 }
 
 export async function waitForStatus(runtime: PodRuntime, uid: string, what: string, timeoutMs: number, check: (status: PodStatus) => boolean): Promise<PodStatus> {
