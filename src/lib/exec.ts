@@ -1,4 +1,5 @@
 /** Running helper programs (iptables-restore, nft, ip) with their errors kept readable. */
+import { closeSync, openSync } from 'node:fs';
 import { PontoonError } from './errors.js';
 import { childProcess } from './lazy.js';
 
@@ -19,6 +20,23 @@ export interface RunOptions {
   netns?: string;
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Starts a long-running process detached from this one (it outlives us), stdout and stderr
+ * appended to `logFile`; returns its pid.
+ */
+export function startDetached(argv: readonly string[], logFile: string): number {
+  const log = openSync(logFile, 'a');
+  try {
+    const [command, ...args] = argv;
+    const child = childProcess().spawn(command ?? '', args, { detached: true, stdio: ['ignore', log, log] });
+    if (child.pid === undefined) throw new CommandError(argv.join(' '), null, 'failed to start');
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
 }
 
 /** Runs a command to completion and returns its stdout; throws CommandError on failure. */

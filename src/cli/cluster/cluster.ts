@@ -9,11 +9,12 @@
  * makes is named `<name>-...`, and the state file under /run/pontoon/<name> is what `down`
  * and the tests use to find it again.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PontoonError } from '../../lib/errors.js';
+import { run, startDetached } from '../../lib/exec.js';
 import { formatIpNet, networkOf, parseIpNet } from '../../lib/ip.js';
 import { deleteNetns, deleteNetnsWithPrefix, killProcessesInNetns, listNetns } from '../../lib/netns.js';
 import { readSubnetEnv } from '../../flanneld/subnetenv.js';
@@ -21,11 +22,11 @@ import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
 import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway } from './topology.js';
 import {
-  componentPid,
   CONTROL_PLANE_COMPONENTS,
   type ControlPlaneComponent,
   type ControlPlaneState,
   kubeletArgs,
+  logTail,
   pickApiserverPort,
   readTokens,
   startComponent,
@@ -116,29 +117,15 @@ export function cliPath(): string {
 
 /** Starts a long-running process inside a namespace, detached, output to `logFile`. */
 function startDaemon(netns: string, argv: readonly string[], logFile: string, sharedMounts = false): number {
-  const log = openSync(logFile, 'a');
   // `ip netns exec` also gives the process a private mount namespace (to show the netns's
   // own /sys), where new mounts do not propagate back. A kubelet mounts every pod sandbox
   // it creates on /run/netns/<name>, and those must be visible to everyone else (CNI DEL
   // from a restarted kubelet, `cluster exec pod/...`), so it enters the network namespace
   // alone, with nsenter.
   const enter = sharedMounts ? ['nsenter', `--net=${netnsFile(netns)}`, '--'] : ['ip', 'netns', 'exec', netns];
-  try {
-    const [command, ...rest] = [...enter, ...argv];
-    const child = spawn(command ?? '', rest, { detached: true, stdio: ['ignore', log, log] });
-    if (child.pid === undefined) throw new ClusterError(`failed to start ${argv[0]} in ${netns}`);
-    child.unref();
-    return child.pid;
-  } finally {
-    closeSync(log);
-  }
+  return startDetached([...enter, ...argv], logFile);
 }
 
-function runIn(netns: string, argv: readonly string[], input?: string): string {
-  const result = spawnSync('ip', ['netns', 'exec', netns, ...argv], { encoding: 'utf8', input, timeout: 60_000 });
-  if (result.status !== 0) throw new ClusterError(`${argv.join(' ')} in ${netns} failed: ${(result.stderr || result.stdout).trim()}`);
-  return result.stdout;
-}
 
 /**
  * True when `pid` runs and its command line contains `marker`. Checking the command line
@@ -154,13 +141,6 @@ export function isAlive(pid: number, marker?: string): boolean {
   }
 }
 
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
 
 export function networkConfigJson(backend: BackendName, directRouting: boolean): string {
   const backendConfig: Record<string, unknown> = { Type: backend };
@@ -360,7 +340,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       `flanneld on ${node.name} to write subnet.env`,
       30_000,
       () => (existsSync(join(node.dir, 'subnet.env')) ? readSubnetEnv(join(node.dir, 'subnet.env')) : undefined),
-      () => `flanneld log (${join(node.dir, 'flanneld.log')}):\n${tail(join(node.dir, 'flanneld.log'))}\nkubelet log:\n${tail(join(node.dir, 'kubelet.log'))}`,
+      () => `flanneld log (${join(node.dir, 'flanneld.log')}):\n${logTail(join(node.dir, 'flanneld.log'))}\nkubelet log:\n${logTail(join(node.dir, 'kubelet.log'))}`,
     );
     node.subnet = formatIpNet(networkOf(env.subnet));
   }
@@ -396,7 +376,7 @@ async function startEtcd(state: ClusterState, options: UpOptions, gatewayFor: (r
     join(state.stateDir, 'etcd.log'),
   );
   saveState(state);
-  runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '20', '--set', networkConfigJson(options.backend, options.directRouting)]);
+  run(process.execPath, [cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '20', '--set', networkConfigJson(options.backend, options.directRouting)], { netns: state.etcd.netns });
   options.progress(`✔ etcd at ${state.etcd.endpoint}, network ${POD_NETWORK}, backend ${options.backend} (${Date.now() - started} ms)`);
 }
 
@@ -415,7 +395,7 @@ export function summary(state: ClusterState): string {
   const cp = state.controlPlane;
   if (!cp) return table;
   const daemon = (pid: number, marker: string): string => `${marker} ${isAlive(pid, marker) ? 'running' : 'DOWN'}`;
-  const line = [daemon(cp.apiserverPid, 'apiserver'), daemon(cp.controllerManagerPid, 'controller-manager'), daemon(cp.schedulerPid, 'scheduler')].join(', ');
+  const line = CONTROL_PLANE_COMPONENTS.map((component) => daemon(cp.pids[component], component)).join(', ');
   return `control plane: ${cp.url} — ${line}\n\n${table}`;
 }
 
@@ -435,7 +415,7 @@ export async function restartComponent(state: ClusterState, component: string, n
     const cp = state.controlPlane;
     if (!cp) throw new ClusterError(`cluster ${state.name} runs no control plane`);
     const which = component as ControlPlaneComponent;
-    await stopProcess(componentPid(cp, which), component);
+    await stopProcess(cp.pids[which], component);
     const pid = await startComponent(cp, state.stateDir, which);
     saveState(state);
     return pid;
@@ -473,7 +453,7 @@ export async function removeNode(state: ClusterState, node: NodeState): Promise<
   // The subnet it holds now: node-ipam may have re-assigned it since state.json was written.
   if (existsSync(join(node.dir, 'subnet.env'))) node.subnet = formatIpNet(networkOf(readSubnetEnv(join(node.dir, 'subnet.env')).subnet));
   if (state.subnetStore === 'etcd') {
-    runIn(state.etcd.netns, [process.execPath, cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet]);
+    run(process.execPath, [cliPath(), 'network', 'remove-lease', '--etcd-endpoints', 'http://127.0.0.1:2379', node.subnet], { netns: state.etcd.netns });
   }
   // With the kube store the Node object is the lease: deleting it drops the routes elsewhere
   // (and pod-gc removes the Pods that were bound to it).
@@ -526,10 +506,10 @@ export async function clusterDown(name: string): Promise<void> {
       ...state.nodes.map((n) => stopProcess(n.flanneldPid, 'flanneld')),
       ...state.nodes.map((n) => (n.kubeletPid === undefined ? undefined : stopProcess(n.kubeletPid, 'kubelet'))),
       stopProcess(state.etcd.pid, 'etcd'),
-      ...(cp ? [stopProcess(cp.schedulerPid, 'scheduler'), stopProcess(cp.controllerManagerPid, 'controller-manager')] : []),
+      ...(cp ? [stopProcess(cp.pids.scheduler, 'scheduler'), stopProcess(cp.pids['controller-manager'], 'controller-manager')] : []),
     ]);
     // Last, so the kubelets could still report while they stopped.
-    if (cp) await stopProcess(cp.apiserverPid, 'apiserver');
+    if (cp) await stopProcess(cp.pids.apiserver, 'apiserver');
   }
   // Daemons someone restarted by hand have pids state.json does not know; they all name a
   // path under the state dir on their command line.

@@ -7,15 +7,15 @@
  * token and the cluster CA go into the kubeconfig that `cluster up` prints.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawn } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
 import { KubeClient } from '../../client/client.js';
 import { ensurePki } from '../../apiserver/pki.js';
 import { PontoonError } from '../../lib/errors.js';
+import { startDetached } from '../../lib/exec.js';
 import { cniDistDir } from '../paths.js';
 
 export class ControlPlaneError extends PontoonError {}
@@ -25,12 +25,10 @@ export interface ControlPlaneState {
   socket: string;
   kubeconfig: string;
   tokensFile: string;
-  apiserverPid: number;
-  controllerManagerPid: number;
-  schedulerPid: number;
+  /** Each daemon's pid, and its command line so `cluster restart` starts it again exactly as before. */
+  pids: Record<ControlPlaneComponent, number>;
   /** The CA that signed the apiserver's certificate (PEM path). */
   caFile: string;
-  /** Each daemon's command line, so `cluster restart` starts it again exactly as before. */
   argv: Record<ControlPlaneComponent, string[]>;
 }
 
@@ -102,17 +100,12 @@ export async function pickApiserverPort(preferred = 6443): Promise<number> {
   return (await tryListen(preferred)) ?? (await tryListen(0)) ?? preferred;
 }
 
-/** Starts a detached process in the current (root) namespace, output appended to `logFile`. */
-export function startHostDaemon(argv: readonly string[], logFile: string, env: NodeJS.ProcessEnv = process.env): number {
-  const log = openSync(logFile, 'a');
+/** The last lines of a daemon's log, for error messages ("(no log)" when there is none). */
+export function logTail(file: string, lines = 15): string {
   try {
-    const [command, ...args] = argv;
-    const child = spawn(command ?? '', args, { detached: true, stdio: ['ignore', log, log], env });
-    if (child.pid === undefined) throw new ControlPlaneError(`failed to start ${argv.join(' ')}`);
-    child.unref();
-    return child.pid;
-  } finally {
-    closeSync(log);
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
   }
 }
 
@@ -147,7 +140,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     '--tls-cert', pki.certPath,
     '--tls-key', pki.keyPath,
   ];
-  const apiserverPid = startHostDaemon(apiserverArgv, join(stateDir, 'apiserver.log'));
+  const apiserverPid = startDetached(apiserverArgv, join(stateDir, 'apiserver.log'));
   const kubeconfig = join(stateDir, 'kubeconfig');
   writeFileSync(kubeconfig, kubeconfigText({ cluster: options.clusterName, server: url, token: tokens.get('admin') ?? '', caPem: pki.caPem }), { mode: 0o600 });
   await waitForApiserver(new KubeClient({ server: `unix:${socket}`, token: tokens.get('admin') ?? '' }), join(stateDir, 'apiserver.log'));
@@ -164,34 +157,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     '--cluster-cidr', options.clusterCidr,
     '--node-cidr-mask-size', String(options.nodeCidrMaskSize),
   ];
-  const controllerManagerPid = startHostDaemon(controllerManagerArgv, join(stateDir, 'controller-manager.log'));
+  const controllerManagerPid = startDetached(controllerManagerArgv, join(stateDir, 'controller-manager.log'));
   const schedulerArgv = [...cli, 'scheduler', '--kubeconfig', daemonKubeconfig('system:kube-scheduler', 'scheduler')];
-  const schedulerPid = startHostDaemon(schedulerArgv, join(stateDir, 'scheduler.log'));
+  const schedulerPid = startDetached(schedulerArgv, join(stateDir, 'scheduler.log'));
   return {
     url,
     socket,
     kubeconfig,
     tokensFile,
-    apiserverPid,
-    controllerManagerPid,
-    schedulerPid,
+    pids: { apiserver: apiserverPid, 'controller-manager': controllerManagerPid, scheduler: schedulerPid },
     caFile: pki.caCertPath,
     argv: { apiserver: apiserverArgv, 'controller-manager': controllerManagerArgv, scheduler: schedulerArgv },
   };
 }
 
-/** The pid field of `state` that tracks `component`. */
-export function componentPid(state: ControlPlaneState, component: ControlPlaneComponent): number {
-  return component === 'apiserver' ? state.apiserverPid : component === 'scheduler' ? state.schedulerPid : state.controllerManagerPid;
-}
-
 /** Starts `component` again with its recorded command line; waits for an apiserver to be ready. */
 export async function startComponent(state: ControlPlaneState, stateDir: string, component: ControlPlaneComponent): Promise<number> {
   const logFile = join(stateDir, `${component}.log`);
-  const pid = startHostDaemon(state.argv[component], logFile);
-  if (component === 'apiserver') state.apiserverPid = pid;
-  else if (component === 'scheduler') state.schedulerPid = pid;
-  else state.controllerManagerPid = pid;
+  const pid = (state.pids[component] = startDetached(state.argv[component], logFile));
   if (component === 'apiserver') {
     await waitForApiserver(new KubeClient({ server: `unix:${state.socket}`, token: readTokens(state.tokensFile).get('admin') ?? '' }), logFile);
   }
@@ -240,11 +223,5 @@ async function waitForApiserver(client: KubeClient, logFile: string, timeoutMs =
     }
     await sleep(100);
   }
-  let log = '';
-  try {
-    log = readFileSync(logFile, 'utf8').trim().split('\n').slice(-15).join('\n');
-  } catch {
-    log = '(no log)';
-  }
-  throw new ControlPlaneError(`the apiserver did not become ready in ${timeoutMs} ms: ${String(lastError)}\n${log}`);
+  throw new ControlPlaneError(`the apiserver did not become ready in ${timeoutMs} ms: ${String(lastError)}\n${logTail(logFile)}`);
 }
