@@ -122,11 +122,16 @@ export function deleteNetns(name: string, dir = NETNS_RUN_DIR): void {
  * Deletes every named namespace starting with `prefix` (a lab's, a test's, a benchmark's).
  * Carries on past failures and returns them, so one stuck namespace does not keep the rest.
  */
-export function deleteNetnsWithPrefix(prefix: string, dir = NETNS_RUN_DIR): { name: string; error: unknown }[] {
+export function deleteNetnsWithPrefix(
+  prefix: string,
+  options: { dir?: string; /** SIGKILL what still runs in each first (a lab's pod containers). */ killProcesses?: boolean } = {},
+): { name: string; error: unknown }[] {
+  const dir = options.dir ?? NETNS_RUN_DIR;
   const failures: { name: string; error: unknown }[] = [];
   for (const name of listNetns(dir)) {
     if (!name.startsWith(prefix)) continue;
     try {
+      if (options.killProcesses) killProcessesInNetns(name, dir);
       deleteNetns(name, dir);
     } catch (error) {
       failures.push({ name, error });
@@ -139,7 +144,7 @@ export function deleteNetnsWithPrefix(prefix: string, dir = NETNS_RUN_DIR): { na
  * Pids of the processes whose network namespace is the named one (`ip netns pids`): a
  * namespace is identified by the device and inode of its nsfs file.
  */
-export function pidsInNetns(name: string, dir = NETNS_RUN_DIR): number[] {
+function pidsInNetns(name: string, dir = NETNS_RUN_DIR): number[] {
   let target: { dev: number; ino: number };
   try {
     target = statSync(netnsPath(name, dir));
@@ -160,7 +165,7 @@ export function pidsInNetns(name: string, dir = NETNS_RUN_DIR): number[] {
 }
 
 /** SIGKILLs every process in the named namespace (what is left of a lab's pods). */
-export function killProcessesInNetns(name: string, dir = NETNS_RUN_DIR): void {
+function killProcessesInNetns(name: string, dir = NETNS_RUN_DIR): void {
   for (const pid of pidsInNetns(name, dir)) {
     try {
       process.kill(pid, 'SIGKILL');

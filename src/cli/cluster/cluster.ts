@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PontoonError } from '../../lib/errors.js';
 import { run, startDetached } from '../../lib/exec.js';
 import { formatIpNet, networkOf, parseIpNet } from '../../lib/ip.js';
-import { deleteNetns, deleteNetnsWithPrefix, killProcessesInNetns, listNetns } from '../../lib/netns.js';
+import { deleteNetns, deleteNetnsWithPrefix, listNetns } from '../../lib/netns.js';
 import { readSubnetEnv } from '../../flanneld/subnetenv.js';
 import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
@@ -458,12 +458,8 @@ export async function removeNode(state: ClusterState, node: NodeState): Promise<
   // With the kube store the Node object is the lease: deleting it drops the routes elsewhere
   // (and pod-gc removes the Pods that were bound to it).
   if (state.controlPlane) await adminClient(state).delete(RESOURCE.nodes, node.name);
-  const podPrefix = podNetnsPrefix(state.name, node.name);
-  for (const netns of listNetns()) {
-    if (!netns.startsWith(podPrefix)) continue;
-    killProcessesInNetns(netns);
-    deleteNetns(netns);
-  }
+  const failures = deleteNetnsWithPrefix(podNetnsPrefix(state.name, node.name), { killProcesses: true });
+  if (failures.length > 0) throw namespaceFailures(failures);
   for (const pod of node.pods) deleteNetns(pod.netns);
   deleteNetns(node.netns);
   rmSync(node.dir, { recursive: true, force: true });
@@ -515,10 +511,11 @@ export async function clusterDown(name: string): Promise<void> {
   // path under the state dir on their command line.
   await stopProcessesMentioning(`${stateDirOf(name)}/`);
   // Containers outlive their kubelet (as in Kubernetes); a lab going away takes them along.
-  for (const netns of listNetns()) if (netns.startsWith(`${name}-`)) killProcessesInNetns(netns);
-  const failures = deleteNetnsWithPrefix(`${name}-`);
+  const failures = deleteNetnsWithPrefix(`${name}-`, { killProcesses: true });
   rmSync(stateDirOf(name), { recursive: true, force: true });
-  if (failures.length > 0) {
-    throw new ClusterError(`could not delete namespace(s) ${failures.map((f) => `${f.name}: ${String(f.error)}`).join('; ')}`);
-  }
+  if (failures.length > 0) throw namespaceFailures(failures);
+}
+
+function namespaceFailures(failures: readonly { name: string; error: unknown }[]): ClusterError {
+  return new ClusterError(`could not delete namespace(s) ${failures.map((f) => `${f.name}: ${String(f.error)}`).join('; ')}`);
 }
