@@ -222,11 +222,17 @@ export interface ServiceSpec {
   internalTrafficPolicy?: 'Cluster' | 'Local';
   externalName?: string;
   publishNotReadyAddresses?: boolean;
+  externalIPs?: string[];
+  healthCheckNodePort?: number;
+  sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
+  allocateLoadBalancerNodePorts?: boolean;
+  loadBalancerIP?: string;
+  loadBalancerSourceRanges?: string[];
 }
 
 export interface Service extends KubeObject {
   spec: ServiceSpec;
-  status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } };
+  status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string; ipMode?: 'VIP' | 'Proxy' }[] } };
 }
 
 export interface EndpointAddress {

@@ -10,6 +10,7 @@ import { registerApiserver } from './apiserver.js';
 import { registerScheduler } from './scheduler.js';
 import { registerControllerManager } from './controller-manager.js';
 import { registerKubelet } from './kubelet.js';
+import { registerProxy } from './proxy.js';
 
 
 const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
@@ -30,6 +31,7 @@ registerApiserver(program);
 registerScheduler(program);
 registerControllerManager(program);
 registerKubelet(program);
+registerProxy(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);

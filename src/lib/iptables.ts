@@ -2,16 +2,19 @@
  * iptables through iptables-save/iptables-restore: one process per batch of changes instead
  * of one per rule, and atomic per table. `-w` waits for the xtables lock other agents hold.
  */
-import { run } from './exec.js';
+import { CommandError, run } from './exec.js';
 import type { IpFamily } from './ip.js';
 
-function tool(family: IpFamily, verb: 'save' | 'restore'): string {
-  return `${family === 4 ? 'iptables' : 'ip6tables'}-${verb}`;
+function tool(family: IpFamily, verb: 'save' | 'restore' | ''): string {
+  const base = family === 4 ? 'iptables' : 'ip6tables';
+  return verb ? `${base}-${verb}` : base;
 }
+
+const inNetns = (netns: string | undefined): { netns?: string } => (netns ? { netns } : {});
 
 /** The rules of one table as iptables-save prints them (`-A CHAIN ...` lines). */
 export function saveTable(family: IpFamily, table: string, netns?: string): string {
-  return run(tool(family, 'save'), ['-t', table], netns ? { netns } : {});
+  return run(tool(family, 'save'), ['-t', table], inNetns(netns));
 }
 
 /** Applies a restore script without flushing the rest of the table. */
@@ -26,4 +29,44 @@ export function chainsOf(saved: string): Set<string> {
     if (line.startsWith(':')) chains.add(line.slice(1).split(' ')[0] ?? '');
   }
   return chains;
+}
+
+/** Which kernel interface the system's `iptables` drives: nf_tables or the legacy xtables. */
+export function iptablesBackend(family: IpFamily, netns?: string): 'nft' | 'legacy' {
+  return /nf_tables/.test(run(tool(family, ''), ['--version'], inNetns(netns))) ? 'nft' : 'legacy';
+}
+
+/**
+ * Splits a rule as iptables-save prints it into argv, honouring double quotes
+ * (`-m comment --comment "ns/svc:port cluster IP"`).
+ */
+export function ruleArgs(rule: string): string[] {
+  const args: string[] = [];
+  const pattern = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (const match of rule.matchAll(pattern)) args.push(match[1] !== undefined ? match[1].replace(/\\(.)/g, '$1') : (match[2] ?? ''));
+  return args;
+}
+
+/** True when `chain` of `table` holds the rule (`iptables -C`). */
+export function hasRule(family: IpFamily, table: string, chain: string, rule: string, netns?: string): boolean {
+  try {
+    run(tool(family, ''), ['-w', '5', '-t', table, '-C', chain, ...ruleArgs(rule)], inNetns(netns));
+    return true;
+  } catch (err) {
+    // iptables -C exits 1 for "no such rule" (and "no such chain"); anything else is real.
+    if (err instanceof CommandError && err.exitCode === 1) return false;
+    throw err;
+  }
+}
+
+/** Puts the rule first in `chain` unless it is there already. */
+export function ensureRuleFirst(family: IpFamily, table: string, chain: string, rule: string, netns?: string): boolean {
+  if (hasRule(family, table, chain, rule, netns)) return false;
+  run(tool(family, ''), ['-w', '5', '-t', table, '-I', chain, '1', ...ruleArgs(rule)], inNetns(netns));
+  return true;
+}
+
+/** Deletes the rule from `chain` if it is there. */
+export function deleteRuleIfPresent(family: IpFamily, table: string, chain: string, rule: string, netns?: string): void {
+  while (hasRule(family, table, chain, rule, netns)) run(tool(family, ''), ['-w', '5', '-t', table, '-D', chain, ...ruleArgs(rule)], inNetns(netns));
 }

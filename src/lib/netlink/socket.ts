@@ -1,5 +1,6 @@
 /**
- * A synchronous NETLINK_ROUTE socket: send a request, read until its ACK or NLMSG_DONE.
+ * A synchronous netlink socket (NETLINK_ROUTE by default; NETLINK_NETFILTER for nf_tables):
+ * send a request, read until its ACK or NLMSG_DONE.
  *
  * Synchronous on purpose: the kernel answers rtnetlink requests in microseconds, a CNI
  * plugin is a one-shot process, and a blocking call cannot interleave with other code while
@@ -21,7 +22,8 @@ import {
   NLMSG_ERROR,
 } from './codec.js';
 
-const NETLINK_ROUTE = 0;
+export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
 const RECEIVE_BUFFER_BYTES = 256 * 1024;
 const RECEIVE_TIMEOUT_SECONDS = 10;
 
@@ -34,8 +36,8 @@ export class NetlinkSocket {
   private readonly receiveBuffer = Buffer.alloc(RECEIVE_BUFFER_BYTES);
   private closed = false;
 
-  constructor() {
-    this.fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW | libc.SOCK_CLOEXEC, NETLINK_ROUTE);
+  constructor(protocol = NETLINK_ROUTE) {
+    this.fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW | libc.SOCK_CLOEXEC, protocol);
     try {
       libc.setsockopt(this.fd, libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, Buffer.from([1, 0, 0, 0]));
       const timeout = Buffer.alloc(16);
@@ -55,6 +57,62 @@ export class NetlinkSocket {
   /** Sends a request and returns every reply message (one for a get, many for a dump). */
   query(type: number, head: Buffer, attrs: readonly Attr[] = [], dump = true, what = `message ${type}`): NetlinkMessage[] {
     return this.exchange(type, dump ? NLM_F_DUMP : 0, head, attrs, what);
+  }
+
+  /**
+   * Sends pre-encoded messages in one datagram and collects the kernel's replies to them:
+   * the shape of an nfnetlink batch, which the kernel applies as one transaction only when
+   * it arrives in a single skb. Only the last message should carry NLM_F_ACK: the kernel
+   * always reports failures, queues the acks after the whole batch ran (committed or
+   * aborted), and sends a failed commit's error for the first message before them, so the
+   * last message's reply ends the wait. (An ack per message would cost a recv per message:
+   * one skb each, 100k syscalls for a large sync.) Returns the failures (errno and
+   * extended-ACK text) by sequence number; `firstSeq`..`lastSeq` are the sequence numbers
+   * the caller stamped, batch-begin included (see `nextSeq`).
+   */
+  sendBatch(datagram: Buffer, firstSeq: number, lastSeq: number): Map<number, { errno: number; text?: string }> {
+    // netlink_sendmsg refuses a datagram larger than the send buffer; a full sync of 10k
+    // Services is megabytes. As root, SO_*BUFFORCE lifts the sysctl caps (the kernel doubles
+    // the value). Error replies echo the failed message and must all fit while we are not
+    // reading, in case many messages fail at once.
+    const size = Buffer.alloc(4);
+    size.writeInt32LE(Math.min(datagram.length + 65536, 0x3fffffff));
+    libc.setsockopt(this.fd, libc.SOL_SOCKET, libc.SO_SNDBUFFORCE, size);
+    const acks = ((lastSeq - firstSeq) >>> 0) + 1;
+    size.writeInt32LE(Math.min(Math.max(acks * 64, RECEIVE_BUFFER_BYTES), 0x3fffffff));
+    libc.setsockopt(this.fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, size);
+    libc.send(this.fd, datagram);
+    const failures = new Map<number, { errno: number; text?: string }>();
+    const inBatch = (seq: number): boolean => ((seq - firstSeq) >>> 0) <= ((lastSeq - firstSeq) >>> 0);
+    for (;;) {
+      let length: number;
+      try {
+        length = libc.recv(this.fd, this.receiveBuffer);
+      } catch (err) {
+        // A batch the kernel rejected as a whole may leave the last message unanswered;
+        // the failures already read say why.
+        if (failures.size > 0) return failures;
+        throw err;
+      }
+      for (const message of decodeMessages(Buffer.from(this.receiveBuffer.subarray(0, length)))) {
+        if (message.type !== NLMSG_ERROR || !inBatch(message.seq)) continue;
+        const { errno, text } = decodeError(message);
+        if (errno !== 0) failures.set(message.seq, text === undefined ? { errno } : { errno, text });
+        if (message.seq === lastSeq) return failures;
+      }
+    }
+  }
+
+  /** The sequence number `nextSeq` will return next (to encode before reserving). */
+  peekSeq(): number {
+    return (this.seq + 1) >>> 0;
+  }
+
+  /** Reserves `count` consecutive sequence numbers; returns the first. */
+  nextSeq(count = 1): number {
+    const first = (this.seq + 1) >>> 0;
+    this.seq = (this.seq + count) >>> 0;
+    return first;
   }
 
   close(): void {

@@ -1,0 +1,291 @@
+/**
+ * The record of what one nftables table holds, built from contributions, and the
+ * transactions that change it — the `diff` step of a reconciler, computed without reading
+ * rules back from the kernel.
+ *
+ * A contribution is what one owner (a Service, say) puts into the table: chains with their
+ * rules, set definitions, elements. Replacing some contributions yields a transaction that
+ * touches only what they changed, so a one-Service change costs the same at 10 Services as
+ * at 10k. Elements are reference-counted: two owners may contribute the same element (one
+ * endpoint behind two Services), and it stays while either wants it.
+ *
+ * After a restart the book starts from the names the kernel lists (`reset(observed)`):
+ * those chains are rewritten and those sets refilled on the first transaction, and the
+ * ones nobody contributes any more are deleted — all in that one transaction, so there is
+ * no moment without rules. Dynamic sets (filled by the packet path, e.g. session affinity)
+ * are never flushed while wanted: their elements are state the kernel owns.
+ *
+ * Transaction order: table, new sets, every new or changed chain declared (so rules may
+ * refer to any of them), their rules, element deletes then adds, then removals — chains
+ * flushed before any is deleted, sets deleted last.
+ */
+import type { ChainDef, Element, NftFamily, Operation, Rule, SetDef, Transaction } from './ir.js';
+import { keyText, ruleText, verdictText } from './text.js';
+
+export interface ChainState {
+  readonly def: ChainDef;
+  readonly rules: readonly Rule[];
+}
+
+export interface SetElement {
+  readonly set: string;
+  readonly element: Element;
+}
+
+export interface Contribution {
+  readonly sets?: readonly SetDef[];
+  readonly chains?: readonly ChainState[];
+  readonly elements?: readonly SetElement[];
+}
+
+/** What the kernel is known to hold when nothing better is known: names only. */
+export interface ObservedTable {
+  readonly chains: readonly string[];
+  readonly sets: readonly string[];
+}
+
+export interface PlanStats {
+  chainsWritten: number;
+  chainsDeleted: number;
+  elementsAdded: number;
+  elementsDeleted: number;
+}
+
+export interface Plan {
+  readonly transaction: Transaction;
+  readonly stats: PlanStats;
+  /** Records the plan as applied; call once the kernel accepted the transaction. */
+  readonly commit: () => void;
+}
+
+interface HeldElement {
+  element: Element;
+  /** verdict text, to tell a changed element from an identical one */
+  value: string;
+  refs: number;
+}
+
+const signatures = new WeakMap<ChainState, string>();
+
+function signatureOf(chain: ChainState, family: NftFamily): string {
+  let signature = signatures.get(chain);
+  if (signature === undefined) {
+    signature = `${JSON.stringify(chain.def)}\n${chain.rules.map((rule) => ruleText(rule, family)).join('\n')}`;
+    signatures.set(chain, signature);
+  }
+  return signature;
+}
+
+const elementValue = (element: Element): string => (element.verdict ? verdictText(element.verdict) : '');
+
+export class TableBook {
+  private readonly contributions = new Map<string, Contribution>();
+  /** Chains the kernel holds, with their content; `undefined` = exists, content unknown. */
+  private readonly chains = new Map<string, ChainState | undefined>();
+  /** Set definitions the kernel holds; `undefined` = exists, definition and elements unknown. */
+  private readonly sets = new Map<string, SetDef | undefined>();
+  private readonly setOwners = new Map<string, number>();
+  private readonly elements = new Map<string, Map<string, HeldElement>>();
+  private ruleCount = 0;
+
+  constructor(
+    readonly family: NftFamily,
+    readonly table: string,
+  ) {}
+
+  /** Forgets every contribution; the kernel holds `observed` (names only) from now on. */
+  reset(observed: ObservedTable = { chains: [], sets: [] }): void {
+    this.contributions.clear();
+    this.chains.clear();
+    this.sets.clear();
+    this.setOwners.clear();
+    this.elements.clear();
+    this.ruleCount = 0;
+    for (const name of observed.chains) this.chains.set(name, undefined);
+    for (const name of observed.sets) this.sets.set(name, undefined);
+  }
+
+  get size(): { chains: number; rules: number; elements: number } {
+    let elements = 0;
+    for (const held of this.elements.values()) elements += held.size;
+    return { chains: this.chains.size, rules: this.ruleCount, elements };
+  }
+
+  /** Keys of every contribution the book holds. */
+  owners(): IterableIterator<string> {
+    return this.contributions.keys();
+  }
+
+  /**
+   * The transaction that replaces the contributions of the given owners (undefined removes
+   * one). With `sweep`, anything the book holds that no contribution claims afterwards
+   * (names from `reset(observed)`) is removed too; use it for full syncs.
+   */
+  plan(changes: ReadonlyMap<string, Contribution | undefined>, sweep = false): Plan {
+    const family = this.family;
+    const stats: PlanStats = { chainsWritten: 0, chainsDeleted: 0, elementsAdded: 0, elementsDeleted: 0 };
+    const head: Operation[] = [{ op: 'add-table' }];
+    const declare: Operation[] = [];
+    const rules: Operation[] = [];
+    const elementDeletes = new Map<string, Element['key'][]>();
+    const elementAdds = new Map<string, Element[]>();
+    const flushes: Operation[] = [];
+    const deletes: Operation[] = [];
+    const commits: (() => void)[] = [];
+
+    // Work out the new totals per chain, set owner count and element refs.
+    const nextChains = new Map<string, ChainState | null>(); // null: removed
+    const setOwnerDelta = new Map<string, number>();
+    const setDefs = new Map<string, SetDef>();
+    const refDelta = new Map<string, Map<string, { delta: number; element?: Element }>>();
+    const touch = (set: string, element: Element, delta: number): void => {
+      let bySet = refDelta.get(set);
+      if (!bySet) refDelta.set(set, (bySet = new Map()));
+      const key = keyText(element.key);
+      const entry = bySet.get(key) ?? { delta: 0 };
+      entry.delta += delta;
+      if (delta > 0) entry.element = element;
+      else if (!entry.element) entry.element = element;
+      bySet.set(key, entry);
+    };
+    for (const [owner, next] of changes) {
+      const previous = this.contributions.get(owner);
+      for (const chain of previous?.chains ?? []) if (!nextChains.has(chain.def.name)) nextChains.set(chain.def.name, null);
+      for (const chain of next?.chains ?? []) nextChains.set(chain.def.name, chain);
+      for (const set of previous?.sets ?? []) setOwnerDelta.set(set.name, (setOwnerDelta.get(set.name) ?? 0) - 1);
+      for (const set of next?.sets ?? []) {
+        setOwnerDelta.set(set.name, (setOwnerDelta.get(set.name) ?? 0) + 1);
+        setDefs.set(set.name, set);
+      }
+      for (const { set, element } of previous?.elements ?? []) touch(set, element, -1);
+      for (const { set, element } of next?.elements ?? []) touch(set, element, +1);
+      commits.push(() => {
+        if (next) this.contributions.set(owner, next);
+        else this.contributions.delete(owner);
+      });
+    }
+
+    // Sets: declared when new (or of unknown definition), refilled when contents unknown.
+    const removedSets: string[] = [];
+    for (const [name, delta] of setOwnerDelta) {
+      const owners = (this.setOwners.get(name) ?? 0) + delta;
+      const def = setDefs.get(name);
+      commits.push(() => this.setOwners.set(name, owners));
+      if (owners <= 0) {
+        if (this.sets.has(name)) removedSets.push(name);
+        continue;
+      }
+      if (!def) continue;
+      const known = this.sets.get(name);
+      if (known === undefined || JSON.stringify(known) !== JSON.stringify(def)) {
+        head.push({ op: 'add-set', set: def });
+        if (this.sets.has(name) && known === undefined && !def.dynamic) head.push({ op: 'flush-set', name });
+        commits.push(() => this.sets.set(name, def));
+      }
+    }
+
+    // Chains.
+    for (const [name, chain] of nextChains) {
+      const existing = this.chains.get(name);
+      const exists = this.chains.has(name);
+      if (chain === null) continue; // handled below, unless re-added by another owner
+      if (exists && existing !== undefined && signatureOf(existing, family) === signatureOf(chain, family)) {
+        commits.push(() => this.chains.set(name, chain));
+        continue;
+      }
+      declare.push({ op: 'add-chain', chain: chain.def });
+      if (exists) rules.push({ op: 'flush-chain', name });
+      for (const rule of chain.rules) rules.push({ op: 'add-rule', chain: name, rule });
+      stats.chainsWritten++;
+      const delta = chain.rules.length - (existing?.rules.length ?? 0);
+      commits.push(() => {
+        this.chains.set(name, chain);
+        this.ruleCount += delta;
+      });
+    }
+    const removeChain = (name: string): void => {
+      flushes.push({ op: 'flush-chain', name });
+      deletes.push({ op: 'delete-chain', name });
+      stats.chainsDeleted++;
+      const rulesGone = this.chains.get(name)?.rules.length ?? 0;
+      commits.push(() => {
+        this.chains.delete(name);
+        this.ruleCount -= rulesGone;
+      });
+    };
+    for (const [name, chain] of nextChains) if (chain === null && this.chains.has(name)) removeChain(name);
+
+    // Elements, by reference count.
+    for (const [set, bySet] of refDelta) {
+      const held = this.elements.get(set) ?? new Map<string, HeldElement>();
+      for (const [key, { delta, element }] of bySet) {
+        if (!element) continue;
+        const current = held.get(key);
+        const refs = (current?.refs ?? 0) + delta;
+        const value = elementValue(element);
+        if (refs <= 0) {
+          if (current) {
+            push(elementDeletes, set, current.element.key);
+            stats.elementsDeleted++;
+          }
+          commits.push(() => {
+            held.delete(key);
+            if (held.size === 0) this.elements.delete(set);
+          });
+          continue;
+        }
+        if (!current || current.value !== value) {
+          if (current) push(elementDeletes, set, current.element.key);
+          else stats.elementsAdded++;
+          push(elementAdds, set, delta > 0 ? element : (current?.element ?? element));
+        }
+        const kept: HeldElement = { element: delta > 0 || !current ? element : current.element, value, refs };
+        commits.push(() => {
+          held.set(key, kept);
+          this.elements.set(set, held);
+        });
+      }
+    }
+
+    if (sweep) {
+      const claimed = new Set<string>();
+      for (const [owner, contribution] of this.contributions) {
+        if (changes.has(owner)) continue;
+        for (const chain of contribution.chains ?? []) claimed.add(chain.def.name);
+      }
+      for (const [, contribution] of changes) for (const chain of contribution?.chains ?? []) claimed.add(chain.def.name);
+      for (const name of this.chains.keys()) if (!claimed.has(name) && !nextChains.has(name)) removeChain(name);
+      const wanted = new Set<string>();
+      for (const [name, owners] of this.setOwners) if (owners > 0 && !setOwnerDelta.has(name)) wanted.add(name);
+      for (const [name, delta] of setOwnerDelta) if ((this.setOwners.get(name) ?? 0) + delta > 0) wanted.add(name);
+      for (const name of this.sets.keys()) if (!wanted.has(name) && !removedSets.includes(name)) removedSets.push(name);
+    }
+    for (const name of removedSets) {
+      deletes.push({ op: 'delete-set', name });
+      commits.push(() => {
+        this.sets.delete(name);
+        this.setOwners.delete(name);
+        this.elements.delete(name);
+      });
+    }
+
+    const elementOps: Operation[] = [];
+    for (const [set, keys] of elementDeletes) elementOps.push({ op: 'delete-elements', set, keys });
+    for (const [set, elements] of elementAdds) elementOps.push({ op: 'add-elements', set, elements });
+    const body = [...declare, ...rules, ...elementOps, ...flushes, ...deletes];
+    const operations = body.length === 0 && head.length === 1 ? [] : [...head, ...body];
+    return {
+      transaction: { family, table: this.table, operations },
+      stats,
+      commit: () => {
+        for (const step of commits) step();
+      },
+    };
+  }
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}

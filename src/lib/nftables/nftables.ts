@@ -1,0 +1,113 @@
+/**
+ * An nf_tables handle on one network namespace (the one the thread is in when it is
+ * opened): applies transactions as one netlink batch — all of it or none of it, like
+ * `nft -f` — and lists the names of a table's chains and sets, which is all a reconciler
+ * needs to find what it owns after a restart (never the rules themselves: see wire.ts).
+ */
+import { errnoName, PontoonError } from '../errors.js';
+import { cstring, decodeAttrs, NetlinkDecodeError, readCString } from '../netlink/codec.js';
+import { NETLINK_NETFILTER, NetlinkError, NetlinkSocket } from '../netlink/socket.js';
+import { transactionText } from './text.js';
+import type { NftFamily, Operation, Transaction } from './ir.js';
+import {
+  encodeBatch,
+  familyNumber,
+  NFT_MSG_GETCHAIN,
+  NFT_MSG_GETSET,
+  NFTA_CHAIN_NAME,
+  NFTA_CHAIN_TABLE,
+  NFTA_SET_NAME,
+  NFTA_SET_TABLE,
+  nfgenmsg,
+  nftType,
+} from './wire.js';
+
+export interface NftFailure {
+  errno: number;
+  code: string;
+  /** The kernel's extended-ACK text, when it gave one. */
+  text?: string;
+  /** The operation (as nft script) the kernel refused. */
+  operation: string;
+}
+
+/** The kernel refused a transaction; nothing of it was applied. */
+export class NftTransactionError extends PontoonError {
+  constructor(
+    readonly table: string,
+    readonly failures: readonly NftFailure[],
+  ) {
+    const first = failures[0];
+    const more = failures.length > 1 ? ` (and ${failures.length - 1} more)` : '';
+    super(`failed to apply nftables transaction to table "${table}": ${first ? `${first.code}${first.text ? ` (${first.text})` : ''} at "${first.operation}"` : 'refused'}${more}`);
+  }
+}
+
+function operationLabel(transaction: Transaction, operation: Operation | undefined): string {
+  if (!operation) return 'batch';
+  return transactionText({ ...transaction, operations: [operation] }).trim().slice(0, 300);
+}
+
+export class Nftables {
+  private readonly socket = new NetlinkSocket(NETLINK_NETFILTER);
+
+  /**
+   * Applies the transaction — or several, for several tables — in one netlink batch, all
+   * or nothing; throws NftTransactionError when the kernel refuses.
+   */
+  apply(transaction: Transaction | readonly Transaction[]): void {
+    const transactions = (Array.isArray(transaction) ? transaction : [transaction]) as readonly Transaction[];
+    if (transactions.every((t) => t.operations.length === 0)) return;
+    // The message count is known only once encoded: encode from the next sequence number,
+    // then reserve as many as the batch used (begin, messages, end).
+    const firstSeq = this.socket.peekSeq();
+    const batch = encodeBatch(transactions, firstSeq);
+    this.socket.nextSeq(batch.count + 2);
+    const failed = this.socket.sendBatch(batch.datagram, firstSeq, (firstSeq + batch.count) >>> 0);
+    if (failed.size === 0) return;
+    const failures: NftFailure[] = [];
+    for (const [seq, { errno, text }] of failed) {
+      const index = ((seq - firstSeq) >>> 0) - 1;
+      const origin = batch.operationOf[index];
+      const owner = origin ? transactions[origin.transaction] : undefined;
+      const operation = owner && origin ? operationLabel(owner, owner.operations[origin.operation]) : 'batch';
+      failures.push(text === undefined ? { errno, code: errnoName(errno), operation } : { errno, code: errnoName(errno), text, operation });
+    }
+    throw new NftTransactionError(transactions.map((t) => `${t.family} ${t.table}`).join(', '), failures);
+  }
+
+  /** Names of the table's chains; empty when the table does not exist. */
+  listChains(family: NftFamily, table: string): string[] {
+    return this.listNames(NFT_MSG_GETCHAIN, family, table, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME);
+  }
+
+  /** Names of the table's sets and maps; empty when the table does not exist. */
+  listSets(family: NftFamily, table: string): string[] {
+    return this.listNames(NFT_MSG_GETSET, family, table, NFTA_SET_TABLE, NFTA_SET_NAME);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private listNames(message: number, family: NftFamily, table: string, tableAttr: number, nameAttr: number): string[] {
+    let replies;
+    try {
+      replies = this.socket.query(nftType(message), nfgenmsg(familyNumber(family)), [{ type: tableAttr, value: cstring(table) }], true, `list ${family} ${table}`);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.code === 'ENOENT') return [];
+      throw err;
+    }
+    const names: string[] = [];
+    for (const reply of replies) {
+      if (reply.payload.length < 4) throw new NetlinkDecodeError('nf_tables reply shorter than its nfgenmsg');
+      const attrs = decodeAttrs(reply.payload, 4);
+      if (readCString(attrs.get(tableAttr)) !== table) continue;
+      const name = readCString(attrs.get(nameAttr));
+      if (name !== undefined) names.push(name);
+    }
+    return names;
+  }
+}
+
+
