@@ -64,9 +64,15 @@ interface HealthCheckPort {
 export class ServiceHealthServers {
   private readonly servers = new Map<number, HealthCheckPort>();
 
+  /**
+   * `listenIn` runs the listen call; tests pass one that enters the node's namespace, since
+   * a socket belongs to the namespace it is created in. (Listening without a host creates
+   * the socket at once, on every address; with a host Node resolves it first, later, from
+   * whatever namespace the thread is in by then.)
+   */
   constructor(
     private readonly log: Logger,
-    private readonly host = '::',
+    private readonly listenIn: (listen: () => void) => void = (listen) => listen(),
   ) {}
 
   /** Wanted: port → (service, local endpoint count). */
@@ -85,7 +91,7 @@ export class ServiceHealthServers {
       }
       const entry: HealthCheckPort = { ...want, server: createServer((req, res) => this.answer(entry, req, res)) };
       entry.server.on('error', (err) => this.log.error({ port, service: `${entry.namespace}/${entry.name}`, err: describeError(err) }, 'health check node port failed to listen'));
-      entry.server.listen(port, this.host);
+      this.listenIn(() => entry.server.listen(port));
       this.servers.set(port, entry);
     }
   }
