@@ -333,6 +333,7 @@ async function runRound(backend: BackendName, seconds: number, veth: Path, handR
     directRouting: false,
     leaseTtlSeconds: 3600,
     controlPlane: false,
+    proxy: 'none',
     subnetStore: 'etcd',
     progress: () => undefined,
   });

@@ -143,6 +143,7 @@ export async function runPodBench(options: PodBenchOptions, failureLogDir: strin
       leaseTtlSeconds: 3600,
       controlPlane: true,
       subnetStore: 'kube',
+      proxy: 'none',
       progress: (line) => options.progress(`    ${line}`),
     });
     await options.checkpoint();

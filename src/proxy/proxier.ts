@@ -181,7 +181,7 @@ export class Proxier {
     this.options.health.synced(startedAt);
     this.options.metrics.synced(report, seconds);
     this.options.log.info(
-      { full, services: keys.size, chainsWritten: report.chainsWritten, chainsDeleted: report.chainsDeleted, rules: Object.fromEntries(report.rules), elements: report.elements, ms: Math.round(seconds * 1000) },
+      { full: report.full, services: keys.size, chainsWritten: report.chainsWritten, chainsDeleted: report.chainsDeleted, rules: Object.fromEntries(report.rules), elements: report.elements, ms: Math.round(seconds * 1000) },
       'synced',
     );
     this.cleanConntrack(keys, before);

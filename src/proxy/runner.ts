@@ -34,9 +34,10 @@ export class SyncRunner {
     this.now = options.now ?? Date.now;
   }
 
+  /** Starts with a full sync (a restarted daemon reconciles everything it owns). */
   start(): void {
     this.scheduleFull();
-    this.request();
+    this.timer = setTimeout(() => void this.runOnce(true), 0);
   }
 
   /** Asks for a sync; runs it now, or when the minimum interval allows. */

@@ -2,7 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BackendName, clusterDown, clusterUp, type ClusterState, type NodeState, type PodState } from '../../src/cli/cluster/cluster.js';
+import { type BackendName, clusterDown, clusterUp, type ClusterState, type NodeState, type PodState, type ProxyChoice } from '../../src/cli/cluster/cluster.js';
 import { openRtnl } from '../../src/lib/netns.js';
 import type { Rtnl } from '../../src/lib/netlink/rtnl.js';
 import { TEST_NETNS_PREFIX } from './lab.js';
@@ -16,7 +16,7 @@ let counter = 0;
  */
 export async function testCluster(
   backend: BackendName,
-  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean } = {},
+  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean; proxy?: ProxyChoice } = {},
 ): Promise<ClusterState> {
   const name = `${TEST_NETNS_PREFIX}c${(counter++).toString(36)}`;
   try {
@@ -30,6 +30,7 @@ export async function testCluster(
       leaseTtlSeconds: options.leaseTtlSeconds ?? 3600,
       controlPlane: options.controlPlane ?? false,
       subnetStore: options.controlPlane ? 'kube' : 'etcd',
+      proxy: options.proxy ?? 'nftables',
       progress: () => undefined,
     });
   } catch (err) {

@@ -20,7 +20,7 @@ import { deleteNetns, deleteNetnsWithPrefix, listNetns } from '../../lib/netns.j
 import { readSubnetEnv } from '../../flanneld/subnetenv.js';
 import { cniDistDir, packageRoot } from '../paths.js';
 import { formatTable } from '../table.js';
-import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway } from './topology.js';
+import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway, routeServiceNetwork } from './topology.js';
 import {
   CONTROL_PLANE_COMPONENTS,
   type ControlPlaneComponent,
@@ -42,6 +42,10 @@ export const POD_NETWORK = '10.244.0.0/16';
 const ETCD_IP = '198.18.0.2';
 const BACKENDS = ['host-gw', 'vxlan', 'udp'] as const;
 export type BackendName = (typeof BACKENDS)[number];
+export const PROXY_CHOICES = ['nftables', 'iptables', 'none'] as const;
+export type ProxyChoice = (typeof PROXY_CHOICES)[number];
+/** The Service range the apiserver allocates cluster IPs from (its default). */
+export const SERVICE_NETWORK = '10.96.0.0/12';
 
 export interface PodState {
   name: string;
@@ -58,6 +62,7 @@ export interface NodeState {
   dir: string;
   flanneldPid: number;
   kubeletPid?: number;
+  proxyPid?: number;
   subnet: string;
   pods: PodState[];
 }
@@ -72,6 +77,8 @@ export interface ClusterState {
   stateDir: string;
   etcd: { netns: string; pid: number; endpoint: string };
   subnetStore: SubnetStoreKind;
+  /** The service proxy mode every node runs (absent in state files of older labs: none). */
+  proxy?: ProxyChoice;
   controlPlane?: ControlPlaneState;
   fabric: string;
   router?: string;
@@ -91,6 +98,8 @@ export interface UpOptions {
   controlPlane: boolean;
   /** Where flanneld keeps leases; 'kube' needs the control plane. */
   subnetStore: SubnetStoreKind;
+  /** The service proxy on every node ('none': no proxy); needs the control plane. */
+  proxy: ProxyChoice;
   /** Progress lines go here (stdout for the CLI, nowhere in tests). */
   progress: (line: string) => void;
 }
@@ -192,6 +201,21 @@ export function startKubelet(state: ClusterState, node: NodeState): number {
   return startDaemon(node.netns, args, join(node.dir, 'kubelet.log'), true);
 }
 
+/** The node's service proxy, in the node's namespace, with the node's credentials. */
+function proxyArgs(state: ClusterState, node: NodeState): string[] {
+  return [process.execPath, cliPath(), 'proxy', '--kubeconfig', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--mode', state.proxy ?? 'nftables', '--cluster-cidr', POD_NETWORK];
+}
+
+/** (Re)starts a node's service proxy; returns its pid. */
+export function startProxy(state: ClusterState, node: NodeState): number {
+  return startDaemon(node.netns, proxyArgs(state, node), join(node.dir, 'proxy.log'));
+}
+
+/** What a proxy's command line contains (its subcommand word), to tell it from a recycled pid. */
+const PROXY_MARKER = 'proxy';
+
+const runsProxy = (state: ClusterState): boolean => state.controlPlane !== undefined && state.proxy !== undefined && state.proxy !== 'none';
+
 /** Pod sandboxes are `<cluster>-<node>-pod-...`, so `down` deletes them with the rest. */
 export function podNetnsPrefix(clusterName: string, nodeName: string): string {
   return `${clusterName}-${nodeName}-pod-`;
@@ -256,6 +280,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   if (options.nodes < 1 || options.nodes > 200) throw new ClusterError('--nodes must be between 1 and 200');
   if (options.racks < 1 || options.racks > 16) throw new ClusterError('--racks must be between 1 and 16');
   if (options.subnetStore === 'kube' && !options.controlPlane) throw new ClusterError('the kube subnet store needs the control plane');
+  if (!PROXY_CHOICES.includes(options.proxy)) throw new ClusterError(`--proxy must be one of ${PROXY_CHOICES.join(', ')}, got "${options.proxy}"`);
 
   const stateDir = stateDirOf(options.name);
   if (existsSync(join(stateDir, 'state.json')) || listNetns().some((n) => n.startsWith(`${options.name}-`))) {
@@ -273,6 +298,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     stateDir,
     etcd: { netns: ns('ctl'), pid: 0, endpoint: `http://${ETCD_IP}:2379` },
     subnetStore: options.subnetStore,
+    proxy: options.controlPlane ? options.proxy : 'none',
     fabric: ns('fabric'),
     leaseTtlSeconds: options.leaseTtlSeconds,
     nodes: [],
@@ -325,12 +351,16 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     };
     mkdirSync(join(node.dir, 'net.d'), { recursive: true });
     plug(state.fabric, rack, name, node.netns, 'eth0', parseIpNet(`${node.underlayIp}/24`), gatewayFor(rack));
+    // A real node has a default route; a lab node of a single rack has none, and the kernel
+    // would refuse a cluster-IP packet (no route) before the proxy's DNAT ever saw it.
+    if (!gatewayFor(rack)) routeServiceNetwork(node.netns, SERVICE_NETWORK);
     const conflist = JSON.stringify({ cniVersion: '1.1.0', name: 'pontoon', plugins: [pontoonNetwork(node)] }, null, 2);
     writeFileSync(join(node.dir, 'net.d', '10-pontoon.conflist'), conflist);
     state.nodes.push(node);
     if (state.controlPlane) {
       writeNodeKubeconfig(state.controlPlane, state.name, node.name, join(node.dir, 'kubeconfig'));
       node.kubeletPid = startKubelet(state, node);
+      if (runsProxy(state)) node.proxyPid = startProxy(state, node);
     }
     node.flanneldPid = startFlanneld(state, node);
     saveState(state);
@@ -345,7 +375,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     node.subnet = formatIpNet(networkOf(env.subnet));
   }
   saveState(state);
-  step(`${options.nodes} node(s), ${state.controlPlane ? 'kubelet and ' : ''}flanneld (${options.subnetStore} leases) running in each`, started);
+  const daemons = [...(state.controlPlane ? ['kubelet'] : []), ...(runsProxy(state) ? [`proxy (${state.proxy})`] : []), `flanneld (${options.subnetStore} leases)`];
+  step(`${options.nodes} node(s), ${daemons.join(', ')} running in each`, started);
 
   started = Date.now();
   for (const node of state.nodes) {
@@ -389,9 +420,10 @@ export function summary(state: ClusterState): string {
     state.backend + (state.directRouting ? '+direct' : ''),
     isAlive(node.flanneldPid, 'flanneld') ? 'running' : 'DOWN',
     node.kubeletPid === undefined ? '-' : isAlive(node.kubeletPid, 'kubelet') ? 'running' : 'DOWN',
+    node.proxyPid === undefined ? '-' : `${state.proxy ?? '?'} ${isAlive(node.proxyPid, PROXY_MARKER) ? 'running' : 'DOWN'}`,
     node.pods.map((p) => `${p.name}=${p.ip}`).join(' ') || '-',
   ]);
-  const table = formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'KUBELET', 'STATIC PODS'], rows);
+  const table = formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'KUBELET', 'PROXY', 'STATIC PODS'], rows);
   const cp = state.controlPlane;
   if (!cp) return table;
   const daemon = (pid: number, marker: string): string => `${marker} ${isAlive(pid, marker) ? 'running' : 'DOWN'}`;
@@ -420,14 +452,21 @@ export async function restartComponent(state: ClusterState, component: string, n
     saveState(state);
     return pid;
   }
-  if (component !== 'kubelet' && component !== 'flanneld') {
-    throw new ClusterError(`cannot restart "${component}": want ${[...CONTROL_PLANE_COMPONENTS, 'kubelet', 'flanneld'].join(', ')}`);
+  if (component !== 'kubelet' && component !== 'flanneld' && component !== 'proxy') {
+    throw new ClusterError(`cannot restart "${component}": want ${[...CONTROL_PLANE_COMPONENTS, 'kubelet', 'flanneld', 'proxy'].join(', ')}`);
   }
   if (!nodeName) throw new ClusterError(`restarting ${component} needs a node name`);
   const node = findNode(state, nodeName);
   if (component === 'flanneld') {
     await restartFlanneld(state, node);
     return node.flanneldPid;
+  }
+  if (component === 'proxy') {
+    if (node.proxyPid === undefined) throw new ClusterError(`node ${nodeName} runs no service proxy (cluster up --proxy none)`);
+    await stopProcess(node.proxyPid, PROXY_MARKER);
+    node.proxyPid = startProxy(state, node);
+    saveState(state);
+    return node.proxyPid;
   }
   if (node.kubeletPid === undefined) throw new ClusterError(`node ${nodeName} runs no kubelet`);
   await stopProcess(node.kubeletPid, 'kubelet');
@@ -450,6 +489,7 @@ export async function restartFlanneld(state: ClusterState, node: NodeState): Pro
 export async function removeNode(state: ClusterState, node: NodeState): Promise<void> {
   await stopProcess(node.flanneldPid, 'flanneld');
   if (node.kubeletPid !== undefined) await stopProcess(node.kubeletPid, 'kubelet');
+  if (node.proxyPid !== undefined) await stopProcess(node.proxyPid, PROXY_MARKER);
   // The subnet it holds now: node-ipam may have re-assigned it since state.json was written.
   if (existsSync(join(node.dir, 'subnet.env'))) node.subnet = formatIpNet(networkOf(readSubnetEnv(join(node.dir, 'subnet.env')).subnet));
   if (state.subnetStore === 'etcd') {
@@ -501,6 +541,7 @@ export async function clusterDown(name: string): Promise<void> {
     await Promise.all([
       ...state.nodes.map((n) => stopProcess(n.flanneldPid, 'flanneld')),
       ...state.nodes.map((n) => (n.kubeletPid === undefined ? undefined : stopProcess(n.kubeletPid, 'kubelet'))),
+      ...state.nodes.map((n) => (n.proxyPid === undefined ? undefined : stopProcess(n.proxyPid, PROXY_MARKER))),
       stopProcess(state.etcd.pid, 'etcd'),
       ...(cp ? [stopProcess(cp.pids.scheduler, 'scheduler'), stopProcess(cp.pids['controller-manager'], 'controller-manager')] : []),
     ]);

@@ -14,6 +14,7 @@ import {
   adminClient,
   podNetnsPrefix,
   type BackendName,
+  type ProxyChoice,
   ClusterError,
   clusterDown,
   clusterUp,
@@ -74,7 +75,8 @@ export function registerCluster(program: Command): void {
     .option('--no-control-plane', 'no apiserver, controllers, scheduler or kubelets: flanneld and static pods only (implies --subnet-store etcd)')
     .option('--direct-routing', 'vxlan: plain routes to nodes on the same rack', false)
     .option('--lease-ttl <seconds>', 'subnet lease TTL', String(24 * 3600))
-    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean }) => {
+    .option('--proxy <mode>', 'service proxy on every node: nftables, iptables or none', 'nftables')
+    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string }) => {
       if (flags.subnetStore !== 'kube' && flags.subnetStore !== 'etcd') throw new ClusterError(`--subnet-store must be kube or etcd, got "${flags.subnetStore}"`);
       const state = await clusterUp({
         name: flags.name,
@@ -86,6 +88,7 @@ export function registerCluster(program: Command): void {
         leaseTtlSeconds: positiveInt(flags.leaseTtl, '--lease-ttl'),
         controlPlane: flags.controlPlane,
         subnetStore: flags.controlPlane ? flags.subnetStore : 'etcd',
+        proxy: flags.proxy as ProxyChoice,
         progress: (line) => console.log(line),
       }).catch(async (err: unknown) => {
         console.error(`cluster up failed; tearing down what was built`);
@@ -169,10 +172,10 @@ export function registerCluster(program: Command): void {
 
   cluster
     .command('restart')
-    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, or a node’s kubelet or flanneld')
+    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, or a node’s kubelet, flanneld or proxy')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
-    .argument('<component>', 'apiserver, controller-manager, scheduler, kubelet or flanneld')
-    .argument('[node]', 'the node, for kubelet and flanneld')
+    .argument('<component>', 'apiserver, controller-manager, scheduler, kubelet, flanneld or proxy')
+    .argument('[node]', 'the node, for kubelet, flanneld and proxy')
     .action(async (component: string, nodeName: string | undefined, flags: { name: string }) => {
       const state = loadState(flags.name);
       const pid = await restartComponent(state, component, nodeName);

@@ -98,3 +98,15 @@ export function makeRouter(fabric: string, router: string, racks: number): void 
     plug(fabric, rack, `rt${rack}`, router, `eth${rack}`, parseIpNet(`${rackGateway(rack)}/24`));
   }
 }
+
+/** A route for the Service range out of the node's eth0 (where a default route would send it). */
+export function routeServiceNetwork(netns: string, serviceNetwork = '10.96.0.0/12'): void {
+  const rtnl = openRtnl(netnsFile(netns));
+  try {
+    const eth0 = rtnl.linkByName('eth0');
+    if (!eth0) throw new TopologyError(`${netns} has no eth0`);
+    rtnl.addRoute({ family: 4, dst: parseIpNet(serviceNetwork), oif: eth0.index });
+  } finally {
+    rtnl.close();
+  }
+}
