@@ -92,9 +92,10 @@ export class IptablesBook {
   /**
    * The restore input replacing the given contributions. `full` rewrites every chain
    * (shared ones whole) and removes unclaimed ones; a book whose shared chains are not
-   * known (after reset) plans full whatever is asked.
+   * known (after reset) plans full whatever is asked. `extra` rules are inserted first in
+   * chains the book does not own (`-I CHAIN 1`), once its own chains are declared.
    */
-  plan(changes: ReadonlyMap<string, IptablesContribution | undefined>, full = false): IptablesPlan {
+  plan(changes: ReadonlyMap<string, IptablesContribution | undefined>, full = false, extra: readonly IptablesLine[] = []): IptablesPlan {
     const all = full || !this.sharedKnown;
     const tables = new Map<string, TableScript>();
     const tableOf = (table: string): TableScript => {
@@ -194,6 +195,10 @@ export class IptablesBook {
         else this.contributions.delete(owner);
       });
     }
+
+    // Lines into chains the book does not own (jumps from built-in chains), after ours exist;
+    // inserted last first, so they end up in the given order at the top of their chain.
+    for (const line of [...extra].reverse()) tableOf(line.table).body.push(`-I ${line.chain} 1 ${line.rule}`);
 
     const parts: string[] = [];
     for (const [table, script] of [...tables].sort(([a], [b]) => a.localeCompare(b))) {

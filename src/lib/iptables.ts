@@ -59,11 +59,19 @@ export function hasRule(family: IpFamily, table: string, chain: string, rule: st
   }
 }
 
-/** Puts the rule first in `chain` unless it is there already. */
-export function ensureRuleFirst(family: IpFamily, table: string, chain: string, rule: string, netns?: string): boolean {
-  if (hasRule(family, table, chain, rule, netns)) return false;
-  run(tool(family, ''), ['-w', '5', '-t', table, '-I', chain, '1', ...ruleArgs(rule)], inNetns(netns));
-  return true;
+/** One chain's rules as `iptables -S` prints them; empty when the chain does not exist. */
+export function listRules(family: IpFamily, table: string, chain: string, netns?: string): string[] {
+  try {
+    return run(tool(family, ''), ['-w', '5', '-t', table, '-S', chain], inNetns(netns)).split('\n').filter((line) => line.startsWith('-A '));
+  } catch (err) {
+    if (err instanceof CommandError && err.exitCode === 1) return [];
+    throw err;
+  }
+}
+
+/** The `-j` targets of `-A` rules. */
+export function jumpTargetsOf(rules: readonly string[]): string[] {
+  return rules.map((rule) => / -[jg] (\S+)/.exec(rule)?.[1]).filter((target): target is string => target !== undefined);
 }
 
 /** Deletes the rule from `chain` if it is there. */

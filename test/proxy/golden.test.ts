@@ -62,7 +62,7 @@ describe('golden files', () => {
   });
 
   test('iptables: the full sync matches golden.iptables, loads with iptables-restore, and iptables-save prints our rules back', () => {
-    const script = new IptablesSink(GOLDEN_CONFIG, { restore: () => assert.fail(), listChains: () => [], ensureRuleFirst: () => undefined, deleteRule: () => undefined }).render(fixtureEntries());
+    const script = new IptablesSink(GOLDEN_CONFIG, { restore: () => assert.fail(), listChains: () => [], jumpTargets: () => [], deleteRule: () => undefined }).render(fixtureEntries());
     golden('golden.iptables', script);
     const ns = lab.netns('ipt');
     const nft = withNetns(lab.path(ns), () => new Nftables());

@@ -92,6 +92,20 @@ export function decodeAttrs(buf: Buffer, offset = 0, end = buf.length): AttrMap 
   return attrs;
 }
 
+/** Attributes in order, repeats kept (nested lists such as nf_tables' expressions). */
+export function decodeAttrList(buf: Buffer): { type: number; value: Buffer }[] {
+  const attrs: { type: number; value: Buffer }[] = [];
+  let offset = 0;
+  while (offset + NLA_HDRLEN <= buf.length) {
+    const length = buf.readUInt16LE(offset);
+    const type = buf.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
+    if (length < NLA_HDRLEN || offset + length > buf.length) throw new NetlinkDecodeError(`attribute ${type} at offset ${offset} has bad length ${length}`);
+    attrs.push({ type, value: buf.subarray(offset + NLA_HDRLEN, offset + length) });
+    offset += align4(length);
+  }
+  return attrs;
+}
+
 export const u8 = (value: number): Buffer => Buffer.from([value & 0xff]);
 export function u16(value: number): Buffer {
   const out = Buffer.alloc(2);

@@ -20,7 +20,7 @@
  * flushed before any is deleted, sets deleted last.
  */
 import type { ChainDef, Element, NftFamily, Operation, Rule, SetDef, Transaction } from './ir.js';
-import { keyText, ruleText, verdictText } from './text.js';
+import { ruleText, verdictText } from './text.js';
 
 export interface ChainState {
   readonly def: ChainDef;
@@ -76,7 +76,23 @@ function signatureOf(chain: ChainState, family: NftFamily): string {
   return signature;
 }
 
-const elementValue = (element: Element): string => (element.verdict ? verdictText(element.verdict) : '');
+/**
+ * A cheap identity for an element key (the book keys maps by it; nft's text would do, but
+ * formatting 40k addresses is a third of a large sync's bookkeeping).
+ */
+function keyId(key: Element['key']): string {
+  let id = '';
+  for (const atom of key) {
+    if ('ip' in atom) id += atom.ip.family === 4 ? `a${Number(atom.ip.value)},` : `A${atom.ip.value.toString(36)},`;
+    else if ('proto' in atom) id += `p${atom.proto},`;
+    else if ('port' in atom) id += `o${atom.port},`;
+    else id += `n${atom.number},`;
+  }
+  return id;
+}
+
+const elementValue = (element: Element): string =>
+  element.verdict ? verdictText(element.verdict) : element.endpoint ? keyId([{ ip: element.endpoint.ip }, { port: element.endpoint.port }]) : '';
 
 export class TableBook {
   private readonly contributions = new Map<string, Contribution>();
@@ -122,6 +138,7 @@ export class TableBook {
    * (names from `reset(observed)`) is removed too; use it for full syncs.
    */
   plan(changes: ReadonlyMap<string, Contribution | undefined>, sweep = false): Plan {
+    if (sweep && this.contributions.size === 0) return this.planFromNames(changes);
     const family = this.family;
     const stats: PlanStats = { chainsWritten: 0, chainsDeleted: 0, elementsAdded: 0, elementsDeleted: 0 };
     const head: Operation[] = [{ op: 'add-table' }];
@@ -141,7 +158,7 @@ export class TableBook {
     const touch = (set: string, element: Element, delta: number): void => {
       let bySet = refDelta.get(set);
       if (!bySet) refDelta.set(set, (bySet = new Map()));
-      const key = keyText(element.key);
+      const key = keyId(element.key);
       const entry = bySet.get(key) ?? { delta: 0 };
       entry.delta += delta;
       if (delta > 0) entry.element = element;
@@ -279,6 +296,81 @@ export class TableBook {
       stats,
       commit: () => {
         for (const step of commits) step();
+      },
+    };
+  }
+
+  /**
+   * The full sync from a book that holds only names (after reset): every contributed chain
+   * written, every contributed set declared (and refilled unless dynamic), everything else
+   * the kernel listed removed. The same result as the general path, without its per-element
+   * deltas and deferred steps (a 10k-Service sync spent a third of its time collecting them).
+   */
+  private planFromNames(changes: ReadonlyMap<string, Contribution | undefined>): Plan {
+    const head: Operation[] = [{ op: 'add-table' }];
+    const declare: Operation[] = [];
+    const rules: Operation[] = [];
+    const flushes: Operation[] = [];
+    const deletes: Operation[] = [];
+    const stats: PlanStats = { chainsWritten: 0, chainsDeleted: 0, elementsAdded: 0, elementsDeleted: 0 };
+    const chains = new Map<string, ChainState>();
+    const setDefs = new Map<string, SetDef>();
+    const setOwners = new Map<string, number>();
+    const elements = new Map<string, Map<string, HeldElement>>();
+    const contributions = new Map<string, Contribution>();
+    let ruleCount = 0;
+    for (const [owner, contribution] of changes) {
+      if (!contribution) continue;
+      contributions.set(owner, contribution);
+      for (const set of contribution.sets ?? []) {
+        setOwners.set(set.name, (setOwners.get(set.name) ?? 0) + 1);
+        if (!setDefs.has(set.name)) setDefs.set(set.name, set);
+      }
+      for (const chain of contribution.chains ?? []) {
+        const name = chain.def.name;
+        chains.set(name, chain);
+        declare.push({ op: 'add-chain', chain: chain.def });
+        if (this.chains.has(name)) rules.push({ op: 'flush-chain', name });
+        for (const rule of chain.rules) rules.push({ op: 'add-rule', chain: name, rule });
+        ruleCount += chain.rules.length;
+        stats.chainsWritten++;
+      }
+      for (const { set, element } of contribution.elements ?? []) {
+        let held = elements.get(set);
+        if (!held) elements.set(set, (held = new Map()));
+        const key = keyId(element.key);
+        const existing = held.get(key);
+        if (existing) existing.refs++;
+        else held.set(key, { element, value: elementValue(element), refs: 1 });
+      }
+    }
+    for (const [name, def] of setDefs) {
+      head.push({ op: 'add-set', set: def });
+      if (this.sets.has(name) && !def.dynamic) head.push({ op: 'flush-set', name });
+    }
+    const adds: Operation[] = [];
+    for (const [set, held] of elements) {
+      adds.push({ op: 'add-elements', set, elements: [...held.values()].map((h) => h.element) });
+      stats.elementsAdded += held.size;
+    }
+    for (const name of this.chains.keys()) {
+      if (chains.has(name)) continue;
+      flushes.push({ op: 'flush-chain', name });
+      deletes.push({ op: 'delete-chain', name });
+      stats.chainsDeleted++;
+    }
+    for (const name of this.sets.keys()) if (!setDefs.has(name)) deletes.push({ op: 'delete-set', name });
+    return {
+      transaction: { family: this.family, table: this.table, operations: [...head, ...declare, ...rules, ...adds, ...flushes, ...deletes] },
+      stats,
+      commit: () => {
+        this.reset();
+        for (const [owner, contribution] of contributions) this.contributions.set(owner, contribution);
+        for (const [name, chain] of chains) this.chains.set(name, chain);
+        for (const [name, def] of setDefs) this.sets.set(name, def);
+        for (const [name, owners] of setOwners) this.setOwners.set(name, owners);
+        for (const [set, held] of elements) this.elements.set(set, held);
+        this.ruleCount = ruleCount;
       },
     };
   }

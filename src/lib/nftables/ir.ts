@@ -25,7 +25,7 @@ export type Selector =
   | { readonly sel: 'iifname' | 'oifname' }
   | { readonly sel: 'ct-state' | 'ct-status' }
   | { readonly sel: 'fib-daddr-type' | 'fib-saddr-type' }
-  | { readonly sel: 'numgen'; readonly modulus: number };
+  | { readonly sel: 'numgen'; readonly modulus: number; readonly offset?: number };
 
 export const SADDR: Selector = { sel: 'saddr' };
 export const DADDR: Selector = { sel: 'daddr' };
@@ -61,6 +61,8 @@ export type Statement =
   | { readonly st: 'vmap'; readonly keys: readonly Selector[]; readonly map: string }
   | { readonly st: 'verdict'; readonly verdict: Verdict }
   | { readonly st: 'dnat'; readonly addr: Ip; readonly port?: number }
+  /** `dnat ip to <key> map @m`: address and port from an endpoint map (data 'endpoint'). */
+  | { readonly st: 'dnat-map'; readonly key: Selector; readonly map: string }
   | { readonly st: 'masquerade'; readonly fullyRandom: boolean }
   /** ICMP(v6) port unreachable, or a TCP reset (after a `meta l4proto tcp` match). */
   | { readonly st: 'reject'; readonly tcpReset?: boolean }
@@ -84,14 +86,20 @@ export interface ChainDef {
   readonly comment?: string;
 }
 
-/** Element key fields, in nft's datatype names. */
-export type KeyType = 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service' | 'mark';
+/**
+ * Element key fields, in nft's datatype names; 'numgen' is a numgen result (declared
+ * `typeof numgen random mod 1`, only as the key of an endpoint map).
+ */
+export type KeyType = 'ipv4_addr' | 'ipv6_addr' | 'inet_proto' | 'inet_service' | 'mark' | 'numgen';
 
 export interface SetDef {
   readonly name: string;
   readonly keys: readonly KeyType[];
-  /** A verdict map (`type K : verdict`) rather than a set. */
-  readonly verdictMap?: boolean;
+  /**
+   * A map rather than a set: to verdicts (`type K : verdict`), or to endpoints — the
+   * table family's address and a port (`typeof numgen random mod 1 : ip daddr . th dport`).
+   */
+  readonly data?: 'verdict' | 'endpoint';
   /** Elements expire; with `dynamic` rules may add them (`update @set`). */
   readonly timeoutSeconds?: number;
   readonly dynamic?: boolean;
@@ -104,6 +112,7 @@ export type KeyAtom = { readonly ip: Ip } | { readonly proto: L4Proto } | { read
 export interface Element {
   readonly key: readonly KeyAtom[];
   readonly verdict?: Verdict;
+  readonly endpoint?: { readonly ip: Ip; readonly port: number };
 }
 
 export type Operation =

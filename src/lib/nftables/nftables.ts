@@ -18,6 +18,10 @@ import {
   NFTA_CHAIN_TABLE,
   NFTA_SET_NAME,
   NFTA_SET_TABLE,
+  decodeRuleJumps,
+  NFT_MSG_GETRULE,
+  NFTA_RULE_CHAIN,
+  NFTA_RULE_TABLE,
   nfgenmsg,
   nftType,
 } from './wire.js';
@@ -84,6 +88,28 @@ export class Nftables {
   /** Names of the table's sets and maps; empty when the table does not exist. */
   listSets(family: NftFamily, table: string): string[] {
     return this.listNames(NFT_MSG_GETSET, family, table, NFTA_SET_TABLE, NFTA_SET_NAME);
+  }
+
+  /** The chains the rules of `chain` jump or go to; empty when table or chain do not exist. */
+  listJumpTargets(family: NftFamily, table: string, chain: string): string[] {
+    let replies;
+    try {
+      replies = this.socket.query(nftType(NFT_MSG_GETRULE), nfgenmsg(familyNumber(family)), [
+        { type: NFTA_RULE_TABLE, value: cstring(table) },
+        { type: NFTA_RULE_CHAIN, value: cstring(chain) },
+      ], true, `list rules of ${family} ${table} ${chain}`);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.code === 'ENOENT') return [];
+      throw err;
+    }
+    const targets: string[] = [];
+    for (const reply of replies) {
+      if (reply.payload.length < 4) throw new NetlinkDecodeError('nf_tables reply shorter than its nfgenmsg');
+      const attrs = decodeAttrs(reply.payload, 4);
+      if (readCString(attrs.get(NFTA_RULE_TABLE)) !== table || readCString(attrs.get(NFTA_RULE_CHAIN)) !== chain) continue;
+      targets.push(...decodeRuleJumps(attrs));
+    }
+    return targets;
   }
 
   close(): void {

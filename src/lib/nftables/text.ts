@@ -3,6 +3,7 @@
  * This is what golden files hold and `--dry-run` prints; `nft -f` of it builds the same
  * table as the netlink rendering (wire.ts), which a kernel test checks.
  */
+import { PontoonError } from '../errors.js';
 import { formatIp, formatIpNet, type Ip } from '../ip.js';
 import type { ChainDef, Element, KeyAtom, MatchValue, Operation, Rule, Selector, SetDef, Statement, Transaction, Verdict } from './ir.js';
 
@@ -28,7 +29,7 @@ function selectorText(selector: Selector, family: 'ip' | 'ip6'): string {
     case 'fib-saddr-type':
       return 'fib saddr type';
     case 'numgen':
-      return `numgen random mod ${selector.modulus}`;
+      return `numgen random mod ${selector.modulus}${selector.offset ? ` offset ${selector.offset}` : ''}`;
   }
 }
 
@@ -76,6 +77,8 @@ export function statementText(statement: Statement, family: 'ip' | 'ip6'): strin
       return verdictText(statement.verdict);
     case 'dnat':
       return `dnat to ${endpointText(statement.addr, statement.port)}`;
+    case 'dnat-map':
+      return `dnat ${family} to ${selectorText(statement.key, family)} map @${statement.map}`;
     case 'masquerade':
       return statement.fullyRandom ? 'masquerade fully-random' : 'masquerade';
     case 'reject':
@@ -104,14 +107,25 @@ function chainBody(chain: ChainDef): string {
   return parts.length ? ` { ${parts.join(' ')} }` : '';
 }
 
-function setBody(set: SetDef): string {
-  const parts = [`type ${set.keys.join(' . ')}${set.verdictMap ? ' : verdict' : ''};`];
+function setBody(set: SetDef, family: 'ip' | 'ip6'): string {
+  const parts = [declaration(set, family)];
   const flags = [...(set.dynamic ? ['dynamic'] : []), ...(set.timeoutSeconds !== undefined ? ['timeout'] : [])];
   if (flags.length) parts.push(`flags ${flags.join(',')};`);
   if (set.timeoutSeconds !== undefined) parts.push(`timeout ${set.timeoutSeconds}s;`);
   if (set.comment !== undefined) parts.push(`comment ${JSON.stringify(set.comment)};`);
   return ` { ${parts.join(' ')} }`;
 }
+
+function declaration(set: SetDef, family: 'ip' | 'ip6'): string {
+  if (set.data === 'endpoint') {
+    if (set.keys.length !== 1 || set.keys[0] !== 'numgen') throw new NftablesTextError(`endpoint map ${set.name}: only a numgen key is supported`);
+    return `typeof numgen random mod 1 : ${family} daddr . th dport;`;
+  }
+  if (set.keys.includes('numgen')) throw new NftablesTextError(`set ${set.name}: a numgen key needs endpoint data`);
+  return `type ${set.keys.join(' . ')}${set.data === 'verdict' ? ' : verdict' : ''};`;
+}
+
+export class NftablesTextError extends PontoonError {}
 
 function atomText(atom: KeyAtom): string {
   if ('ip' in atom) return formatIp(atom.ip);
@@ -124,7 +138,9 @@ function atomText(atom: KeyAtom): string {
 export const keyText = (key: readonly KeyAtom[]): string => key.map(atomText).join(' . ');
 
 function elementText(element: Element): string {
-  return element.verdict ? `${keyText(element.key)} : ${verdictText(element.verdict)}` : keyText(element.key);
+  if (element.verdict) return `${keyText(element.key)} : ${verdictText(element.verdict)}`;
+  if (element.endpoint) return `${keyText(element.key)} : ${formatIp(element.endpoint.ip)} . ${element.endpoint.port}`;
+  return keyText(element.key);
 }
 
 function operationText(operation: Operation, family: 'ip' | 'ip6', table: string): string {
@@ -143,7 +159,7 @@ function operationText(operation: Operation, family: 'ip' | 'ip6', table: string
     case 'add-rule':
       return `add rule ${at} ${operation.chain} ${ruleText(operation.rule, family)}`;
     case 'add-set':
-      return `add ${operation.set.verdictMap ? 'map' : 'set'} ${at} ${operation.set.name}${setBody(operation.set)}`;
+      return `add ${operation.set.data ? 'map' : 'set'} ${at} ${operation.set.name}${setBody(operation.set, family)}`;
     case 'flush-set':
       return `flush set ${at} ${operation.name}`;
     case 'delete-set':

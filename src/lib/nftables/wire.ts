@@ -13,7 +13,7 @@
  */
 import { PontoonError } from '../errors.js';
 import { ipToBytes, type IpNet } from '../ip.js';
-import { NetlinkWriter, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST } from '../netlink/codec.js';
+import { decodeAttrList, decodeAttrs, NetlinkWriter, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, readCString } from '../netlink/codec.js';
 import type { ChainDef, Element, KeyAtom, KeyType, L4Proto, MatchValue, NftFamily, Rule, Selector, SetDef, Statement, Transaction, Verdict } from './ir.js';
 
 // ---- linux/netfilter/nfnetlink.h --------------------------------------------------------
@@ -31,6 +31,7 @@ export const NFT_MSG_NEWCHAIN = 3;
 export const NFT_MSG_GETCHAIN = 4;
 export const NFT_MSG_DELCHAIN = 5;
 export const NFT_MSG_NEWRULE = 6;
+export const NFT_MSG_GETRULE = 7;
 export const NFT_MSG_DELRULE = 8;
 export const NFT_MSG_NEWSET = 9;
 export const NFT_MSG_GETSET = 10;
@@ -99,7 +100,7 @@ const PAYLOAD = { DREG: 1, BASE: 2, OFFSET: 3, LEN: 4, BASE_NETWORK: 1, BASE_TRA
 const META = { DREG: 1, KEY: 2, SREG: 3, MARK: 3, IIFNAME: 6, OIFNAME: 7, L4PROTO: 16 } as const;
 const CT = { DREG: 1, KEY: 2, STATE: 0, STATUS: 2 } as const;
 const FIB = { DREG: 1, RESULT: 2, FLAGS: 3, F_SADDR: 1, F_DADDR: 2, RESULT_ADDRTYPE: 3 } as const;
-const NUMGEN = { DREG: 1, MODULUS: 2, TYPE: 3, RANDOM: 1 } as const;
+const NUMGEN = { DREG: 1, MODULUS: 2, TYPE: 3, OFFSET: 4, RANDOM: 1 } as const;
 const CMP = { SREG: 1, OP: 2, DATA: 3, EQ: 0, NEQ: 1 } as const;
 const BITWISE = { SREG: 1, DREG: 2, LEN: 3, MASK: 4, XOR: 5 } as const;
 const IMMEDIATE = { DREG: 1, DATA: 2 } as const;
@@ -133,7 +134,50 @@ const DATATYPE: Record<KeyType, { id: number; length: number; byteorder: number 
   inet_proto: { id: 12, length: 1, byteorder: BYTEORDER_BIG },
   inet_service: { id: 13, length: 2, byteorder: BYTEORDER_BIG },
   mark: { id: 19, length: 4, byteorder: BYTEORDER_HOST },
+  numgen: { id: 4, length: 4, byteorder: BYTEORDER_HOST }, // TYPE_INTEGER
 };
+
+/**
+ * The `typeof` annotations nft keeps in a set's user data so `nft list` can print
+ * `typeof numgen random mod 1 : ip daddr . th dport` (the kernel never reads them). libnftnl
+ * TLVs: set udata types, then per expression its nftables expression id and its own fields.
+ */
+const UDATA_SET_DATABYTEORDER = 1;
+const UDATA_SET_KEY_TYPEOF = 3;
+const UDATA_SET_DATA_TYPEOF = 4;
+const UDATA_SET_DATA_INTERVAL = 6;
+const TYPEOF_EXPR = 0;
+const TYPEOF_DATA = 1;
+const NFT_EXPR_ID = { payload: 7, concat: 13, numgen: 23 } as const;
+const PAYLOAD_UDATA = { DESC: 0, TYPE: 1, PROTO_IP: 12, PROTO_IP6: 13, PROTO_TH: 11, IP_DADDR: 12, IP6_DADDR: 9, TH_DPORT: 2 } as const;
+const NUMGEN_UDATA = { TYPE: 0, MOD: 1, OFFSET: 2 } as const;
+
+function tlv(type: number, value: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([type, value.length]), value]);
+}
+const tlv32 = (type: number, value: number): Buffer => tlv(type, host32(value));
+
+function payloadTypeof(desc: number, field: number): Buffer {
+  return Buffer.concat([tlv32(TYPEOF_EXPR, NFT_EXPR_ID.payload), tlv(TYPEOF_DATA, Buffer.concat([tlv32(PAYLOAD_UDATA.DESC, desc), tlv32(PAYLOAD_UDATA.TYPE, field)]))]);
+}
+
+/** User data of `typeof numgen random mod 1 : <family> daddr . th dport`. */
+function endpointMapUserdata(family: NftFamily): Buffer {
+  const numgen = Buffer.concat([
+    tlv32(TYPEOF_EXPR, NFT_EXPR_ID.numgen),
+    tlv(TYPEOF_DATA, Buffer.concat([tlv32(NUMGEN_UDATA.TYPE, NUMGEN.RANDOM), tlv32(NUMGEN_UDATA.MOD, 1), tlv32(NUMGEN_UDATA.OFFSET, 0)])),
+  ]);
+  const daddr = family === 'ip' ? payloadTypeof(PAYLOAD_UDATA.PROTO_IP, PAYLOAD_UDATA.IP_DADDR) : payloadTypeof(PAYLOAD_UDATA.PROTO_IP6, PAYLOAD_UDATA.IP6_DADDR);
+  const dport = payloadTypeof(PAYLOAD_UDATA.PROTO_TH, PAYLOAD_UDATA.TH_DPORT);
+  const concat = Buffer.concat([tlv32(TYPEOF_EXPR, NFT_EXPR_ID.concat), tlv(TYPEOF_DATA, Buffer.concat([tlv(0, daddr), tlv(1, dport)]))]);
+  return Buffer.concat([
+    tlv32(UDATA_SET_KEYBYTEORDER, BYTEORDER_HOST),
+    tlv32(UDATA_SET_DATABYTEORDER, 0),
+    tlv(UDATA_SET_KEY_TYPEOF, numgen),
+    tlv(UDATA_SET_DATA_TYPEOF, concat),
+    tlv32(UDATA_SET_DATA_INTERVAL, 0),
+  ]);
+}
 const HOOKNUM = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
 
 export class NftablesEncodeError extends PontoonError {}
@@ -265,6 +309,7 @@ class Encoder {
           w.u32be(NUMGEN.DREG, dreg);
           w.u32be(NUMGEN.MODULUS, selector.modulus);
           w.u32be(NUMGEN.TYPE, NUMGEN.RANDOM);
+          if (selector.offset) w.u32be(NUMGEN.OFFSET, selector.offset);
         });
     }
   }
@@ -357,6 +402,24 @@ class Encoder {
           if (statement.port !== undefined) w.u32be(NAT.REG_PROTO_MIN, portReg);
         });
       }
+      case 'dnat-map': {
+        // The key into registers, the lookup writes address then port (the next register
+        // after the address) over them, and NAT reads both.
+        const reg = NFT_REG32_00;
+        this.load(statement.key, reg);
+        this.expr('lookup', () => {
+          w.string(LOOKUP.SET, statement.map);
+          w.u32be(LOOKUP.SREG, reg);
+          w.u32be(LOOKUP.DREG, reg);
+        });
+        const portReg = reg + (this.family === 'ip' ? 1 : 4);
+        return this.expr('nat', () => {
+          w.u32be(NAT.TYPE, NAT.DNAT);
+          w.u32be(NAT.FAMILY, this.family === 'ip' ? NFPROTO_IPV4 : NFPROTO_IPV6);
+          w.u32be(NAT.REG_ADDR_MIN, reg);
+          w.u32be(NAT.REG_PROTO_MIN, portReg);
+        });
+      }
       case 'masquerade':
         return this.expr('masq', () => {
           if (statement.fullyRandom) w.u32be(MASQ.FLAGS, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
@@ -417,18 +480,22 @@ class Encoder {
 
   set(table: string, set: SetDef, id: number): void {
     const w = this.w;
-    const flags = (set.verdictMap ? NFT_SET_MAP : 0) | (set.timeoutSeconds !== undefined ? NFT_SET_TIMEOUT : 0) | (set.dynamic ? NFT_SET_EVAL : 0);
+    const flags = (set.data ? NFT_SET_MAP : 0) | (set.timeoutSeconds !== undefined ? NFT_SET_TIMEOUT : 0) | (set.dynamic ? NFT_SET_EVAL : 0);
     const byteorder = DATATYPE[set.keys[0] ?? 'mark'].byteorder;
-    const udata = [Buffer.from([UDATA_SET_KEYBYTEORDER, 4]), host32(byteorder)];
+    const udata = set.data === 'endpoint' ? [endpointMapUserdata(this.family)] : [Buffer.from([UDATA_SET_KEYBYTEORDER, 4]), host32(byteorder)];
     if (set.comment !== undefined) udata.push(userdata(UDATA_SET_COMMENT, set.comment));
     w.string(NFTA_SET_TABLE, table);
     w.string(NFTA_SET_NAME, set.name);
     w.u32be(NFTA_SET_FLAGS, flags);
     w.u32be(NFTA_SET_KEY_TYPE, keyTypeId(set.keys));
     w.u32be(NFTA_SET_KEY_LEN, keyLength(set.keys));
-    if (set.verdictMap) {
+    if (set.data === 'verdict') {
       w.u32be(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
       w.u32be(NFTA_SET_DATA_LEN, 0);
+    } else if (set.data === 'endpoint') {
+      const address: KeyType = this.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
+      w.u32be(NFTA_SET_DATA_TYPE, keyTypeId([address, 'inet_service']));
+      w.u32be(NFTA_SET_DATA_LEN, keyLength([address, 'inet_service']));
     }
     w.u32be(NFTA_SET_ID, id);
     if (set.timeoutSeconds !== undefined) w.u64be(NFTA_SET_TIMEOUT, BigInt(set.timeoutSeconds) * 1000n);
@@ -439,6 +506,7 @@ class Encoder {
     const nest = this.w.beginNest(NFTA_LIST_ELEM);
     this.dataValue(NFTA_SET_ELEM_KEY, keyBytes(element.key));
     if (element.verdict) this.verdictData(NFTA_SET_ELEM_DATA, element.verdict);
+    else if (element.endpoint) this.dataValue(NFTA_SET_ELEM_DATA, keyBytes([{ ip: element.endpoint.ip }, { port: element.endpoint.port }]));
     this.w.endNest(nest);
   }
 }
@@ -487,18 +555,69 @@ function keyTypeId(keys: readonly KeyType[]): number {
 }
 
 /** An element key: each field of a concatenation padded to 4 bytes, as registers hold it. */
+const keyScratch = Buffer.alloc(NFT_REG32_COUNT * 4);
+
+/**
+ * An element key (or endpoint data): each field of a concatenation padded to 4 bytes, as
+ * registers hold it. Written into a scratch buffer (the writer copies it): a 10k-Service
+ * sync encodes 40k of these, and allocating per field showed in the profile.
+ */
 function keyBytes(key: readonly KeyAtom[]): Buffer {
   const pad = key.length > 1;
-  const parts = key.map((atom) => {
-    let bytes: Buffer;
-    if ('ip' in atom) bytes = ipToBytes(atom.ip);
-    else if ('proto' in atom) bytes = Buffer.from([IPPROTO[atom.proto]]);
-    else if ('port' in atom) bytes = be16(atom.port);
-    else bytes = host32(atom.number);
-    return pad && bytes.length % 4 ? Buffer.concat([bytes, Buffer.alloc(4 - (bytes.length % 4))]) : bytes;
-  });
-  return Buffer.concat(parts);
+  let offset = 0;
+  keyScratch.fill(0);
+  for (const atom of key) {
+    let length: number;
+    if ('ip' in atom) {
+      if (atom.ip.family === 4) {
+        keyScratch.writeUInt32BE(Number(atom.ip.value), offset);
+        length = 4;
+      } else {
+        keyScratch.writeBigUInt64BE(atom.ip.value >> 64n, offset);
+        keyScratch.writeBigUInt64BE(atom.ip.value & 0xffffffffffffffffn, offset + 8);
+        length = 16;
+      }
+    } else if ('proto' in atom) {
+      keyScratch[offset] = IPPROTO[atom.proto];
+      length = 1;
+    } else if ('port' in atom) {
+      keyScratch.writeUInt16BE(atom.port, offset);
+      length = 2;
+    } else {
+      keyScratch.writeUInt32LE(atom.number >>> 0, offset);
+      length = 4;
+    }
+    offset += pad ? Math.ceil(length / 4) * 4 : length;
+  }
+  return keyScratch.subarray(0, offset);
 }
+
+// ---- decoding (dumps) -----------------------------------------------------------------------
+
+/**
+ * The chains a dumped rule jumps or goes to (immediate verdicts only): all a reconciler
+ * needs to know whether someone's chain already leads into ours.
+ */
+export function decodeRuleJumps(attrs: ReadonlyMap<number, Buffer>): string[] {
+  const expressions = attrs.get(NFTA_RULE_EXPRESSIONS);
+  if (!expressions) return [];
+  const targets: string[] = [];
+  for (const element of decodeAttrList(expressions)) {
+    const expr = decodeAttrs(element.value);
+    if (readCString(expr.get(NFTA_EXPR_NAME)) !== 'immediate') continue;
+    const data = expr.get(NFTA_EXPR_DATA);
+    const verdictData = data ? decodeAttrs(data).get(IMMEDIATE.DATA) : undefined;
+    const verdict = verdictData ? decodeAttrs(verdictData).get(NFTA_DATA_VERDICT) : undefined;
+    if (!verdict) continue;
+    const fields = decodeAttrs(verdict);
+    const code = fields.get(NFTA_VERDICT_CODE)?.readInt32BE(0);
+    const chain = readCString(fields.get(NFTA_VERDICT_CHAIN));
+    if ((code === NFT_JUMP || code === NFT_GOTO) && chain) targets.push(chain);
+  }
+  return targets;
+}
+
+export { NFTA_RULE_TABLE, NFTA_RULE_CHAIN };
 
 // ---- messages -----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@
  * seconds; from `iptables-save` otherwise.
  */
 import type { IpFamily } from '../../lib/ip.js';
-import type { IptablesContribution, IptablesPlan } from '../../lib/iptables-book.js';
+import type { IptablesContribution, IptablesLine, IptablesPlan } from '../../lib/iptables-book.js';
 import { IptablesBook } from '../../lib/iptables-book.js';
 import type { ProxyConfig } from '../config.js';
 import { chooseEndpoints, servicePortKey } from '../model.js';
@@ -25,7 +25,8 @@ export interface IptablesApi {
   restore(family: IpFamily, script: string): void;
   /** Chain names of a table (built-in ones included). */
   listChains(family: IpFamily, table: string): string[];
-  ensureRuleFirst(family: IpFamily, table: string, chain: string, rule: string): void;
+  /** The chains `chain` of `table` jumps to (to tell whether our jumps into it exist). */
+  jumpTargets(family: IpFamily, table: string, chain: string): string[];
   deleteRule(family: IpFamily, table: string, chain: string, rule: string): void;
 }
 
@@ -68,6 +69,23 @@ export class IptablesSink implements RuleSink {
     return changes;
   }
 
+  /**
+   * The jumps from built-in chains not there yet (as kube-proxy's EnsureRule: a jump to our
+   * chain from that built-in chain counts as present). They go into the same restore.
+   */
+  private missingJumps(family: IpFamily): IptablesLine[] {
+    const present = new Map<string, Set<string>>();
+    const missing: IptablesLine[] = [];
+    for (const [table, chain, rule] of builtinJumps()) {
+      const key = `${table} ${chain}`;
+      let targets = present.get(key);
+      if (!targets) present.set(key, (targets = new Set(this.iptables.jumpTargets(family, table, chain))));
+      const target = /-j (\S+)$/.exec(rule)?.[1] ?? '';
+      if (!targets.has(target)) missing.push({ table, chain, rule });
+    }
+    return missing;
+  }
+
   private ownedChains(family: IpFamily): { table: string; name: string }[] {
     return TABLES.flatMap((table) => this.iptables.listChains(family, table).filter((name) => name.startsWith(OWNED_CHAIN_PREFIX)).map((name) => ({ table, name })));
   }
@@ -78,9 +96,8 @@ export class IptablesSink implements RuleSink {
     const plans: IptablesPlan[] = [];
     for (const [family, book] of this.books) {
       if (full) book.reset(this.ownedChains(family));
-      const plan = book.plan(this.changesFor(family, services, full ? 'all' : changed), full);
+      const plan = book.plan(this.changesFor(family, services, full ? 'all' : changed), full, full ? this.missingJumps(family) : []);
       if (plan.script) this.iptables.restore(family, plan.script);
-      if (full) for (const [table, chain, rule] of builtinJumps()) this.iptables.ensureRuleFirst(family, table, chain, rule);
       plan.commit();
       plans.push(plan);
     }
@@ -101,7 +118,8 @@ export class IptablesSink implements RuleSink {
   render(services: ReadonlyMap<string, ServiceEntry>): string {
     return this.config.families
       .map((family) => {
-        const plan = new IptablesBook(sharedChains(family)).plan(this.changesFor(family, services, 'all'), true);
+        const jumps = builtinJumps().map(([table, chain, rule]) => ({ table, chain, rule }));
+        const plan = new IptablesBook(sharedChains(family)).plan(this.changesFor(family, services, 'all'), true, jumps);
         return `# ${family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush\n${plan.script}`;
       })
       .join('');

@@ -1,6 +1,6 @@
 /** The IptablesApi of a real namespace: the system's iptables/ip6tables commands. */
 import type { IpFamily } from '../../lib/ip.js';
-import { chainsOf, deleteRuleIfPresent, ensureRuleFirst, iptablesBackend, restoreNoFlush, saveTable } from '../../lib/iptables.js';
+import { chainsOf, deleteRuleIfPresent, iptablesBackend, jumpTargetsOf, listRules, restoreNoFlush, saveTable } from '../../lib/iptables.js';
 import type { Nftables } from '../../lib/nftables/nftables.js';
 import type { IptablesApi } from './sink.js';
 
@@ -28,8 +28,9 @@ export class SystemIptables implements IptablesApi {
     return [...chainsOf(saveTable(family, table, this.netns))];
   }
 
-  ensureRuleFirst(family: IpFamily, table: string, chain: string, rule: string): void {
-    ensureRuleFirst(family, table, chain, rule, this.netns);
+  jumpTargets(family: IpFamily, table: string, chain: string): string[] {
+    if (this.backend(family) === 'nft') return this.nft.listJumpTargets(family === 4 ? 'ip' : 'ip6', table, chain);
+    return jumpTargetsOf(listRules(family, table, chain, this.netns));
   }
 
   deleteRule(family: IpFamily, table: string, chain: string, rule: string): void {

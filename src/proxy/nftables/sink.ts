@@ -9,14 +9,14 @@
  * table is deleted and built again, still in one transaction.
  */
 import type { IpFamily } from '../../lib/ip.js';
-import type { Contribution, Plan } from '../../lib/nftables/book.js';
+import type { ChainState, Contribution, Plan, SetElement } from '../../lib/nftables/book.js';
 import { TableBook } from '../../lib/nftables/book.js';
-import type { Transaction } from '../../lib/nftables/ir.js';
+import type { SetDef, Transaction } from '../../lib/nftables/ir.js';
 import { transactionText } from '../../lib/nftables/text.js';
 import type { ProxyConfig } from '../config.js';
 import { chooseEndpoints, servicePortKey } from '../model.js';
 import type { RuleSink, ServiceEntry, SyncReport } from '../sink.js';
-import { NFT_TABLE, nftFamily, servicePortContribution, staticContribution } from './rules.js';
+import { type EndpointBlocks, NFT_TABLE, nftFamily, servicePortContribution, staticContribution } from './rules.js';
 
 /** What the sink needs of nf_tables (lib/nftables/nftables.ts; a fake in unit tests). */
 export interface NftablesApi {
@@ -27,12 +27,56 @@ export interface NftablesApi {
 
 const STATIC_OWNER = '';
 
-export function serviceContribution(family: IpFamily, entry: ServiceEntry, config: ProxyConfig): Contribution {
-  const sets = [];
-  const chains = [];
-  const elements = [];
+/**
+ * Blocks of @service-endpoints keys, one per chain that picks from it: stable while the
+ * chain exists (a partial sync rewrites only the elements that changed), released when its
+ * Service no longer has the chain, all forgotten on a full sync (everything is rewritten).
+ */
+export class EndpointBlockAllocator {
+  private readonly byChain = new Map<string, number>();
+  private readonly chainsOf = new Map<string, Set<string>>();
+  private readonly free: number[] = [];
+  private next = 0;
+
+  /** The allocator as one Service sees it; `done()` releases what it stopped using. */
+  forService(key: string): { blocks: EndpointBlocks; done: () => void } {
+    const used = new Set<string>();
+    const blocks = (chain: string): number => {
+      used.add(chain);
+      let block = this.byChain.get(chain);
+      if (block === undefined) {
+        block = this.free.pop() ?? this.next++;
+        this.byChain.set(chain, block);
+      }
+      return block;
+    };
+    const done = (): void => {
+      for (const chain of this.chainsOf.get(key) ?? []) {
+        if (used.has(chain)) continue;
+        const block = this.byChain.get(chain);
+        if (block !== undefined) this.free.push(block);
+        this.byChain.delete(chain);
+      }
+      if (used.size) this.chainsOf.set(key, used);
+      else this.chainsOf.delete(key);
+    };
+    return { blocks, done };
+  }
+
+  reset(): void {
+    this.byChain.clear();
+    this.chainsOf.clear();
+    this.free.length = 0;
+    this.next = 0;
+  }
+}
+
+export function serviceContribution(family: IpFamily, entry: ServiceEntry, config: ProxyConfig, blocks: EndpointBlocks): Contribution {
+  const sets: SetDef[] = [];
+  const chains: ChainState[] = [];
+  const elements: SetElement[] = [];
   for (const port of entry.ports) {
-    const part = servicePortContribution(family, port, chooseEndpoints(port, entry.endpoints.get(servicePortKey(port)) ?? [], family), config);
+    const part = servicePortContribution(family, port, chooseEndpoints(port, entry.endpoints.get(servicePortKey(port)) ?? [], family), config, blocks);
     sets.push(...(part.sets ?? []));
     chains.push(...(part.chains ?? []));
     elements.push(...(part.elements ?? []));
@@ -43,6 +87,7 @@ export function serviceContribution(family: IpFamily, entry: ServiceEntry, confi
 export class NftablesSink implements RuleSink {
   readonly mode = 'nftables';
   private readonly books = new Map<IpFamily, TableBook>();
+  private readonly blocks = new Map<IpFamily, EndpointBlockAllocator>();
   private needFull = true;
 
   constructor(
@@ -52,17 +97,25 @@ export class NftablesSink implements RuleSink {
     for (const family of config.families) this.books.set(family, new TableBook(nftFamily(family), NFT_TABLE));
   }
 
-  private changesFor(family: IpFamily, services: ReadonlyMap<string, ServiceEntry>, changed: ReadonlySet<string> | 'all'): Map<string, Contribution | undefined> {
+  private changesFor(
+    family: IpFamily,
+    services: ReadonlyMap<string, ServiceEntry>,
+    changed: ReadonlySet<string> | 'all',
+    allocator: EndpointBlockAllocator,
+  ): Map<string, Contribution | undefined> {
     const changes = new Map<string, Contribution | undefined>();
+    const contribute = (key: string, entry: ServiceEntry | undefined): void => {
+      const { blocks, done } = allocator.forService(key);
+      changes.set(key, entry ? serviceContribution(family, entry, this.config, blocks) : undefined);
+      done();
+    };
     if (changed === 'all') {
+      allocator.reset();
       changes.set(STATIC_OWNER, staticContribution(family, this.config));
-      for (const [key, entry] of services) changes.set(key, serviceContribution(family, entry, this.config));
+      for (const [key, entry] of services) contribute(key, entry);
       return changes;
     }
-    for (const key of changed) {
-      const entry = services.get(key);
-      changes.set(key, entry ? serviceContribution(family, entry, this.config) : undefined);
-    }
+    for (const key of changed) contribute(key, services.get(key));
     return changes;
   }
 
@@ -73,7 +126,7 @@ export class NftablesSink implements RuleSink {
     const changes = new Map<IpFamily, Map<string, Contribution | undefined>>();
     for (const [family, book] of this.books) {
       if (full) book.reset({ chains: this.nft.listChains(book.family, NFT_TABLE), sets: this.nft.listSets(book.family, NFT_TABLE) });
-      const familyChanges = this.changesFor(family, services, full ? 'all' : changed);
+      const familyChanges = this.changesFor(family, services, full ? 'all' : changed, this.allocatorOf(family));
       changes.set(family, familyChanges);
       plans.push(book.plan(familyChanges, full));
     }
@@ -94,6 +147,12 @@ export class NftablesSink implements RuleSink {
     for (const plan of plans) plan.commit();
     this.needFull = false;
     return this.report(full, plans);
+  }
+
+  private allocatorOf(family: IpFamily): EndpointBlockAllocator {
+    let allocator = this.blocks.get(family);
+    if (!allocator) this.blocks.set(family, (allocator = new EndpointBlockAllocator()));
+    return allocator;
   }
 
   private report(full: boolean, plans: readonly Plan[]): SyncReport {
@@ -117,7 +176,7 @@ export class NftablesSink implements RuleSink {
     return this.config.families
       .map((family) => {
         const book = new TableBook(nftFamily(family), NFT_TABLE);
-        return transactionText(book.plan(this.changesFor(family, services, 'all'), true).transaction);
+        return transactionText(book.plan(this.changesFor(family, services, 'all', new EndpointBlockAllocator()), true).transaction);
       })
       .join('');
   }
