@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The Pontoon demo: a 3-node Kubernetes-style cluster of network namespaces on this machine
-# (apiserver, controller-manager, scheduler; a kubelet and a flanneld with the VXLAN backend
-# on every node), then a Deployment of web servers through kubectl, and every pod fetching
-# a page from every pod on the other nodes. The cluster stays up for you to explore; the
-# last lines say how. Nothing touches the root namespace's network.
-#   BACKEND=host-gw|vxlan|udp NODES=3 bash scripts/demo.sh
+# (apiserver, controller-manager, scheduler; a kubelet, a flanneld with the VXLAN backend and
+# a service proxy on every node), then a Deployment of web servers and a Service through
+# kubectl, every pod fetching a page from every pod on the other nodes, then from the
+# Service's cluster IP, and the node port on every node. The cluster stays up for you to
+# explore; the last lines say how. Nothing touches the root namespace's network.
+#   BACKEND=host-gw|vxlan|udp PROXY=nftables|iptables NODES=3 bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,11 +13,12 @@ bash scripts/setup.sh
 pontoon() { node dist/cli/pontoon.cjs "$@"; }
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 backend=${BACKEND:-vxlan}
+proxy=${PROXY:-nftables}
 nodes=${NODES:-3}
 
-say "pontoon cluster up --nodes $nodes --backend $backend"
+say "pontoon cluster up --nodes $nodes --backend $backend --proxy $proxy"
 pontoon cluster down --name pontoon >/dev/null
-pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend" | tee /tmp/pontoon-up.log
+pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend" --proxy "$proxy" | tee /tmp/pontoon-up.log
 eval "$(tail -1 /tmp/pontoon-up.log)"   # export KUBECONFIG=...
 
 say "kubectl get nodes -o wide"
@@ -44,6 +46,36 @@ while read -r from _ from_node; do
 done </tmp/pontoon-pods.txt
 printf '\n  %d reachable, %d failed\n' "$ok" "$failed"
 
+cluster_ip=$(kubectl get service web -o jsonpath='{.spec.clusterIP}')
+node_port=$(kubectl get service web -o jsonpath='{.spec.ports[0].nodePort}')
+say "every pod fetches http://$cluster_ip/ (the Service's cluster IP) three times: the proxy spreads them"
+while read -r from _ from_node; do
+  for _ in 1 2 3; do
+    if answer=$(pontoon cluster exec "pod/$from" -- curl -sS -m 3 "http://$cluster_ip/" 2>&1); then
+      printf '  %-22s (%s) -> %s\n' "$from" "$from_node" "$answer"; ok=$((ok + 1))
+    else
+      printf '  %-22s (%s) -> FAILED: %s\n' "$from" "$from_node" "$answer"; failed=$((failed + 1))
+    fi
+  done
+done </tmp/pontoon-pods.txt
+
+say "node port $node_port on every node's address (asked from node n1)"
+for ip in $(kubectl get nodes -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'); do
+  if answer=$(pontoon cluster exec n1 -- curl -sS -m 3 "http://$ip:$node_port/" 2>&1); then
+    printf '  %-15s -> %s\n' "$ip:$node_port" "$answer"; ok=$((ok + 1))
+  else
+    printf '  %-15s -> FAILED: %s\n' "$ip:$node_port" "$answer"; failed=$((failed + 1))
+  fi
+done
+printf '\n  %d answered, %d failed\n' "$ok" "$failed"
+
+say "node n1: the proxy's rules for the Service ($proxy mode)"
+if [ "$proxy" = iptables ]; then
+  pontoon cluster exec n1 -- iptables-save -t nat | grep -E 'default/web' | head -12
+else
+  pontoon cluster exec n1 -- nft list table ip pontoon | grep -E 'default/web|map endpoints|: [0-9.]+ \. 8080' | head -12
+fi
+
 say "subnet leases: Node podCIDRs from node-ipam, VTEPs from flanneld"
 pontoon cluster leases
 
@@ -57,6 +89,7 @@ The cluster is still running. Point kubectl at it and look around:
   export KUBECONFIG=$KUBECONFIG
   kubectl get pods -o wide
   kubectl scale deployment web --replicas=9
+  kubectl scale deployment web --replicas=0      # the Service now refuses at once
   kubectl logs deployment/web
   node dist/cli/pontoon.cjs cluster status
   node dist/cli/pontoon.cjs cluster pods        # each pod's sandbox, veth pair and bridge

@@ -48,7 +48,11 @@ export interface ProxyCell {
   rules: number;
   elements: number;
   rssMiB: number;
+  /** Pod → Service (cluster IP), with the rules loaded. */
   connect: LatencySummary;
+  /** Pod → the same endpoint pod directly, interleaved with the above (rules loaded). */
+  connectDirect: LatencySummary;
+  /** Pod → endpoint pod before any rule was loaded. */
   connectNoRules: LatencySummary;
 }
 
@@ -126,15 +130,21 @@ async function connectOnce(netns: string, host: string, port: number): Promise<n
   });
 }
 
-async function connectLatency(netns: string, host: string, port: number, count: number): Promise<LatencySummary> {
-  for (let i = 0; i < 30; i++) await connectOnce(netns, host, port);
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) samples.push(await connectOnce(netns, host, port));
-  return summarizeLatencies(samples, 'connect latency');
+/**
+ * Connect latencies to each target, interleaved in rounds of ten so machine noise hits every
+ * target alike; after a warm-up.
+ */
+async function connectLatencies(netns: string, targets: readonly { host: string; port: number }[], count: number): Promise<LatencySummary[]> {
+  for (const { host, port } of targets) for (let i = 0; i < 50; i++) await connectOnce(netns, host, port);
+  const samples = targets.map((): number[] => []);
+  for (let round = 0; round < count / 10; round++) {
+    for (const [i, { host, port }] of targets.entries()) for (let k = 0; k < 10; k++) samples[i]?.push(await connectOnce(netns, host, port));
+  }
+  return samples.map((list) => summarizeLatencies(list, 'connect latency'));
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { mode: { type: 'string' }, services: { type: 'string' }, endpoints: { type: 'string' }, node: { type: 'string' }, prefix: { type: 'string' }, connects: { type: 'string', default: '300' } } });
+  const { values } = parseArgs({ options: { mode: { type: 'string' }, services: { type: 'string' }, endpoints: { type: 'string' }, node: { type: 'string' }, prefix: { type: 'string' }, connects: { type: 'string', default: '1000' } } });
   const mode = values.mode as 'nftables' | 'iptables';
   const services = Number(values.services);
   const perService = Number(values.endpoints);
@@ -159,13 +169,13 @@ async function main(): Promise<void> {
   const listener = spawn('ip', ['netns', 'exec', server, process.execPath, '-e', "require('net').createServer((s)=>s.destroy()).listen(8080)"], { stdio: 'ignore' });
   try {
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const connectNoRules = await connectLatency(client, POD_SERVER, 8080, Number(values.connects));
+    const [connectNoRules] = (await connectLatencies(client, [{ host: POD_SERVER, port: 8080 }], Number(values.connects))) as [LatencySummary];
 
     const nft = new Nftables();
     const sink: RuleSink = mode === 'nftables' ? new NftablesSink(CONFIG, nft) : new IptablesSink(CONFIG, new SystemIptables(nft));
     const fullSyncMs = timed(() => sink.sync(entries, 'all'));
     let report = sink.sync(entries, new Set());
-    const connect = await connectLatency(client, probeIp, 80, Number(values.connects));
+    const [connect, connectDirect] = (await connectLatencies(client, [{ host: probeIp, port: 80 }, { host: POD_SERVER, port: 8080 }], Number(values.connects))) as [LatencySummary, LatencySummary];
 
     // Partial syncs.
     const extra = (k: number): [string, ServiceEntry] => [`bench/x${k}`, entryOf({ ...syntheticPort(services + k), name: `bench/x${k}:http`, service: `x${k}` }, [endpoint(ip(ENDPOINT_BASE, 900_000 + k))])];
@@ -257,6 +267,7 @@ async function main(): Promise<void> {
       elements: report.elements,
       rssMiB,
       connect,
+      connectDirect,
       connectNoRules,
     };
     process.stdout.write(`${JSON.stringify(cell)}\n`);

@@ -52,6 +52,8 @@ const chainKey = (table: string, name: string): string => `${table}\u0000${name}
 
 interface TableScript {
   declare: Set<string>;
+  /** `-D` of shared-chain rules: first, before anything they might refer to goes. */
+  deletes: string[];
   body: string[];
   removals: string[];
 }
@@ -100,7 +102,7 @@ export class IptablesBook {
     const tables = new Map<string, TableScript>();
     const tableOf = (table: string): TableScript => {
       let script = tables.get(table);
-      if (!script) tables.set(table, (script = { declare: new Set(), body: [], removals: [] }));
+      if (!script) tables.set(table, (script = { declare: new Set(), deletes: [], body: [], removals: [] }));
       return script;
     };
     const commits: (() => void)[] = [];
@@ -178,7 +180,7 @@ export class IptablesBook {
         for (const [rule, change] of rules) {
           const before = held.get(rule) ?? 0;
           const after = before + change;
-          if (before > 0 && after <= 0) script.body.unshift(`-D ${shared.name} ${rule}`);
+          if (before > 0 && after <= 0) script.deletes.push(`-D ${shared.name} ${rule}`);
           if (before <= 0 && after > 0) script.body.push(shared.trailer?.length ? `-I ${shared.name} 1 ${rule}` : `-A ${shared.name} ${rule}`);
           commits.push(() => {
             if (after > 0) held.set(rule, after);
@@ -202,8 +204,12 @@ export class IptablesBook {
 
     const parts: string[] = [];
     for (const [table, script] of [...tables].sort(([a], [b]) => a.localeCompare(b))) {
-      if (script.declare.size === 0 && script.body.length === 0 && script.removals.length === 0) continue;
-      parts.push(`*${table}`, ...[...script.declare].map((name) => `:${name} - [0:0]`), ...script.body, ...script.removals, 'COMMIT');
+      if (script.declare.size === 0 && script.deletes.length === 0 && script.body.length === 0 && script.removals.length === 0) continue;
+      // Line by line: a 20k-Service table has more lines than a spread call takes arguments.
+      parts.push(`*${table}`);
+      for (const name of script.declare) parts.push(`:${name} - [0:0]`);
+      for (const lines of [script.deletes, script.body, script.removals]) for (const line of lines) parts.push(line);
+      parts.push('COMMIT');
     }
     return {
       script: parts.length ? `${parts.join('\n')}\n` : '',

@@ -17,9 +17,16 @@ export function saveTable(family: IpFamily, table: string, netns?: string): stri
   return run(tool(family, 'save'), ['-t', table], inNetns(netns));
 }
 
+/**
+ * A restore may take minutes: iptables-nft 1.8.9 spends time quadratic in the chains one
+ * --noflush transaction touches (~1 min for a 10k-Service full sync). Killing it midway
+ * would only make the next attempt start over, so it gets a generous timeout.
+ */
+const RESTORE_TIMEOUT_MS = 30 * 60_000;
+
 /** Applies a restore script without flushing the rest of the table. */
 export function restoreNoFlush(family: IpFamily, script: string, netns?: string): void {
-  run(tool(family, 'restore'), ['--noflush', '-w', '5'], netns ? { input: script, netns } : { input: script });
+  run(tool(family, 'restore'), ['--noflush', '-w', '5'], { input: script, timeoutMs: RESTORE_TIMEOUT_MS, ...(netns ? { netns } : {}) });
 }
 
 /** Names of the chains a saved table declares (`:NAME POLICY [..]` lines). */

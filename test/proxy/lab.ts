@@ -201,6 +201,28 @@ export async function spread(netns: string, host: string, port: number, count: n
   return seen;
 }
 
+/**
+ * Requests until every one of `names` has answered (rules and endpoints converge
+ * asynchronously: a new endpoint reaches each node's proxy a little after it is Ready).
+ * Fails on an error after the first answer, on an answer from a pod not in `names`, or if
+ * some endpoint never answers.
+ */
+export async function answersFromAll(netns: string, host: string, port: number, names: readonly string[], what: string): Promise<Map<string, number>> {
+  const seen = new Map<string, number>();
+  await poll(
+    what,
+    async () => {
+      const reply = await request(netns, host, port);
+      if ('error' in reply) throw new Error(`a request to ${host}:${port} from ${netns} failed: ${reply.error}`);
+      if (!names.includes(reply.pod)) throw new Error(`${reply.pod} answered ${host}:${port}, not one of ${names.join(', ')}`);
+      seen.set(reply.pod, (seen.get(reply.pod) ?? 0) + 1);
+      return names.every((n) => seen.has(n)) ? seen : undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 0, describe: () => `answered so far: ${JSON.stringify(Object.fromEntries(seen))}` },
+  );
+  return seen;
+}
+
 /** Waits until a request gets the wanted kind of answer (rules are applied asynchronously). */
 export function eventually(netns: string, host: string, port: number, accept: (reply: Reply) => boolean, what: string): Promise<Reply> {
   let last: Reply | undefined;

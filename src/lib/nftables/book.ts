@@ -154,15 +154,17 @@ export class TableBook {
     const nextChains = new Map<string, ChainState | null>(); // null: removed
     const setOwnerDelta = new Map<string, number>();
     const setDefs = new Map<string, SetDef>();
-    const refDelta = new Map<string, Map<string, { delta: number; element?: Element }>>();
+    // Per element key: the change in references, and the element as a new contribution
+    // wants it (absent when only removals touched the key).
+    const refDelta = new Map<string, Map<string, { delta: number; wanted?: Element; removed?: Element }>>();
     const touch = (set: string, element: Element, delta: number): void => {
       let bySet = refDelta.get(set);
       if (!bySet) refDelta.set(set, (bySet = new Map()));
       const key = keyId(element.key);
       const entry = bySet.get(key) ?? { delta: 0 };
       entry.delta += delta;
-      if (delta > 0) entry.element = element;
-      else if (!entry.element) entry.element = element;
+      if (delta > 0) entry.wanted = element;
+      else entry.removed = element;
       bySet.set(key, entry);
     };
     for (const [owner, next] of changes) {
@@ -235,11 +237,9 @@ export class TableBook {
     // Elements, by reference count.
     for (const [set, bySet] of refDelta) {
       const held = this.elements.get(set) ?? new Map<string, HeldElement>();
-      for (const [key, { delta, element }] of bySet) {
-        if (!element) continue;
+      for (const [key, { delta, wanted, removed }] of bySet) {
         const current = held.get(key);
         const refs = (current?.refs ?? 0) + delta;
-        const value = elementValue(element);
         if (refs <= 0) {
           if (current) {
             push(elementDeletes, set, current.element.key);
@@ -251,12 +251,17 @@ export class TableBook {
           });
           continue;
         }
+        // Still referenced: a new contribution's element replaces the held one when its value
+        // (verdict, endpoint) differs — a changed Service re-points its map elements.
+        const element = wanted ?? current?.element ?? removed;
+        if (!element) continue;
+        const value = elementValue(element);
         if (!current || current.value !== value) {
           if (current) push(elementDeletes, set, current.element.key);
           else stats.elementsAdded++;
-          push(elementAdds, set, delta > 0 ? element : (current?.element ?? element));
+          push(elementAdds, set, element);
         }
-        const kept: HeldElement = { element: delta > 0 || !current ? element : current.element, value, refs };
+        const kept: HeldElement = { element, value, refs };
         commits.push(() => {
           held.set(key, kept);
           this.elements.set(set, held);

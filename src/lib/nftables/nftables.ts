@@ -82,57 +82,42 @@ export class Nftables {
 
   /** Names of the table's chains; empty when the table does not exist. */
   listChains(family: NftFamily, table: string): string[] {
-    return this.listNames(NFT_MSG_GETCHAIN, family, table, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME);
+    return this.dump(NFT_MSG_GETCHAIN, family, [[NFTA_CHAIN_TABLE, table]], `chains of ${family} ${table}`).flatMap((attrs) => readCString(attrs.get(NFTA_CHAIN_NAME)) ?? []);
   }
 
   /** Names of the table's sets and maps; empty when the table does not exist. */
   listSets(family: NftFamily, table: string): string[] {
-    return this.listNames(NFT_MSG_GETSET, family, table, NFTA_SET_TABLE, NFTA_SET_NAME);
+    return this.dump(NFT_MSG_GETSET, family, [[NFTA_SET_TABLE, table]], `sets of ${family} ${table}`).flatMap((attrs) => readCString(attrs.get(NFTA_SET_NAME)) ?? []);
   }
 
   /** The chains the rules of `chain` jump or go to; empty when table or chain do not exist. */
   listJumpTargets(family: NftFamily, table: string, chain: string): string[] {
-    let replies;
-    try {
-      replies = this.socket.query(nftType(NFT_MSG_GETRULE), nfgenmsg(familyNumber(family)), [
-        { type: NFTA_RULE_TABLE, value: cstring(table) },
-        { type: NFTA_RULE_CHAIN, value: cstring(chain) },
-      ], true, `list rules of ${family} ${table} ${chain}`);
-    } catch (err) {
-      if (err instanceof NetlinkError && err.code === 'ENOENT') return [];
-      throw err;
-    }
-    const targets: string[] = [];
-    for (const reply of replies) {
-      if (reply.payload.length < 4) throw new NetlinkDecodeError('nf_tables reply shorter than its nfgenmsg');
-      const attrs = decodeAttrs(reply.payload, 4);
-      if (readCString(attrs.get(NFTA_RULE_TABLE)) !== table || readCString(attrs.get(NFTA_RULE_CHAIN)) !== chain) continue;
-      targets.push(...decodeRuleJumps(attrs));
-    }
-    return targets;
+    return this.dump(NFT_MSG_GETRULE, family, [[NFTA_RULE_TABLE, table], [NFTA_RULE_CHAIN, chain]], `rules of ${family} ${table} ${chain}`).flatMap(decodeRuleJumps);
   }
 
   close(): void {
     this.socket.close();
   }
 
-  private listNames(message: number, family: NftFamily, table: string, tableAttr: number, nameAttr: number): string[] {
+  /**
+   * A dump filtered by the given string attributes (the kernel filters by them; replies
+   * are checked again here), as attribute maps; empty when the table or chain is absent.
+   */
+  private dump(message: number, family: NftFamily, filters: readonly (readonly [number, string])[], what: string): Map<number, Buffer>[] {
     let replies;
     try {
-      replies = this.socket.query(nftType(message), nfgenmsg(familyNumber(family)), [{ type: tableAttr, value: cstring(table) }], true, `list ${family} ${table}`);
+      replies = this.socket.query(nftType(message), nfgenmsg(familyNumber(family)), filters.map(([type, value]) => ({ type, value: cstring(value) })), true, `list ${what}`);
     } catch (err) {
       if (err instanceof NetlinkError && err.code === 'ENOENT') return [];
       throw err;
     }
-    const names: string[] = [];
+    const matching: Map<number, Buffer>[] = [];
     for (const reply of replies) {
       if (reply.payload.length < 4) throw new NetlinkDecodeError('nf_tables reply shorter than its nfgenmsg');
       const attrs = decodeAttrs(reply.payload, 4);
-      if (readCString(attrs.get(tableAttr)) !== table) continue;
-      const name = readCString(attrs.get(nameAttr));
-      if (name !== undefined) names.push(name);
+      if (filters.every(([type, value]) => readCString(attrs.get(type)) === value)) matching.push(attrs);
     }
-    return names;
+    return matching;
   }
 }
 
