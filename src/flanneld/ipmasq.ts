@@ -4,7 +4,7 @@
  * in a chain of its own that is rewritten whole on every sync (iptables-restore declares the
  * chain, which flushes it), entered by one jump rule added only if missing.
  */
-import { restoreNoFlush, saveTable } from '../lib/iptables.js';
+import { listRules, restoreNoFlush } from '../lib/iptables.js';
 import { formatIpNet, type IpNet } from '../lib/ip.js';
 
 export const POSTROUTING_CHAIN = 'FLANNEL-POSTRTG';
@@ -23,19 +23,18 @@ export function masqRules(network: IpNet, subnet: IpNet): string[] {
   ];
 }
 
-function hasJump(saved: string, from: string, to: string): boolean {
-  return saved.split('\n').some((line) => line.startsWith(`-A ${from} `) && line.endsWith(`-j ${to}`));
+/** Reads only the built-in chain (a node running the iptables proxy has a huge nat table). */
+function hasJump(family: IpNet['family'], table: string, from: string, to: string): boolean {
+  return listRules(family, table, from).some((line) => line.endsWith(`-j ${to}`));
 }
 
 /** Installs or refreshes the rules in the current namespace. */
 export function syncIpMasq(network: IpNet, subnet: IpNet): void {
   const family = network.family;
-  const nat = saveTable(family, 'nat');
   const natScript = ['*nat', `:${POSTROUTING_CHAIN} - [0:0]`, ...masqRules(network, subnet)];
-  if (!hasJump(nat, 'POSTROUTING', POSTROUTING_CHAIN)) natScript.push(`-A POSTROUTING ${COMMENT} -j ${POSTROUTING_CHAIN}`);
+  if (!hasJump(family, 'nat', 'POSTROUTING', POSTROUTING_CHAIN)) natScript.push(`-A POSTROUTING ${COMMENT} -j ${POSTROUTING_CHAIN}`);
   restoreNoFlush(family, [...natScript, 'COMMIT', ''].join('\n'));
 
-  const filter = saveTable(family, 'filter');
   const net = formatIpNet(network);
   const filterScript = [
     '*filter',
@@ -43,7 +42,7 @@ export function syncIpMasq(network: IpNet, subnet: IpNet): void {
     `-A ${FORWARD_CHAIN} -s ${net} -m comment --comment "flanneld forward" -j ACCEPT`,
     `-A ${FORWARD_CHAIN} -d ${net} -m comment --comment "flanneld forward" -j ACCEPT`,
   ];
-  if (!hasJump(filter, 'FORWARD', FORWARD_CHAIN)) filterScript.push(`-A FORWARD -m comment --comment "flanneld forward" -j ${FORWARD_CHAIN}`);
+  if (!hasJump(family, 'filter', 'FORWARD', FORWARD_CHAIN)) filterScript.push(`-A FORWARD -m comment --comment "flanneld forward" -j ${FORWARD_CHAIN}`);
   restoreNoFlush(family, [...filterScript, 'COMMIT', ''].join('\n'));
 }
 

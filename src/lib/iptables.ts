@@ -1,6 +1,6 @@
 /**
- * iptables through iptables-save/iptables-restore: one process per batch of changes instead
- * of one per rule, and atomic per table. `-w` waits for the xtables lock other agents hold.
+ * iptables through iptables-restore (one process per batch of changes instead of one per
+ * rule, atomic per table) and `iptables -S` of single chains. `-w` waits for the xtables lock other agents hold.
  */
 import { CommandError, run } from './exec.js';
 import type { IpFamily } from './ip.js';
@@ -12,11 +12,6 @@ function tool(family: IpFamily, verb: 'save' | 'restore' | ''): string {
 
 const inNetns = (netns: string | undefined): { netns?: string } => (netns ? { netns } : {});
 
-/** The rules of one table as iptables-save prints them (`-A CHAIN ...` lines). */
-export function saveTable(family: IpFamily, table: string, netns?: string): string {
-  return run(tool(family, 'save'), ['-t', table], inNetns(netns));
-}
-
 /**
  * A restore may take minutes: iptables-nft 1.8.9 spends time quadratic in the chains one
  * --noflush transaction touches (~1 min for a 10k-Service full sync). Killing it midway
@@ -27,6 +22,14 @@ const RESTORE_TIMEOUT_MS = 30 * 60_000;
 /** Applies a restore script without flushing the rest of the table. */
 export function restoreNoFlush(family: IpFamily, script: string, netns?: string): void {
   run(tool(family, 'restore'), ['--noflush', '-w', '5'], { input: script, timeoutMs: RESTORE_TIMEOUT_MS, ...(netns ? { netns } : {}) });
+}
+
+/**
+ * The rules of one table as iptables-save prints them. Costly on a big table (seconds for a
+ * 10k-Service nat table): only for what cannot be read chain by chain.
+ */
+export function saveTable(family: IpFamily, table: string, netns?: string): string {
+  return run(tool(family, 'save'), ['-t', table], inNetns(netns));
 }
 
 /** Names of the chains a saved table declares (`:NAME POLICY [..]` lines). */
@@ -66,14 +69,23 @@ export function hasRule(family: IpFamily, table: string, chain: string, rule: st
   }
 }
 
-/** One chain's rules as `iptables -S` prints them; empty when the chain does not exist. */
-export function listRules(family: IpFamily, table: string, chain: string, netns?: string): string[] {
+/**
+ * One chain's rules as `iptables -S` prints them; undefined when the chain does not exist.
+ * Read a chain, never the table: `iptables-save` of a nat table holding a 10k-Service
+ * proxy's rules takes seconds, `-S POSTROUTING` milliseconds.
+ */
+export function chainRules(family: IpFamily, table: string, chain: string, netns?: string): string[] | undefined {
   try {
     return run(tool(family, ''), ['-w', '5', '-t', table, '-S', chain], inNetns(netns)).split('\n').filter((line) => line.startsWith('-A '));
   } catch (err) {
-    if (err instanceof CommandError && err.exitCode === 1) return [];
+    if (err instanceof CommandError && err.exitCode === 1) return undefined;
     throw err;
   }
+}
+
+/** One chain's rules as `iptables -S` prints them; empty when the chain does not exist. */
+export function listRules(family: IpFamily, table: string, chain: string, netns?: string): string[] {
+  return chainRules(family, table, chain, netns) ?? [];
 }
 
 /** The `-j` targets of `-A` rules. */

@@ -47,6 +47,8 @@ export function canonicalNft(netns: string): string {
         const base = Number(offset ?? 0);
         return `one of { ${Array.from({ length: Number(mod) }, (__, i) => maps.get(map)?.get(base + i) ?? '?').join(', ')} }`;
       });
+    // Dynamic set elements (session affinity) carry their remaining lifetime: state, not rules.
+    for (const lines of blocks.values()) for (let i = 0; i < lines.length; i++) lines[i] = (lines[i] ?? '').replace(/ expires \S+/g, '');
     for (const name of [...blocks.keys()].sort()) {
       const lines = (blocks.get(name) ?? []).map(fold).join('\n');
       out.push(`${family} ${name}`, lines.replace(/elements = \{([^}]*)\}/gs, (_, body: string) => `elements = { ${body.split(',').map((e) => e.trim()).sort().join(', ')} }`));
