@@ -36,6 +36,7 @@ const outputs = [
   { entry: 'src/cli/main.ts', out: 'dist/cli/pontoon.cjs' },
   // The udp backend's packet loops run in worker threads, which load their own file.
   { entry: 'src/flanneld/backend/udp-loop.ts', out: 'dist/cli/udp-loop.cjs' },
+  { entry: 'src/bgp/ipip/loop.ts', out: 'dist/cli/ipip-loop.cjs' },
 ];
 
 await Promise.all(outputs.map(({ entry, out }) => build({ ...common, entryPoints: [join(root, entry)], outfile: join(root, out) })));

@@ -23,6 +23,10 @@ have curl || need+=(curl)
 have kubectl || need+=(kubernetes-client)
 have openssl || need+=(openssl)
 have hyperfine || need+=(hyperfine)
+# Interop peers for the BGP speaker (test/bgp/peers/) and packet captures.
+have bird || need+=(bird2)
+have gobgpd || need+=(gobgpd)
+have tshark || need+=(tshark)
 have node || need+=(nodejs npm)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"

@@ -11,6 +11,7 @@ import { registerScheduler } from './scheduler.js';
 import { registerControllerManager } from './controller-manager.js';
 import { registerKubelet } from './kubelet.js';
 import { registerProxy } from './proxy.js';
+import { registerBgp } from './bgp.js';
 
 
 const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
@@ -32,6 +33,7 @@ registerScheduler(program);
 registerControllerManager(program);
 registerKubelet(program);
 registerProxy(program);
+registerBgp(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);

@@ -222,3 +222,82 @@ export function packetIo(): PacketIo {
     errno: () => k.errno(),
   };
 }
+
+// ---- batched packet I/O on preallocated memory (the userspace IPIP tunnel) ----
+
+export const SOCK_NONBLOCK = 0o4000;
+export const IPPROTO_IP = 0;
+/** RFC 2003 IP-in-IP: the outer header's protocol number. */
+export const IPPROTO_IPIP = 4;
+/** A raw socket of this protocol sends packets whose header we build (IP_HDRINCL implied) and receives nothing. */
+export const IPPROTO_RAW = 255;
+export const IP_HDRINCL = 3;
+export const MSG_DONTWAIT = 0x40;
+/** recvmmsg: block for the first message only, then take what is queued. */
+export const MSG_WAITFORONE = 0x10000;
+/** x86-64/aarch64 sizes: struct msghdr is 56 bytes, struct mmsghdr 64, struct iovec 16. */
+export const MSGHDR_SIZE = 56;
+export const MMSGHDR_SIZE = 64;
+export const IOVEC_SIZE = 16;
+
+interface AddressLibc {
+  memcpy: NativeFn;
+  readAt: NativeFn;
+  writeAt: NativeFn;
+  sendmmsg: NativeFn;
+  recvmmsg: NativeFn;
+}
+
+let addressLibc: AddressLibc | undefined;
+
+function addressLib(): AddressLibc {
+  if (!addressLibc) {
+    const c = lib().koffi.load('libc.so.6');
+    // Pointers as integers: the loops compute addresses inside preallocated buffers (base +
+    // offset) instead of making a subarray object per packet. Same registers on the 64-bit ABIs.
+    addressLibc = {
+      memcpy: c.func('uintptr_t memcpy(void *dst, const void *src, size_t n)'),
+      readAt: c.func('long read(int fd, uintptr_t buf, size_t len)'),
+      writeAt: c.func('long write(int fd, uintptr_t buf, size_t len)'),
+      sendmmsg: c.func('int sendmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags)'),
+      recvmmsg: c.func('int recvmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags, uintptr_t timeout)'),
+    };
+  }
+  return addressLibc;
+}
+
+/**
+ * Address of a buffer's first byte. Stable for the buffer's life only for memory V8 never
+ * moves: ArrayBuffer backing stores are, but typed arrays of 64 bytes or less may live on the
+ * V8 heap, so this refuses them; keep the buffer referenced while the kernel may use it.
+ */
+export function bufferAddress(buffer: Uint8Array): number {
+  if (buffer.buffer.byteLength <= 64) throw new RangeError('bufferAddress needs a buffer larger than 64 bytes (smaller ones may move)');
+  const address = Number(addressLib().memcpy(buffer, buffer, 0));
+  if (!Number.isSafeInteger(address) || address === 0) throw new RangeError(`bufferAddress got an unusable address ${address}`);
+  return address;
+}
+
+/**
+ * Unchecked I/O on addresses from `bufferAddress` (plus offsets): the caller guarantees the
+ * memory is there. Returns the raw result; -1 means see `errno()`.
+ */
+export interface AddressIo {
+  read(fd: number, address: number, length: number): number;
+  write(fd: number, address: number, length: number): number;
+  sendmmsg(fd: number, msgvec: number, count: number, flags: number): number;
+  recvmmsg(fd: number, msgvec: number, count: number, flags: number): number;
+  errno(): number;
+}
+
+export function addressIo(): AddressIo {
+  const c = addressLib();
+  const k = lib().koffi;
+  return {
+    read: (fd, address, length) => c.readAt(fd, address, length),
+    write: (fd, address, length) => c.writeAt(fd, address, length),
+    sendmmsg: (fd, msgvec, count, flags) => c.sendmmsg(fd, msgvec, count, flags),
+    recvmmsg: (fd, msgvec, count, flags) => c.recvmmsg(fd, msgvec, count, flags, 0),
+    errno: () => k.errno(),
+  };
+}
