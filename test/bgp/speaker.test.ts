@@ -104,7 +104,7 @@ function watchDeletions(netns: string): { stop: () => string[] } {
 describe('pontoon bgp between two namespaces', () => {
   test('iBGP: IPv4 and IPv6 prefixes both ways, installed with our protocol; graceful restarts keep every route', async () => {
     const [a, b] = makePair('gr');
-    configure(a, { localAsn: 64512, announce: ['10.244.1.0/24', 'fd00:10:244:1::/64'], peers: [{ address: b.v4, asn: 64512 }] });
+    configure(a, { localAsn: 64512, metricsAddress: '127.0.0.1:9179', announce: ['10.244.1.0/24', 'fd00:10:244:1::/64'], peers: [{ address: b.v4, asn: 64512 }] });
     configure(b, { localAsn: 64512, announce: ['10.244.2.0/24', 'fd00:10:244:2::/64'], peers: [{ address: a.v4, asn: 64512 }] });
     start(a);
     start(b);
@@ -114,6 +114,10 @@ describe('pontoon bgp between two namespaces', () => {
     const learned = (await routes(a)).find((r) => r.prefix === '10.244.2.0/24');
     assert.equal(learned?.from, b.v4);
     assert.equal(learned?.localPref, 100);
+    const metrics = run('curl', ['-s', 'http://127.0.0.1:9179/metrics'], { netns: a.netns });
+    assert.match(metrics, /pontoon_bgp_sessions\{state="Established"\} 1/);
+    assert.match(metrics, /pontoon_bgp_prefixes_accepted\{peer="198\.18\.7\.2"\} 2/);
+    assert.match(metrics, /pontoon_bgp_rib_prefixes\{family="ipv4"\} 2/);
 
     // b restarts (SIGTERM: no Cease, routes kept): neither kernel loses a route meanwhile.
     const deletionsA = watchDeletions(a.netns);
