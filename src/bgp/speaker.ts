@@ -30,7 +30,7 @@ import { type DesiredRoute, KernelRoutes } from './kernel.js';
 import { BgpMetrics } from './metrics.js';
 import { Rib } from './rib/rib.js';
 import { BgpListener, BgpPeerSession, peerKey } from './session.js';
-import type { Family, PathAttributes, PeerRef, Route } from './types.js';
+import { CEASE_SUBCODE, type Family, type PathAttributes, type PeerRef, type Route } from './types.js';
 
 const FAMILIES: readonly Family[] = ['ipv4-unicast', 'ipv6-unicast'];
 /** How long routes of a re-established GR peer stay stale waiting for its End-of-RIB (BIRD: 360 s). */
@@ -76,6 +76,7 @@ export class Speaker {
   private deferralTimer: NodeJS.Timeout | undefined;
   private readonly metrics: BgpMetrics;
   private stopped = false;
+  private started = false;
 
   constructor(private readonly options: SpeakerOptions) {
     const { config } = options;
@@ -106,6 +107,7 @@ export class Speaker {
       this.deferralTimer = setTimeout(() => this.endDeferral('restart time passed'), config.gracefulRestart.restartTimeSeconds * 1000);
       if (this.peers.size === 0) this.endDeferral('no peers');
     }
+    this.started = true;
     for (const peer of this.peers.values()) peer.session.start();
     log.info({ asn: config.localAsn, routerId: formatIdentifier(config.routerId), peers: this.peers.size, announce: config.announce.map(formatIpNet) }, 'BGP speaker started');
   }
@@ -124,7 +126,37 @@ export class Speaker {
     this.metricsServer?.close();
   }
 
-  private addPeer(config: PeerConfig): void {
+  /**
+   * Makes the peer set `configs` at run time (the cluster agent's peers follow Node objects):
+   * new peers are started, gone ones stopped with Cease/Peer De-configured and their routes
+   * withdrawn, changed ones (ASN, role, port) restarted.
+   */
+  setPeers(configs: readonly PeerConfig[]): void {
+    const wanted = new Map(configs.map((c) => [peerKey(c.address), c]));
+    for (const [key, peer] of this.peers) {
+      const next = wanted.get(key);
+      if (next && samePeerConfig(next, peer.config)) continue;
+      this.peers.delete(key);
+      for (const timer of peer.staleTimers.values()) clearTimeout(timer);
+      peer.session.stop({ subcode: CEASE_SUBCODE.PEER_DECONFIGURED, reason: 'peer removed from the configuration' });
+      this.listener?.remove(peer.session);
+      void peer.session.close();
+      peer.negotiated = undefined;
+      this.apply(this.rib.removePeer(key));
+      // A de-configured peer is not coming back: routes kept stale for its restart go too.
+      for (const family of FAMILIES) this.apply(this.rib.sweepStale(key, family));
+      this.options.log.info({ peer: key }, next ? 'peer changed: restarting its session' : 'peer removed');
+    }
+    for (const [key, config] of wanted) {
+      if (this.peers.has(key)) continue;
+      const peer = this.addPeer(config);
+      this.listener?.add(peer.session);
+      if (this.started) peer.session.start();
+      this.options.log.info({ peer: key, asn: config.asn, rrClient: config.routeReflectorClient }, 'peer added');
+    }
+  }
+
+  private addPeer(config: PeerConfig): Peer {
     const key = peerKey(config.address);
     const { config: speaker, log } = this.options;
     const gr = speaker.gracefulRestart;
@@ -164,6 +196,7 @@ export class Speaker {
     });
     const peer: Peer = { config, key, session, endOfRibOwed: [], endOfRibReceived: new Set(), staleTimers: new Map(), lastError: '' };
     this.peers.set(key, peer);
+    return peer;
   }
 
   private established(peer: Peer, negotiated: NegotiatedSession): void {
@@ -359,6 +392,10 @@ export class Speaker {
     for (const peer of this.peers.values()) out[peer.key] = this.rib.stats().perPeer.has(peer.key) ? [...this.rib.adjRibIn(peer.key)].map(routeView) : [];
     return out;
   }
+}
+
+function samePeerConfig(a: PeerConfig, b: PeerConfig): boolean {
+  return formatIp(a.address) === formatIp(b.address) && a.asn === b.asn && a.port === b.port && a.routeReflectorClient === b.routeReflectorClient && a.passive === b.passive && a.holdTimeSeconds === b.holdTimeSeconds && a.description === b.description;
 }
 
 const ORIGIN_TEXT = { igp: 'IGP', egp: 'EGP', incomplete: 'incomplete' } as const;

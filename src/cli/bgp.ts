@@ -7,10 +7,16 @@ import type { Command } from 'commander';
 import { loadBgpConfig, DEFAULT_CONTROL_SOCKET } from '../bgp/config.js';
 import { controlRequest, formatRoutes, formatStatus, type RouteView, type SpeakerStatus } from '../bgp/control.js';
 import { KernelRoutes } from '../bgp/kernel.js';
+import { serveIpipControl } from '../bgp/ipip/daemon.js';
+import { IpipTunnel } from '../bgp/ipip/index.js';
+import { networkOf, parseIp, parseIpNet } from '../lib/ip.js';
 import { Speaker } from '../bgp/speaker.js';
 import { createLogger } from '../lib/log.js';
 import { Rtnl } from '../lib/netlink/rtnl.js';
-import { stopOnSignals } from './daemon.js';
+import { IPIP_MODES, type IpipMode, NodeAgent } from '../bgp/node-agent.js';
+import { clientFromFlags, type ClientFlags } from '../client/client.js';
+import { FlagError, stopOnSignals, withClientOptions } from './daemon.js';
+import { parseBindAddress } from './proxy.js';
 
 interface SocketFlags {
   config?: string;
@@ -45,6 +51,57 @@ export function registerBgp(program: Command): void {
       // SIGTERM: a restart is expected (systemd, a DaemonSet rollout), so leave without Cease and
       // keep our routes: peers that negotiated graceful restart keep forwarding to us.
       stopOnSignals(log, 'stopping the BGP speaker (graceful restart: routes stay)', () => speaker.stop(config.gracefulRestart.enabled));
+    });
+
+  withClientOptions(
+    bgp
+      .command('node')
+      .description('the speaker as the cluster backend: peers, announcements and routes from Node objects (Calico-style)'),
+  )
+    .requiredOption('--node-name <name>', 'this node')
+    .option('--ipip <mode>', `encapsulation towards other nodes: ${IPIP_MODES.join(', ')}`, 'cross-subnet')
+    .option('--control-socket <path>', 'control socket for `pontoon bgp status`', DEFAULT_CONTROL_SOCKET)
+    .option('--ipip-socket <path>', 'socket of the IPIP tunnel process (started when missing; it outlives this agent)', '/run/pontoon/ipip.sock')
+    .option('--metrics-bind-address <host:port>', 'Prometheus /metrics (empty: off)', '127.0.0.1:9179')
+    .option('--hold-time <seconds>', 'BGP hold time', '90')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (flags: ClientFlags & { nodeName: string; ipip: string; controlSocket: string; ipipSocket: string; metricsBindAddress: string; holdTime: string; logLevel: string }) => {
+      if (!(IPIP_MODES as readonly string[]).includes(flags.ipip)) throw new FlagError(`--ipip must be one of ${IPIP_MODES.join(', ')}, got "${flags.ipip}"`);
+      const holdTimeSeconds = Number(flags.holdTime);
+      if (!Number.isInteger(holdTimeSeconds) || holdTimeSeconds === 1 || holdTimeSeconds === 2 || holdTimeSeconds < 0 || holdTimeSeconds > 65535) throw new FlagError(`--hold-time must be 0 or 3..65535 seconds, got "${flags.holdTime}"`);
+      const log = createLogger('bgp', { level: flags.logLevel });
+      const agent = new NodeAgent({
+        api: clientFromFlags(flags, `pontoon-bgp/${flags.nodeName}`),
+        nodeName: flags.nodeName,
+        rtnl: new Rtnl(),
+        ipip: flags.ipip as IpipMode,
+        controlSocket: flags.controlSocket,
+        ipipSocket: flags.ipipSocket,
+        cli: process.argv[1] ?? '',
+        ...(flags.metricsBindAddress ? { metricsAddress: parseBindAddress(flags.metricsBindAddress, '--metrics-bind-address') } : {}),
+        holdTimeSeconds,
+        log,
+      });
+      await agent.start();
+      stopOnSignals(log, 'stopping the BGP node agent (graceful restart: routes stay)', () => agent.stop(true));
+    });
+
+  bgp
+    .command('ipip')
+    .description('the userspace IPIP tunnel (TUN + raw sockets) for kernels without ipip; `bgp node` starts it and feeds it peers')
+    .requiredOption('--underlay <ip>', "this node's underlay address (the outer source)")
+    .requiredOption('--block <cidr>', "this node's pod block (the tunnel device's address is its first)")
+    .requiredOption('--socket <path>', 'where the node agent sends the peer table')
+    .action(async (flags: { underlay: string; block: string; socket: string }) => {
+      const log = createLogger('ipip');
+      const tunnel = new IpipTunnel({ underlayAddress: parseIp(flags.underlay), block: networkOf(parseIpNet(flags.block)) });
+      await tunnel.start();
+      const server = await serveIpipControl(flags.socket, tunnel);
+      log.info({ device: tunnel.deviceName, mtu: tunnel.mtu, underlay: flags.underlay, block: flags.block }, 'IPIP tunnel running');
+      stopOnSignals(log, 'stopping the IPIP tunnel', async () => {
+        server.close();
+        await tunnel.stop();
+      });
     });
 
   bgp

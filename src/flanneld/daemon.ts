@@ -13,6 +13,7 @@ import { formatIp, formatIpNet, type IpNet } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
 import { Rtnl } from '../lib/netlink/rtnl.js';
 import { type Backend, createBackend, type ExternalInterface } from './backend/backend.js';
+import './backend/alloc.js';
 import './backend/hostgw.js';
 import './backend/udp.js';
 import './backend/vxlan.js';

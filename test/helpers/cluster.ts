@@ -1,4 +1,5 @@
 /** Clusters for e2e tests: `pontoon cluster up` with a unique ptest- name, torn down after. */
+import type { IpipMode } from '../../src/bgp/node-agent.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ let counter = 0;
  */
 export async function testCluster(
   backend: BackendName,
-  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean; proxy?: ProxyChoice } = {},
+  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean; proxy?: ProxyChoice; routeReflectors?: number; ipip?: IpipMode } = {},
 ): Promise<ClusterState> {
   const name = `${TEST_NETNS_PREFIX}c${(counter++).toString(36)}`;
   try {
@@ -31,6 +32,8 @@ export async function testCluster(
       controlPlane: options.controlPlane ?? false,
       subnetStore: options.controlPlane ? 'kube' : 'etcd',
       proxy: options.proxy ?? 'nftables',
+      ...(options.routeReflectors !== undefined ? { routeReflectors: options.routeReflectors } : {}),
+      ...(options.ipip !== undefined ? { ipip: options.ipip } : {}),
       progress: () => undefined,
     });
   } catch (err) {

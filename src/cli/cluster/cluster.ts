@@ -35,12 +35,14 @@ import {
 } from './control-plane.js';
 import { KubeClient } from '../../client/client.js';
 import { RESOURCE } from '../../api/resources.js';
+import { IPIP_MODES, type IpipMode, ROUTE_REFLECTOR_LABEL } from '../../bgp/node-agent.js';
+import { IPIP_OVERHEAD } from '../../bgp/ipip/index.js';
 
 export const DEFAULT_CLUSTER_NAME = 'pontoon';
 export const STATE_ROOT = '/run/pontoon';
 export const POD_NETWORK = '10.244.0.0/16';
 const ETCD_IP = '198.18.0.2';
-const BACKENDS = ['host-gw', 'vxlan', 'udp'] as const;
+const BACKENDS = ['host-gw', 'vxlan', 'udp', 'bgp'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 export const PROXY_CHOICES = ['nftables', 'iptables', 'none'] as const;
 export type ProxyChoice = (typeof PROXY_CHOICES)[number];
@@ -63,6 +65,8 @@ export interface NodeState {
   flanneldPid: number;
   kubeletPid?: number;
   proxyPid?: number;
+  /** the BGP node agent (backend bgp) */
+  bgpPid?: number;
   subnet: string;
   pods: PodState[];
 }
@@ -79,6 +83,8 @@ export interface ClusterState {
   subnetStore: SubnetStoreKind;
   /** The service proxy mode every node runs (absent in state files of older labs: none). */
   proxy?: ProxyChoice;
+  /** backend bgp: route reflectors per rack (0: full mesh) and the IPIP mode */
+  bgp?: { routeReflectors: number; ipip: IpipMode };
   controlPlane?: ControlPlaneState;
   fabric: string;
   router?: string;
@@ -100,6 +106,10 @@ export interface UpOptions {
   subnetStore: SubnetStoreKind;
   /** The service proxy on every node ('none': no proxy); needs the control plane. */
   proxy: ProxyChoice;
+  /** backend bgp: route reflectors per rack (0: full mesh; default 0) */
+  routeReflectors?: number;
+  /** backend bgp: always, cross-subnet (default) or never */
+  ipip?: IpipMode;
   /** Progress lines go here (stdout for the CLI, nowhere in tests). */
   progress: (line: string) => void;
 }
@@ -151,8 +161,10 @@ export function isAlive(pid: number, marker?: string): boolean {
 }
 
 
-export function networkConfigJson(backend: BackendName, directRouting: boolean): string {
-  const backendConfig: Record<string, unknown> = { Type: backend };
+export function networkConfigJson(backend: BackendName, directRouting: boolean, ipip: IpipMode = 'cross-subnet'): string {
+  // bgp: flanneld only leases subnets (flannel's alloc backend); the BGP agent routes, and
+  // pods get IPIP's MTU when any packet may be wrapped.
+  const backendConfig: Record<string, unknown> = backend === 'bgp' ? { Type: 'alloc', MTU: ipip === 'never' ? 1500 : 1500 - IPIP_OVERHEAD } : { Type: backend };
   if (backend === 'vxlan') Object.assign(backendConfig, { VNI: 1, Port: 8472, DirectRouting: directRouting });
   if (backend === 'udp') Object.assign(backendConfig, { Port: 8285 });
   return JSON.stringify({ Network: POD_NETWORK, SubnetLen: 24, Backend: backendConfig });
@@ -209,6 +221,30 @@ function proxyArgs(state: ClusterState, node: NodeState): string[] {
 /** (Re)starts a node's service proxy; returns its pid. */
 export function startProxy(state: ClusterState, node: NodeState): number {
   return startDaemon(node.netns, proxyArgs(state, node), join(node.dir, 'proxy.log'));
+}
+
+/** The node's BGP agent (backend bgp): peers, announcements and routes from Node objects. */
+function bgpArgs(state: ClusterState, node: NodeState): string[] {
+  return [process.execPath, cliPath(), 'bgp', 'node', '--kubeconfig', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--ipip', state.bgp?.ipip ?? 'cross-subnet', '--control-socket', bgpSocket(node), '--ipip-socket', join(node.dir, 'ipip.sock'), '--hold-time', '9'];
+}
+
+export const bgpSocket = (node: NodeState): string => join(node.dir, 'bgp.sock');
+
+/** (Re)starts a node's BGP agent; returns its pid. */
+export function startBgp(state: ClusterState, node: NodeState): number {
+  return startDaemon(node.netns, bgpArgs(state, node), join(node.dir, 'bgp.log'));
+}
+
+const BGP_MARKER = 'bgp';
+
+/** Peers of a node's agent that are Established, as `established/configured`, or why not. */
+function bgpPeers(node: NodeState): string {
+  if (node.bgpPid === undefined) return '-';
+  if (!isAlive(node.bgpPid, BGP_MARKER)) return 'DOWN';
+  const result = spawnSync(process.execPath, [cliPath(), 'bgp', 'status', '--socket', bgpSocket(node), '--json'], { encoding: 'utf8', timeout: 5000 });
+  if (result.status !== 0) return 'starting';
+  const status = JSON.parse(result.stdout) as { peers: { state: string }[] };
+  return `${status.peers.filter((p) => p.state === 'Established').length}/${status.peers.length} peers`;
 }
 
 /** What a proxy's command line contains (its subcommand word), to tell it from a recycled pid. */
@@ -280,6 +316,9 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   if (options.nodes < 1 || options.nodes > 200) throw new ClusterError('--nodes must be between 1 and 200');
   if (options.racks < 1 || options.racks > 16) throw new ClusterError('--racks must be between 1 and 16');
   if (options.subnetStore === 'kube' && !options.controlPlane) throw new ClusterError('the kube subnet store needs the control plane');
+  if (options.backend === 'bgp' && !options.controlPlane) throw new ClusterError('--backend bgp takes its peers from Node objects: it needs the control plane');
+  if (options.ipip !== undefined && !IPIP_MODES.includes(options.ipip)) throw new ClusterError(`--ipip must be one of ${IPIP_MODES.join(', ')}, got "${options.ipip}"`);
+  if ((options.routeReflectors ?? 0) < 0 || (options.routeReflectors ?? 0) > 8) throw new ClusterError('--route-reflectors must be between 0 and 8');
   if (!PROXY_CHOICES.includes(options.proxy)) throw new ClusterError(`--proxy must be one of ${PROXY_CHOICES.join(', ')}, got "${options.proxy}"`);
 
   const stateDir = stateDirOf(options.name);
@@ -299,6 +338,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     etcd: { netns: ns('ctl'), pid: 0, endpoint: `http://${ETCD_IP}:2379` },
     subnetStore: options.subnetStore,
     proxy: options.controlPlane ? options.proxy : 'none',
+    ...(options.backend === 'bgp' ? { bgp: { routeReflectors: options.routeReflectors ?? 0, ipip: options.ipip ?? 'cross-subnet' } } : {}),
     fabric: ns('fabric'),
     leaseTtlSeconds: options.leaseTtlSeconds,
     nodes: [],
@@ -330,7 +370,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       // The default cluster gets the well-known 6443 when free; others (tests) any free port.
       port: await pickApiserverPort(options.name === DEFAULT_CLUSTER_NAME ? 6443 : 0),
     });
-    writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting));
+    writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting, options.ipip));
     saveState(state);
     step(`control plane: apiserver ${state.controlPlane.url} (SQLite store), controller-manager, scheduler`, started);
   }
@@ -374,8 +414,9 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     );
     node.subnet = formatIpNet(networkOf(env.subnet));
   }
+  if (state.bgp) await startBgpAgents(state);
   saveState(state);
-  const daemons = [...(state.controlPlane ? ['kubelet'] : []), ...(runsProxy(state) ? [`proxy (${state.proxy})`] : []), `flanneld (${options.subnetStore} leases)`];
+  const daemons = [...(state.controlPlane ? ['kubelet'] : []), ...(runsProxy(state) ? [`proxy (${state.proxy})`] : []), `flanneld (${options.subnetStore} leases)`, ...(state.bgp ? [`bgp (${state.bgp.routeReflectors ? `${state.bgp.routeReflectors} route reflector(s) per rack` : 'full mesh'}, ipip ${state.bgp.ipip})`] : [])];
   step(`${options.nodes} node(s), ${daemons.join(', ')} running in each`, started);
 
   started = Date.now();
@@ -384,6 +425,23 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   }
   if (options.podsPerNode > 0) step(`${options.nodes * options.podsPerNode} static pod(s) networked through pontoon-flannel → pontoon-bridge`, started);
   return state;
+}
+
+/**
+ * Labels the first K nodes of each rack as route reflectors (Calico picks them by a node
+ * label too), then starts every node's agent; the agents read the labels from the Nodes.
+ */
+async function startBgpAgents(state: ClusterState): Promise<void> {
+  const k = state.bgp?.routeReflectors ?? 0;
+  const client = adminClient(state);
+  const perRack = new Map<number, number>();
+  for (const node of state.nodes) {
+    const count = perRack.get(node.rack) ?? 0;
+    if (count >= k) continue;
+    perRack.set(node.rack, count + 1);
+    await client.patch(RESOURCE.nodes, node.name, undefined, { metadata: { labels: { [ROUTE_REFLECTOR_LABEL]: 'true' } } }, 'merge');
+  }
+  for (const node of state.nodes) node.bgpPid = startBgp(state, node);
 }
 
 async function startEtcd(state: ClusterState, options: UpOptions, gatewayFor: (rack: number) => string | undefined): Promise<void> {
@@ -417,13 +475,14 @@ export function summary(state: ClusterState): string {
     String(node.rack),
     node.underlayIp,
     node.subnet,
-    state.backend + (state.directRouting ? '+direct' : ''),
+    state.backend + (state.directRouting ? '+direct' : '') + (state.bgp ? `/ipip ${state.bgp.ipip}` : ''),
     isAlive(node.flanneldPid, 'flanneld') ? 'running' : 'DOWN',
     node.kubeletPid === undefined ? '-' : isAlive(node.kubeletPid, 'kubelet') ? 'running' : 'DOWN',
     node.proxyPid === undefined ? '-' : `${state.proxy ?? '?'} ${isAlive(node.proxyPid, PROXY_MARKER) ? 'running' : 'DOWN'}`,
+    ...(state.bgp ? [bgpPeers(node)] : []),
     node.pods.map((p) => `${p.name}=${p.ip}`).join(' ') || '-',
   ]);
-  const table = formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'KUBELET', 'PROXY', 'STATIC PODS'], rows);
+  const table = formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'KUBELET', 'PROXY', ...(state.bgp ? ['BGP'] : []), 'STATIC PODS'], rows);
   const cp = state.controlPlane;
   if (!cp) return table;
   const daemon = (pid: number, marker: string): string => `${marker} ${isAlive(pid, marker) ? 'running' : 'DOWN'}`;
@@ -452,14 +511,22 @@ export async function restartComponent(state: ClusterState, component: string, n
     saveState(state);
     return pid;
   }
-  if (component !== 'kubelet' && component !== 'flanneld' && component !== 'proxy') {
-    throw new ClusterError(`cannot restart "${component}": want ${[...CONTROL_PLANE_COMPONENTS, 'kubelet', 'flanneld', 'proxy'].join(', ')}`);
+  if (component !== 'kubelet' && component !== 'flanneld' && component !== 'proxy' && component !== 'bgp') {
+    throw new ClusterError(`cannot restart "${component}": want ${[...CONTROL_PLANE_COMPONENTS, 'kubelet', 'flanneld', 'proxy', 'bgp'].join(', ')}`);
   }
   if (!nodeName) throw new ClusterError(`restarting ${component} needs a node name`);
   const node = findNode(state, nodeName);
   if (component === 'flanneld') {
     await restartFlanneld(state, node);
     return node.flanneldPid;
+  }
+  if (component === 'bgp') {
+    if (node.bgpPid === undefined) throw new ClusterError(`node ${nodeName} runs no BGP agent (cluster up --backend bgp)`);
+    // SIGTERM: the agent leaves without a Cease and keeps its routes (graceful restart).
+    await stopProcess(node.bgpPid, BGP_MARKER);
+    node.bgpPid = startBgp(state, node);
+    saveState(state);
+    return node.bgpPid;
   }
   if (component === 'proxy') {
     if (node.proxyPid === undefined) throw new ClusterError(`node ${nodeName} runs no service proxy (cluster up --proxy none)`);
@@ -490,6 +557,9 @@ export async function removeNode(state: ClusterState, node: NodeState): Promise<
   await stopProcess(node.flanneldPid, 'flanneld');
   if (node.kubeletPid !== undefined) await stopProcess(node.kubeletPid, 'kubelet');
   if (node.proxyPid !== undefined) await stopProcess(node.proxyPid, PROXY_MARKER);
+  if (node.bgpPid !== undefined) await stopProcess(node.bgpPid, BGP_MARKER);
+  // The IPIP tunnel process outlives its agent on purpose; a removed node takes it along.
+  await stopProcessesMentioning(`${node.dir}/`);
   // The subnet it holds now: node-ipam may have re-assigned it since state.json was written.
   if (existsSync(join(node.dir, 'subnet.env'))) node.subnet = formatIpNet(networkOf(readSubnetEnv(join(node.dir, 'subnet.env')).subnet));
   if (state.subnetStore === 'etcd') {
@@ -542,6 +612,7 @@ export async function clusterDown(name: string): Promise<void> {
       ...state.nodes.map((n) => stopProcess(n.flanneldPid, 'flanneld')),
       ...state.nodes.map((n) => (n.kubeletPid === undefined ? undefined : stopProcess(n.kubeletPid, 'kubelet'))),
       ...state.nodes.map((n) => (n.proxyPid === undefined ? undefined : stopProcess(n.proxyPid, PROXY_MARKER))),
+      ...state.nodes.map((n) => (n.bgpPid === undefined ? undefined : stopProcess(n.bgpPid, BGP_MARKER))),
       stopProcess(state.etcd.pid, 'etcd'),
       ...(cp ? [stopProcess(cp.pids.scheduler, 'scheduler'), stopProcess(cp.pids['controller-manager'], 'controller-manager')] : []),
     ]);

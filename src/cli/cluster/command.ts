@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { KubeList } from '../../api/meta.js';
 import { RESOURCE } from '../../api/resources.js';
 import type { Node, Pod } from '../../api/types.js';
+import type { IpipMode } from '../../bgp/node-agent.js';
 import { sandboxName } from '../../kubelet/sandbox.js';
 import { listNetns } from '../../lib/netns.js';
 import { leaseOf } from '../../flanneld/subnet/kube.js';
@@ -68,7 +69,9 @@ export function registerCluster(program: Command): void {
     .description('build the fabric, start etcd and flanneld on every node, network some pods')
     .option('--name <name>', 'cluster name (prefix of every namespace)', DEFAULT_CLUSTER_NAME)
     .option('--nodes <n>', 'number of nodes', '3')
-    .option('--backend <type>', 'host-gw, vxlan or udp', 'vxlan')
+    .option('--backend <type>', 'host-gw, vxlan, udp (flanneld) or bgp (a BGP speaker per node, Calico-style)', 'vxlan')
+    .option('--route-reflectors <k>', 'bgp: route reflectors per rack (0: full mesh of nodes)', '0')
+    .option('--ipip <mode>', 'bgp: IPIP towards other nodes: always, cross-subnet or never', 'cross-subnet')
     .option('--racks <n>', 'L2 segments joined by a router (nodes are spread round-robin)', '1')
     .option('--pods <n>', 'static pods per node, networked by calling the CNI plugin directly', '0')
     .option('--subnet-store <kind>', 'where flanneld keeps leases: kube (Node podCIDR + annotations) or etcd', 'kube')
@@ -76,7 +79,7 @@ export function registerCluster(program: Command): void {
     .option('--direct-routing', 'vxlan: plain routes to nodes on the same rack', false)
     .option('--lease-ttl <seconds>', 'subnet lease TTL', String(24 * 3600))
     .option('--proxy <mode>', 'service proxy on every node: nftables, iptables or none', 'nftables')
-    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string }) => {
+    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string; routeReflectors: string; ipip: string }) => {
       if (flags.subnetStore !== 'kube' && flags.subnetStore !== 'etcd') throw new ClusterError(`--subnet-store must be kube or etcd, got "${flags.subnetStore}"`);
       const state = await clusterUp({
         name: flags.name,
@@ -89,6 +92,8 @@ export function registerCluster(program: Command): void {
         controlPlane: flags.controlPlane,
         subnetStore: flags.controlPlane ? flags.subnetStore : 'etcd',
         proxy: flags.proxy as ProxyChoice,
+        routeReflectors: Number(flags.routeReflectors),
+        ipip: flags.ipip as IpipMode,
         progress: (line) => console.log(line),
       }).catch(async (err: unknown) => {
         console.error(`cluster up failed; tearing down what was built`);
@@ -172,10 +177,10 @@ export function registerCluster(program: Command): void {
 
   cluster
     .command('restart')
-    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, or a node’s kubelet, flanneld or proxy')
+    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, or a node’s kubelet, flanneld, proxy or bgp')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
-    .argument('<component>', 'apiserver, controller-manager, scheduler, kubelet, flanneld or proxy')
-    .argument('[node]', 'the node, for kubelet, flanneld and proxy')
+    .argument('<component>', 'apiserver, controller-manager, scheduler, kubelet, flanneld, proxy or bgp')
+    .argument('[node]', 'the node, for kubelet, flanneld, proxy and bgp')
     .action(async (component: string, nodeName: string | undefined, flags: { name: string }) => {
       const state = loadState(flags.name);
       const pid = await restartComponent(state, component, nodeName);
