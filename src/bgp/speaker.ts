@@ -355,7 +355,9 @@ export class Speaker {
       const s = peer.session.stats();
       const ribStats = stats.perPeer.get(peer.key);
       // A peer never Established has no Adj-RIB-In yet.
-      const stale = ribStats ? [...this.rib.adjRibIn(peer.key)].filter((r) => r.stale).length : 0;
+      // Counting walks the peer's routes: only while some are kept stale (a status poll during a
+      // 1M-prefix ingest must not cost a walk per peer).
+      const stale = ribStats && peer.staleTimers.size > 0 ? [...this.rib.adjRibIn(peer.key)].filter((r) => r.stale).length : 0;
       const type = peer.config.asn === config.localAsn ? 'ibgp' : 'ebgp';
       return {
         address: peer.key,
