@@ -7,6 +7,9 @@
  *                label — every node peers with every reflector, and reflectors peer with
  *                everyone (clients: the others; non-clients: the other reflectors). Each
  *                reflector's cluster id is its router id.
+ *   --topology tor → the only peer is the rack's router (eBGP, `torPeer`); our AS comes from
+ *                the Node's pontoon.io/bgp-asn annotation, and learned routes go `via` the
+ *                router (its NEXT_HOP may be another rack's gateway address).
  *
  * A Node added or deleted changes the peer set at run time (no restart); its routes leave
  * with its session.
@@ -38,6 +41,10 @@ export const ASN_ANNOTATION = 'pontoon.io/bgp-asn';
 export const DEFAULT_CLUSTER_ASN = 64512;
 export const IPIP_MODES = ['always', 'cross-subnet', 'never'] as const;
 export type IpipMode = (typeof IPIP_MODES)[number];
+/** mesh: full iBGP mesh or route reflectors (from the label); tor: eBGP to the rack's router only */
+export const BGP_TOPOLOGIES = ['mesh', 'tor'] as const;
+export type BgpTopology = (typeof BGP_TOPOLOGIES)[number];
+export const DEFAULT_TOR_ASN = 65000;
 const BLACKHOLE_METRIC = 1000;
 
 export interface NodeAgentOptions {
@@ -52,10 +59,14 @@ export interface NodeAgentOptions {
   readonly cli: string;
   readonly metricsAddress?: { host: string; port: number };
   readonly holdTimeSeconds?: number;
+  /** default mesh */
+  readonly topology?: BgpTopology;
+  /** topology tor: the rack's router (our only peer, eBGP) */
+  readonly torPeer?: { readonly address: Ip; readonly asn: number };
   readonly log: Logger;
 }
 
-interface NodeFacts {
+export interface NodeFacts {
   readonly name: string;
   readonly address: Ip;
   readonly asn: number;
@@ -72,8 +83,13 @@ function factsOf(node: Node): NodeFacts | undefined {
   return { name: node.metadata.name, address, asn, reflector: node.metadata.labels?.[ROUTE_REFLECTOR_LABEL] === 'true', ...(cidr ? { block: networkOf(parseIpNet(cidr)) } : {}) };
 }
 
-/** Who peers with whom (pure; tested on its own). */
-export function peersFor(self: NodeFacts, nodes: readonly NodeFacts[]): PeerConfig[] {
+/**
+ * Who peers with whom (pure; tested on its own). With `tor` given (the top-of-rack topology)
+ * the node's only peer is its rack's router, over eBGP: the node waits for the router to
+ * connect (the lab's router speaker is active-only, acting for every rack from one process).
+ */
+export function peersFor(self: NodeFacts, nodes: readonly NodeFacts[], tor?: { readonly address: Ip; readonly asn: number }): PeerConfig[] {
+  if (tor) return [{ address: tor.address, asn: tor.asn, port: 179, routeReflectorClient: false, passive: true, description: 'tor' }];
   const others = nodes.filter((n) => n.name !== self.name);
   const reflectors = nodes.filter((n) => n.reflector);
   const peer = (n: NodeFacts, rrClient: boolean, description: string): PeerConfig => ({ address: n.address, asn: n.asn, port: 179, routeReflectorClient: rrClient, passive: false, description });
@@ -93,6 +109,7 @@ export class NodeAgent {
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: NodeAgentOptions) {
+    if (options.topology === 'tor' && !options.torPeer) throw new Error('topology tor needs the rack router (torPeer)');
     this.nodes = new Informer<Node>(options.api, RESOURCE.nodes, { log: options.log });
     // Node events arrive in bursts (the initial list is one `add` per Node); reconciles run
     // one at a time, or two would each start a speaker and a tunnel.
@@ -127,7 +144,11 @@ export class NodeAgent {
       return;
     }
     if (!this.speaker) await this.startSpeaker(self, all);
-    this.speaker?.setPeers(peersFor(self, all));
+    this.speaker?.setPeers(this.peersOf(self, all));
+  }
+
+  private peersOf(self: NodeFacts, all: readonly NodeFacts[]): PeerConfig[] {
+    return peersFor(self, all, this.options.topology === 'tor' ? this.options.torPeer : undefined);
   }
 
   private async startSpeaker(self: NodeFacts, all: readonly NodeFacts[]): Promise<void> {
@@ -151,11 +172,11 @@ export class NodeAgent {
       nextHops: { ipv4: self.address },
       announce: [block],
       // The peers known now, so a restarted speaker's selection deferral waits for them.
-      peers: peersFor(self, all),
+      peers: this.peersOf(self, all),
     };
     this.speaker = new Speaker({ config, log: options.log, rtnl: options.rtnl, restarting, kernelRoute: (route) => this.kernelRoute(route) });
     await this.speaker.start();
-    options.log.info({ node: self.name, block: formatIpNet(block), address: formatIp(self.address), reflector: self.reflector, ipip: options.ipip, tunnel: this.tunnel ? DEFAULT_IPIP_DEVICE : undefined, restarting }, 'BGP node agent started');
+    options.log.info({ node: self.name, block: formatIpNet(block), address: formatIp(self.address), reflector: self.reflector, topology: options.topology ?? 'mesh', asn: self.asn, ipip: options.ipip, tunnel: this.tunnel ? DEFAULT_IPIP_DEVICE : undefined, restarting }, 'BGP node agent started');
   }
 
   /** The connected subnet our InternalIP is on: nodes inside it are reached without IPIP in cross-subnet mode. */
@@ -168,8 +189,12 @@ export class NodeAgent {
 
   private kernelRoute(route: Route): DesiredRoute | undefined {
     if (route.from.id === '') return { prefix: route.prefix, kind: 'blackhole', metric: BLACKHOLE_METRIC };
-    const gateway = route.attributes.nextHop;
-    if (!gateway || gateway.family !== route.prefix.family) return undefined;
+    const next = route.attributes.nextHop;
+    if (!next || next.family !== route.prefix.family) return undefined;
+    // tor: the router advertises one NEXT_HOP (its own id address) to every rack; the way
+    // to it is always our rack's router address, on our segment.
+    const tor = this.options.topology === 'tor' ? this.options.torPeer : undefined;
+    const gateway = tor && next.family === tor.address.family && !(this.segment !== undefined && netContains(this.segment, next)) ? tor.address : next;
     const local = this.segment !== undefined && netContains(this.segment, gateway);
     const encapsulate = this.tunnel !== undefined && (this.options.ipip === 'always' || !local);
     const key = formatIpNet(route.prefix);

@@ -9,11 +9,11 @@ import { controlRequest, formatRoutes, formatStatus, type RouteView, type Speake
 import { KernelRoutes } from '../bgp/kernel.js';
 import { serveIpipControl } from '../bgp/ipip/daemon.js';
 import { IpipTunnel } from '../bgp/ipip/index.js';
-import { networkOf, parseIp, parseIpNet } from '../lib/ip.js';
+import { networkOf, parseIp, parseIpNet, tryParseIp } from '../lib/ip.js';
 import { Speaker } from '../bgp/speaker.js';
 import { createLogger } from '../lib/log.js';
 import { Rtnl } from '../lib/netlink/rtnl.js';
-import { IPIP_MODES, type IpipMode, NodeAgent } from '../bgp/node-agent.js';
+import { BGP_TOPOLOGIES, type BgpTopology, DEFAULT_TOR_ASN, IPIP_MODES, type IpipMode, NodeAgent } from '../bgp/node-agent.js';
 import { clientFromFlags, type ClientFlags } from '../client/client.js';
 import { FlagError, stopOnSignals, withClientOptions } from './daemon.js';
 import { parseBindAddress } from './proxy.js';
@@ -64,9 +64,18 @@ export function registerBgp(program: Command): void {
     .option('--ipip-socket <path>', 'socket of the IPIP tunnel process (started when missing; it outlives this agent)', '/run/pontoon/ipip.sock')
     .option('--metrics-bind-address <host:port>', 'Prometheus /metrics (empty: off)', '127.0.0.1:9179')
     .option('--hold-time <seconds>', 'BGP hold time', '90')
+    .option('--topology <kind>', `peering: ${BGP_TOPOLOGIES.join(', ')} (mesh: full mesh or route reflectors by Node label; tor: eBGP with the rack's router only)`, 'mesh')
+    .option('--tor-peer <ip>', "topology tor: the rack router's address (it connects to us)")
+    .option('--tor-asn <asn>', 'topology tor: the rack router\'s AS number', String(DEFAULT_TOR_ASN))
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .action(async (flags: ClientFlags & { nodeName: string; ipip: string; controlSocket: string; ipipSocket: string; metricsBindAddress: string; holdTime: string; logLevel: string }) => {
+    .action(async (flags: ClientFlags & { nodeName: string; ipip: string; controlSocket: string; ipipSocket: string; metricsBindAddress: string; holdTime: string; topology: string; torPeer?: string; torAsn: string; logLevel: string }) => {
       if (!(IPIP_MODES as readonly string[]).includes(flags.ipip)) throw new FlagError(`--ipip must be one of ${IPIP_MODES.join(', ')}, got "${flags.ipip}"`);
+      if (!(BGP_TOPOLOGIES as readonly string[]).includes(flags.topology)) throw new FlagError(`--topology must be one of ${BGP_TOPOLOGIES.join(', ')}, got "${flags.topology}"`);
+      const torAsn = Number(flags.torAsn);
+      if (!Number.isInteger(torAsn) || torAsn < 1 || torAsn > 0xffffffff) throw new FlagError(`--tor-asn must be an integer in 1..4294967295, got "${flags.torAsn}"`);
+      const torAddress = flags.torPeer === undefined ? undefined : tryParseIp(flags.torPeer);
+      if (flags.torPeer !== undefined && !torAddress) throw new FlagError(`--tor-peer must be an IP address, got "${flags.torPeer}"`);
+      if (flags.topology === 'tor' && !torAddress) throw new FlagError('--topology tor needs --tor-peer <ip> (the rack router)');
       const holdTimeSeconds = Number(flags.holdTime);
       if (!Number.isInteger(holdTimeSeconds) || holdTimeSeconds === 1 || holdTimeSeconds === 2 || holdTimeSeconds < 0 || holdTimeSeconds > 65535) throw new FlagError(`--hold-time must be 0 or 3..65535 seconds, got "${flags.holdTime}"`);
       const log = createLogger('bgp', { level: flags.logLevel });
@@ -80,6 +89,8 @@ export function registerBgp(program: Command): void {
         cli: process.argv[1] ?? '',
         ...(flags.metricsBindAddress ? { metricsAddress: parseBindAddress(flags.metricsBindAddress, '--metrics-bind-address') } : {}),
         holdTimeSeconds,
+        topology: flags.topology as BgpTopology,
+        ...(torAddress ? { torPeer: { address: torAddress, asn: torAsn } } : {}),
         log,
       });
       await agent.start();

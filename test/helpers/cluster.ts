@@ -1,5 +1,5 @@
 /** Clusters for e2e tests: `pontoon cluster up` with a unique ptest- name, torn down after. */
-import type { IpipMode } from '../../src/bgp/node-agent.js';
+import type { BgpTopology, IpipMode } from '../../src/bgp/node-agent.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ let counter = 0;
  */
 export async function testCluster(
   backend: BackendName,
-  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean; proxy?: ProxyChoice; routeReflectors?: number; ipip?: IpipMode } = {},
+  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean; proxy?: ProxyChoice; routeReflectors?: number; ipip?: IpipMode; bgpTopology?: BgpTopology } = {},
 ): Promise<ClusterState> {
   const name = `${TEST_NETNS_PREFIX}c${(counter++).toString(36)}`;
   try {
@@ -34,6 +34,7 @@ export async function testCluster(
       proxy: options.proxy ?? 'nftables',
       ...(options.routeReflectors !== undefined ? { routeReflectors: options.routeReflectors } : {}),
       ...(options.ipip !== undefined ? { ipip: options.ipip } : {}),
+      ...(options.bgpTopology !== undefined ? { bgpTopology: options.bgpTopology } : {}),
       progress: () => undefined,
     });
   } catch (err) {

@@ -35,7 +35,8 @@ import {
 } from './control-plane.js';
 import { KubeClient } from '../../client/client.js';
 import { RESOURCE } from '../../api/resources.js';
-import { IPIP_MODES, type IpipMode, ROUTE_REFLECTOR_LABEL } from '../../bgp/node-agent.js';
+import { ASN_ANNOTATION, BGP_TOPOLOGIES, type BgpTopology, DEFAULT_CLUSTER_ASN, DEFAULT_TOR_ASN, IPIP_MODES, type IpipMode, ROUTE_REFLECTOR_LABEL } from '../../bgp/node-agent.js';
+import { stringify as toYaml } from 'yaml';
 import { IPIP_OVERHEAD } from '../../bgp/ipip/index.js';
 
 export const DEFAULT_CLUSTER_NAME = 'pontoon';
@@ -83,8 +84,11 @@ export interface ClusterState {
   subnetStore: SubnetStoreKind;
   /** The service proxy mode every node runs (absent in state files of older labs: none). */
   proxy?: ProxyChoice;
-  /** backend bgp: route reflectors per rack (0: full mesh) and the IPIP mode */
-  bgp?: { routeReflectors: number; ipip: IpipMode };
+  /**
+   * backend bgp: route reflectors per rack (0: full mesh) and the IPIP mode; topology tor
+   * (absent: mesh) adds the router namespace's speaker (its pid, config and socket).
+   */
+  bgp?: { routeReflectors: number; ipip: IpipMode; topology?: BgpTopology; routerPid?: number; routerConfig?: string; routerSocket?: string };
   controlPlane?: ControlPlaneState;
   fabric: string;
   router?: string;
@@ -108,8 +112,10 @@ export interface UpOptions {
   proxy: ProxyChoice;
   /** backend bgp: route reflectors per rack (0: full mesh; default 0) */
   routeReflectors?: number;
-  /** backend bgp: always, cross-subnet (default) or never */
+  /** backend bgp: always, cross-subnet (default with mesh) or never (default with tor) */
   ipip?: IpipMode;
+  /** backend bgp: mesh (default: full mesh or route reflectors) or tor (each rack its own AS, eBGP with the router) */
+  bgpTopology?: BgpTopology;
   /** Progress lines go here (stdout for the CLI, nowhere in tests). */
   progress: (line: string) => void;
 }
@@ -225,7 +231,43 @@ export function startProxy(state: ClusterState, node: NodeState): number {
 
 /** The node's BGP agent (backend bgp): peers, announcements and routes from Node objects. */
 function bgpArgs(state: ClusterState, node: NodeState): string[] {
-  return [process.execPath, cliPath(), 'bgp', 'node', '--kubeconfig', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--ipip', state.bgp?.ipip ?? 'cross-subnet', '--control-socket', bgpSocket(node), '--ipip-socket', join(node.dir, 'ipip.sock'), '--hold-time', '9'];
+  const tor = state.bgp?.topology === 'tor' ? ['--topology', 'tor', '--tor-peer', rackGateway(node.rack), '--tor-asn', String(DEFAULT_TOR_ASN)] : [];
+  return [process.execPath, cliPath(), 'bgp', 'node', '--kubeconfig', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--ipip', state.bgp?.ipip ?? 'cross-subnet', '--control-socket', bgpSocket(node), '--ipip-socket', join(node.dir, 'ipip.sock'), '--hold-time', '9', ...tor];
+}
+
+/** Topology tor: rack r is AS 64512 + r. */
+export const rackAsn = (rack: number): number => DEFAULT_CLUSTER_ASN + rack;
+
+/**
+ * The router namespace's speaker (topology tor) as `pontoon bgp --config` YAML: AS 65000, one
+ * process acting for every rack. It does not listen (one listen address could not serve every
+ * rack's gateway address); it connects to each node from the rack's gateway address, which is
+ * the address the node expects, and installs the nodes' blocks into the router's kernel.
+ */
+export function routerBgpConfig(state: ClusterState): string {
+  return toYaml({
+    localAsn: DEFAULT_TOR_ASN,
+    routerId: rackGateway(0),
+    holdTime: 9,
+    controlSocket: routerBgpSocket(state),
+    metricsAddress: '',
+    gracefulRestart: { enabled: true, restartTime: 120 },
+    kernelSync: true,
+    // One NEXT_HOP for every rack; a node routes it via its own rack's gateway (node-agent.ts).
+    nextHops: { ipv4: rackGateway(0) },
+    announce: [],
+    peers: state.nodes.map((n) => ({ address: n.underlayIp, asn: rackAsn(n.rack), port: 179, passive: false, description: `tor rack ${n.rack} ${n.name}` })),
+  });
+}
+
+export const routerBgpSocket = (state: ClusterState): string => join(state.stateDir, 'router-bgp.sock');
+
+/** (Re)writes the router speaker's configuration and (re)starts it; returns its pid. */
+export function startRouterBgp(state: ClusterState): number {
+  if (!state.router) throw new ClusterError('topology tor needs the router namespace');
+  const config = join(state.stateDir, 'router-bgp.yaml');
+  writeFileSync(config, routerBgpConfig(state));
+  return startDaemon(state.router, [process.execPath, cliPath(), 'bgp', '--config', config], join(state.stateDir, 'router-bgp.log'));
 }
 
 export const bgpSocket = (node: NodeState): string => join(node.dir, 'bgp.sock');
@@ -239,9 +281,13 @@ const BGP_MARKER = 'bgp';
 
 /** Peers of a node's agent that are Established, as `established/configured`, or why not. */
 function bgpPeers(node: NodeState): string {
-  if (node.bgpPid === undefined) return '-';
-  if (!isAlive(node.bgpPid, BGP_MARKER)) return 'DOWN';
-  const result = spawnSync(process.execPath, [cliPath(), 'bgp', 'status', '--socket', bgpSocket(node), '--json'], { encoding: 'utf8', timeout: 5000 });
+  return speakerPeers(node.bgpPid, bgpSocket(node));
+}
+
+function speakerPeers(pid: number | undefined, socket: string): string {
+  if (pid === undefined) return '-';
+  if (!isAlive(pid, BGP_MARKER)) return 'DOWN';
+  const result = spawnSync(process.execPath, [cliPath(), 'bgp', 'status', '--socket', socket, '--json'], { encoding: 'utf8', timeout: 5000 });
   if (result.status !== 0) return 'starting';
   const status = JSON.parse(result.stdout) as { peers: { state: string }[] };
   return `${status.peers.filter((p) => p.state === 'Established').length}/${status.peers.length} peers`;
@@ -318,6 +364,13 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   if (options.subnetStore === 'kube' && !options.controlPlane) throw new ClusterError('the kube subnet store needs the control plane');
   if (options.backend === 'bgp' && !options.controlPlane) throw new ClusterError('--backend bgp takes its peers from Node objects: it needs the control plane');
   if (options.ipip !== undefined && !IPIP_MODES.includes(options.ipip)) throw new ClusterError(`--ipip must be one of ${IPIP_MODES.join(', ')}, got "${options.ipip}"`);
+  if (options.bgpTopology !== undefined && !BGP_TOPOLOGIES.includes(options.bgpTopology)) throw new ClusterError(`--bgp-topology must be one of ${BGP_TOPOLOGIES.join(', ')}, got "${options.bgpTopology}"`);
+  const tor = options.backend === 'bgp' && options.bgpTopology === 'tor';
+  if (options.bgpTopology === 'tor' && options.backend !== 'bgp') throw new ClusterError('--bgp-topology tor needs --backend bgp');
+  // The router routes plainly between racks; IPIP towards it would wrap nothing useful.
+  if (tor && options.ipip !== undefined && options.ipip !== 'never') throw new ClusterError(`--bgp-topology tor routes through the rack router without IPIP: --ipip must be never, got "${options.ipip}"`);
+  if (tor && (options.routeReflectors ?? 0) > 0) throw new ClusterError('--bgp-topology tor has no route reflectors (the rack router is every node’s only peer)');
+  const ipip: IpipMode = options.ipip ?? (tor ? 'never' : 'cross-subnet');
   if ((options.routeReflectors ?? 0) < 0 || (options.routeReflectors ?? 0) > 8) throw new ClusterError('--route-reflectors must be between 0 and 8');
   if (!PROXY_CHOICES.includes(options.proxy)) throw new ClusterError(`--proxy must be one of ${PROXY_CHOICES.join(', ')}, got "${options.proxy}"`);
 
@@ -338,18 +391,20 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     etcd: { netns: ns('ctl'), pid: 0, endpoint: `http://${ETCD_IP}:2379` },
     subnetStore: options.subnetStore,
     proxy: options.controlPlane ? options.proxy : 'none',
-    ...(options.backend === 'bgp' ? { bgp: { routeReflectors: options.routeReflectors ?? 0, ipip: options.ipip ?? 'cross-subnet' } } : {}),
+    ...(options.backend === 'bgp' ? { bgp: { routeReflectors: options.routeReflectors ?? 0, ipip, ...(tor ? { topology: 'tor' as const } : {}) } } : {}),
     fabric: ns('fabric'),
     leaseTtlSeconds: options.leaseTtlSeconds,
     nodes: [],
   };
   saveState(state);
-  const gatewayFor = (rack: number): string | undefined => (options.racks > 1 ? rackGateway(rack) : undefined);
+  // tor: even a single rack has its router (the nodes' only BGP peer and default gateway).
+  const routed = options.racks > 1 || tor;
+  const gatewayFor = (rack: number): string | undefined => (routed ? rackGateway(rack) : undefined);
 
   let started = Date.now();
   makeNamespace(state.fabric);
   makeFabric(state.fabric, options.racks);
-  if (options.racks > 1) {
+  if (routed) {
     state.router = ns('router');
     makeRouter(state.fabric, state.router, options.racks);
   }
@@ -370,7 +425,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       // The default cluster gets the well-known 6443 when free; others (tests) any free port.
       port: await pickApiserverPort(options.name === DEFAULT_CLUSTER_NAME ? 6443 : 0),
     });
-    writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting, options.ipip));
+    writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting, ipip));
     saveState(state);
     step(`control plane: apiserver ${state.controlPlane.url} (SQLite store), controller-manager, scheduler`, started);
   }
@@ -416,7 +471,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   }
   if (state.bgp) await startBgpAgents(state);
   saveState(state);
-  const daemons = [...(state.controlPlane ? ['kubelet'] : []), ...(runsProxy(state) ? [`proxy (${state.proxy})`] : []), `flanneld (${options.subnetStore} leases)`, ...(state.bgp ? [`bgp (${state.bgp.routeReflectors ? `${state.bgp.routeReflectors} route reflector(s) per rack` : 'full mesh'}, ipip ${state.bgp.ipip})`] : [])];
+  const bgpShape = state.bgp?.topology === 'tor' ? `eBGP with the rack router, AS ${DEFAULT_TOR_ASN}; rack r is AS ${DEFAULT_CLUSTER_ASN}+r` : state.bgp?.routeReflectors ? `${state.bgp.routeReflectors} route reflector(s) per rack` : 'full mesh';
+  const daemons = [...(state.controlPlane ? ['kubelet'] : []), ...(runsProxy(state) ? [`proxy (${state.proxy})`] : []), `flanneld (${options.subnetStore} leases)`, ...(state.bgp ? [`bgp (${bgpShape}, ipip ${state.bgp.ipip})`] : [])];
   step(`${options.nodes} node(s), ${daemons.join(', ')} running in each`, started);
 
   started = Date.now();
@@ -434,6 +490,14 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
 async function startBgpAgents(state: ClusterState): Promise<void> {
   const k = state.bgp?.routeReflectors ?? 0;
   const client = adminClient(state);
+  if (state.bgp?.topology === 'tor') {
+    // Each rack its own AS, read by the agents from their Node before they start.
+    for (const node of state.nodes) await client.patch(RESOURCE.nodes, node.name, undefined, { metadata: { annotations: { [ASN_ANNOTATION]: String(rackAsn(node.rack)) } } }, 'merge');
+    state.bgp.routerConfig = join(state.stateDir, 'router-bgp.yaml');
+    state.bgp.routerSocket = routerBgpSocket(state);
+    state.bgp.routerPid = startRouterBgp(state);
+    saveState(state);
+  }
   const perRack = new Map<number, number>();
   for (const node of state.nodes) {
     const count = perRack.get(node.rack) ?? 0;
@@ -483,11 +547,12 @@ export function summary(state: ClusterState): string {
     node.pods.map((p) => `${p.name}=${p.ip}`).join(' ') || '-',
   ]);
   const table = formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'KUBELET', 'PROXY', ...(state.bgp ? ['BGP'] : []), 'STATIC PODS'], rows);
+  const router = state.bgp?.topology === 'tor' && state.router ? `router ${state.router}: bgp AS ${DEFAULT_TOR_ASN} ${speakerPeers(state.bgp.routerPid, routerBgpSocket(state))}\n` : '';
   const cp = state.controlPlane;
-  if (!cp) return table;
+  if (!cp) return router ? `${router}\n${table}` : table;
   const daemon = (pid: number, marker: string): string => `${marker} ${isAlive(pid, marker) ? 'running' : 'DOWN'}`;
   const line = CONTROL_PLANE_COMPONENTS.map((component) => daemon(cp.pids[component], component)).join(', ');
-  return `control plane: ${cp.url} — ${line}\n\n${table}`;
+  return `control plane: ${cp.url} — ${line}\n${router}\n${table}`;
 }
 
 export function findNode(state: ClusterState, name: string): NodeState {
@@ -613,6 +678,7 @@ export async function clusterDown(name: string): Promise<void> {
       ...state.nodes.map((n) => (n.kubeletPid === undefined ? undefined : stopProcess(n.kubeletPid, 'kubelet'))),
       ...state.nodes.map((n) => (n.proxyPid === undefined ? undefined : stopProcess(n.proxyPid, PROXY_MARKER))),
       ...state.nodes.map((n) => (n.bgpPid === undefined ? undefined : stopProcess(n.bgpPid, BGP_MARKER))),
+      ...(state.bgp?.routerPid === undefined ? [] : [stopProcess(state.bgp.routerPid, BGP_MARKER)]),
       stopProcess(state.etcd.pid, 'etcd'),
       ...(cp ? [stopProcess(cp.pids.scheduler, 'scheduler'), stopProcess(cp.pids['controller-manager'], 'controller-manager')] : []),
     ]);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { KubeList } from '../../api/meta.js';
 import { RESOURCE } from '../../api/resources.js';
 import type { Node, Pod } from '../../api/types.js';
-import type { IpipMode } from '../../bgp/node-agent.js';
+import type { BgpTopology, IpipMode } from '../../bgp/node-agent.js';
 import { sandboxName } from '../../kubelet/sandbox.js';
 import { listNetns } from '../../lib/netns.js';
 import { leaseOf } from '../../flanneld/subnet/kube.js';
@@ -71,7 +71,8 @@ export function registerCluster(program: Command): void {
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--backend <type>', 'host-gw, vxlan, udp (flanneld) or bgp (a BGP speaker per node, Calico-style)', 'vxlan')
     .option('--route-reflectors <k>', 'bgp: route reflectors per rack (0: full mesh of nodes)', '0')
-    .option('--ipip <mode>', 'bgp: IPIP towards other nodes: always, cross-subnet or never', 'cross-subnet')
+    .option('--ipip <mode>', 'bgp: IPIP towards other nodes: always, cross-subnet or never (default: cross-subnet; never with --bgp-topology tor)')
+    .option('--bgp-topology <kind>', 'bgp: mesh (full mesh or route reflectors) or tor (each rack its own AS, eBGP with the rack router)', 'mesh')
     .option('--racks <n>', 'L2 segments joined by a router (nodes are spread round-robin)', '1')
     .option('--pods <n>', 'static pods per node, networked by calling the CNI plugin directly', '0')
     .option('--subnet-store <kind>', 'where flanneld keeps leases: kube (Node podCIDR + annotations) or etcd', 'kube')
@@ -79,7 +80,7 @@ export function registerCluster(program: Command): void {
     .option('--direct-routing', 'vxlan: plain routes to nodes on the same rack', false)
     .option('--lease-ttl <seconds>', 'subnet lease TTL', String(24 * 3600))
     .option('--proxy <mode>', 'service proxy on every node: nftables, iptables or none', 'nftables')
-    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string; routeReflectors: string; ipip: string }) => {
+    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string; routeReflectors: string; ipip?: string; bgpTopology: string }) => {
       if (flags.subnetStore !== 'kube' && flags.subnetStore !== 'etcd') throw new ClusterError(`--subnet-store must be kube or etcd, got "${flags.subnetStore}"`);
       const state = await clusterUp({
         name: flags.name,
@@ -93,7 +94,8 @@ export function registerCluster(program: Command): void {
         subnetStore: flags.controlPlane ? flags.subnetStore : 'etcd',
         proxy: flags.proxy as ProxyChoice,
         routeReflectors: Number(flags.routeReflectors),
-        ipip: flags.ipip as IpipMode,
+        ...(flags.ipip !== undefined ? { ipip: flags.ipip as IpipMode } : {}),
+        bgpTopology: flags.bgpTopology as BgpTopology,
         progress: (line) => console.log(line),
       }).catch(async (err: unknown) => {
         console.error(`cluster up failed; tearing down what was built`);
