@@ -111,10 +111,14 @@ function prefix(value: unknown, field: string): IpNet {
   return net;
 }
 
+/** RFC 4271 §4.2: a hold time is zero or at least three seconds (and fits 16 bits). */
+export function isValidHoldTime(seconds: number): boolean {
+  return Number.isInteger(seconds) && seconds >= 0 && seconds <= 65535 && seconds !== 1 && seconds !== 2;
+}
+
 function holdTime(value: unknown, field: string): number {
   const seconds = integer(value, field, 0, 65535);
-  // RFC 4271 §4.2: zero or at least three seconds.
-  if (seconds === 1 || seconds === 2) throw new BgpConfigError(field, 'must be 0 or at least 3 seconds (RFC 4271 §4.2)');
+  if (!isValidHoldTime(seconds)) throw new BgpConfigError(field, 'must be 0 or at least 3 seconds (RFC 4271 §4.2)');
   return seconds;
 }
 

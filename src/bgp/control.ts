@@ -4,10 +4,10 @@
  * (`{"command":"status"}`), one JSON reply per line (`{"ok":true,"result":…}` or
  * `{"ok":false,"error":"…"}`). The socket file is created mode 0600: it is root's interface.
  */
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
-import { dirname } from 'node:path';
+import { rmSync } from 'node:fs';
+import { createConnection, type Server } from 'node:net';
 import { PontoonError } from '../lib/errors.js';
+import { serveLines } from '../lib/line-socket.js';
 
 export interface PeerStatus {
   readonly address: string;
@@ -56,42 +56,19 @@ export type ControlHandlers = Record<string, () => unknown>;
 export class ControlError extends PontoonError {}
 
 export class ControlServer {
-  private readonly server: Server;
+  private server: Server | undefined;
 
   constructor(
     readonly path: string,
-    handlers: ControlHandlers,
-  ) {
-    this.server = createServer((socket) => {
-      let buffered = '';
-      socket.setEncoding('utf8');
-      socket.on('error', () => undefined);
-      socket.on('data', (chunk: string) => {
-        buffered += chunk;
-        for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
-          const line = buffered.slice(0, at);
-          buffered = buffered.slice(at + 1);
-          socket.write(`${JSON.stringify(answer(line, handlers))}\n`);
-        }
-        if (buffered.length > 65536) socket.destroy();
-      });
-    });
-  }
+    private readonly handlers: ControlHandlers,
+  ) {}
 
-  listen(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true });
-    rmSync(this.path, { force: true });
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.path, () => {
-        chmodSync(this.path, 0o600);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.server = await serveLines(this.path, (line) => JSON.stringify(answer(line, this.handlers)), { maxLineBytes: 65536 });
   }
 
   close(): void {
-    this.server.close();
+    this.server?.close();
     rmSync(this.path, { force: true });
   }
 }

@@ -28,7 +28,7 @@ import { Informer } from '../client/informer.js';
 import { formatIp, formatIpNet, type Ip, type IpNet, netContains, networkOf, parseIpNet, tryParseIp } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
 import type { Rtnl } from '../lib/netlink/rtnl.js';
-import type { BgpConfig, PeerConfig } from './config.js';
+import { BgpConfigError, type BgpConfig, type PeerConfig } from './config.js';
 import { type IpipControlClient, ensureIpipDaemon } from './ipip/daemon.js';
 import { DEFAULT_IPIP_DEVICE } from './ipip/index.js';
 import { KernelRoutes } from './kernel.js';
@@ -109,7 +109,7 @@ export class NodeAgent {
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: NodeAgentOptions) {
-    if (options.topology === 'tor' && !options.torPeer) throw new Error('topology tor needs the rack router (torPeer)');
+    if (options.topology === 'tor' && !options.torPeer) throw new BgpConfigError('torPeer', 'topology tor needs the rack router');
     this.nodes = new Informer<Node>(options.api, RESOURCE.nodes, { log: options.log });
     // Node events arrive in bursts (the initial list is one `add` per Node); reconciles run
     // one at a time, or two would each start a speaker and a tunnel.

@@ -23,7 +23,7 @@ import { formatIp, formatIpNet, type Ip, type IpNet } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
 import type { Rtnl } from '../lib/netlink/rtnl.js';
 import { endOfRib, isEndOfRib } from './codec/index.js';
-import { formatIdentifier, type BgpConfig, type PeerConfig } from './config.js';
+import { BgpConfigError, formatIdentifier, type BgpConfig, type PeerConfig } from './config.js';
 import { ControlServer, type PeerStatus, type RouteView, type SpeakerStatus } from './control.js';
 import type { DownInfo, NegotiatedSession, State } from './fsm.js';
 import { type DesiredRoute, KernelRoutes } from './kernel.js';
@@ -82,7 +82,7 @@ export class Speaker {
     const { config } = options;
     this.rib = new Rib({ asn: config.localAsn, routerId: config.routerId, ...(config.clusterId !== undefined ? { clusterId: config.clusterId } : {}) });
     if (config.kernelSync) {
-      if (!options.rtnl) throw new Error('kernelSync needs an rtnetlink socket');
+      if (!options.rtnl) throw new BgpConfigError('kernelSync', 'needs an rtnetlink socket (the speaker was built without one)');
       this.kernel = new KernelRoutes(options.rtnl, { log: options.log.child({ component: 'kernel' }) });
     }
     this.kernelDeferred = options.restarting === true && this.kernel !== undefined;
@@ -391,7 +391,8 @@ export class Speaker {
 
   adjRibIn(): Record<string, RouteView[]> {
     const out: Record<string, RouteView[]> = {};
-    for (const peer of this.peers.values()) out[peer.key] = this.rib.stats().perPeer.has(peer.key) ? [...this.rib.adjRibIn(peer.key)].map(routeView) : [];
+    const known = this.rib.stats().perPeer;
+    for (const peer of this.peers.values()) out[peer.key] = known.has(peer.key) ? [...this.rib.adjRibIn(peer.key)].map(routeView) : [];
     return out;
   }
 }

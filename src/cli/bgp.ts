@@ -4,7 +4,7 @@
  * `pontoon bgp status` / `pontoon bgp routes` ask a running speaker over its control socket.
  */
 import type { Command } from 'commander';
-import { loadBgpConfig, DEFAULT_CONTROL_SOCKET } from '../bgp/config.js';
+import { DEFAULT_CONTROL_SOCKET, isValidHoldTime, loadBgpConfig } from '../bgp/config.js';
 import { controlRequest, formatRoutes, formatStatus, type RouteView, type SpeakerStatus } from '../bgp/control.js';
 import { KernelRoutes } from '../bgp/kernel.js';
 import { serveIpipControl } from '../bgp/ipip/daemon.js';
@@ -77,7 +77,7 @@ export function registerBgp(program: Command): void {
       if (flags.torPeer !== undefined && !torAddress) throw new FlagError(`--tor-peer must be an IP address, got "${flags.torPeer}"`);
       if (flags.topology === 'tor' && !torAddress) throw new FlagError('--topology tor needs --tor-peer <ip> (the rack router)');
       const holdTimeSeconds = Number(flags.holdTime);
-      if (!Number.isInteger(holdTimeSeconds) || holdTimeSeconds === 1 || holdTimeSeconds === 2 || holdTimeSeconds < 0 || holdTimeSeconds > 65535) throw new FlagError(`--hold-time must be 0 or 3..65535 seconds, got "${flags.holdTime}"`);
+      if (!isValidHoldTime(holdTimeSeconds)) throw new FlagError(`--hold-time must be 0 or 3..65535 seconds, got "${flags.holdTime}"`);
       const log = createLogger('bgp', { level: flags.logLevel });
       const agent = new NodeAgent({
         api: clientFromFlags(flags, `pontoon-bgp/${flags.nodeName}`),

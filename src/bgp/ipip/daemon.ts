@@ -6,10 +6,11 @@
  * per full table: `{"peers":[["10.244.2.0/24","198.18.1.12"],…]}` → `{"ok":true}`.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { createConnection, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { PontoonError } from '../../lib/errors.js';
+import { serveLines } from '../../lib/line-socket.js';
 import { formatIp, formatIpNet, type Ip, type IpNet, parseIp, parseIpNet } from '../../lib/ip.js';
 import type { IpipTunnel } from './tunnel.js';
 
@@ -19,33 +20,14 @@ type PeerLine = { peers: [string, string][] };
 
 /** Serves a running tunnel's peer table on `path`. */
 export function serveIpipControl(path: string, tunnel: IpipTunnel): Promise<Server> {
-  mkdirSync(dirname(path), { recursive: true });
-  rmSync(path, { force: true });
-  const server = createServer((socket) => {
-    let buffered = '';
-    socket.setEncoding('utf8');
-    socket.on('error', () => undefined);
-    socket.on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, at);
-        buffered = buffered.slice(at + 1);
-        try {
-          const request = JSON.parse(line) as PeerLine;
-          tunnel.setPeers(request.peers.map(([block, underlay]) => ({ block: parseIpNet(block), underlay: parseIp(underlay) })));
-          socket.write(`${JSON.stringify({ ok: true, peers: request.peers.length })}\n`);
-        } catch (err) {
-          socket.write(`${JSON.stringify({ ok: false, error: String(err) })}\n`);
-        }
-      }
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      chmodSync(path, 0o600);
-      resolve(server);
-    });
+  return serveLines(path, (line) => {
+    try {
+      const request = JSON.parse(line) as PeerLine;
+      tunnel.setPeers(request.peers.map(([block, underlay]) => ({ block: parseIpNet(block), underlay: parseIp(underlay) })));
+      return JSON.stringify({ ok: true, peers: request.peers.length });
+    } catch (err) {
+      return JSON.stringify({ ok: false, error: String(err) });
+    }
   });
 }
 
