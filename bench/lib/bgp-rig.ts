@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { controlRequest, type SpeakerStatus } from '../../src/bgp/control.js';
-import { BirdHandle } from '../../test/bgp/peers/bird.js';
+import { type BirdHandle, launchBird } from '../../test/bgp/peers/bird.js';
 import { Daemon, requireBinary, runIn } from '../../test/bgp/peers/daemon.js';
 import type { GobgpHandle } from '../../test/bgp/peers/gobgp.js';
 import { poll } from '../../test/helpers/wait.js';
@@ -177,20 +177,5 @@ export async function startClients(netns: string, rr: string, asn: number, addre
     );
   });
   writeFileSync(configFile, `${lines.join('\n')}\n`);
-  runIn(undefined, ['bird', '-p', '-c', configFile]);
-  const daemon = new Daemon(netns, ['bird', '-f', '-c', configFile, '-s', socket, '-P', join(dir, 'bird.pid')], join(dir, 'bird.out'));
-  const handle = new BirdHandle(netns, socket, configFile, daemon);
-  await poll(
-    'client BIRD to answer',
-    () => {
-      if (!daemon.running) throw new Error(`bird exited:\n${daemon.logTail()}`);
-      try {
-        return /Daemon is up and running/.test(handle.birdc('show', 'status'));
-      } catch {
-        return false;
-      }
-    },
-    { timeoutMs: 10_000, intervalMs: 50 },
-  );
-  return handle;
+  return launchBird(netns, dir, configFile, socket);
 }

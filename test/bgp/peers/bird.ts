@@ -314,6 +314,14 @@ export async function startBird(netns: string, config: BirdConfig, dir: string):
   const socket = join(dir, 'bird.ctl');
   const logFile = join(dir, 'bird.log');
   writeFileSync(configFile, birdConfig(config, logFile));
+  return launchBird(netns, dir, configFile, socket);
+}
+
+/**
+ * Starts BIRD in `netns` from a config file already written (`startBird`'s, or a
+ * hand-made one as the reflection benchmark's), and waits until birdc answers.
+ */
+export async function launchBird(netns: string, dir: string, configFile: string, socket: string): Promise<BirdHandle> {
   runIn(undefined, ['bird', '-p', '-c', configFile]); // parse only: a config error fails here, with BIRD's message
   const daemon = new Daemon(netns, ['bird', '-f', '-c', configFile, '-s', socket, '-P', join(dir, 'bird.pid')], join(dir, 'bird.out'));
   const handle = new BirdHandle(netns, socket, configFile, daemon);
