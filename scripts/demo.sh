@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Pontoon demo: a 3-node Kubernetes-style cluster of network namespaces on this machine
-# (apiserver, controller-manager, scheduler; a kubelet, a flanneld with the VXLAN backend and
-# a service proxy on every node), then a Deployment of web servers and a Service through
+# (apiserver, controller-manager, scheduler; a kubelet on every node, and the node agents —
+# flanneld with the VXLAN backend and a service proxy — as DaemonSet pods from
+# deploy/pontoon.yaml; AGENTS=process starts them as plain processes instead), then a Deployment of web servers and a Service through
 # kubectl, every pod fetching a page from every pod on the other nodes, then from the
 # Service's cluster IP, and the node port on every node. The cluster stays up for you to
 # explore; the last lines say how. Nothing touches the root namespace's network.
@@ -15,15 +16,19 @@ say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 backend=${BACKEND:-vxlan}
 proxy=${PROXY:-nftables}
 nodes=${NODES:-3}
+agents=${AGENTS:-daemonset}
 
-say "pontoon cluster up --nodes $nodes --backend $backend --proxy $proxy"
+say "pontoon cluster up --nodes $nodes --backend $backend --proxy $proxy --agents $agents"
 pontoon cluster down --name pontoon >/dev/null
-pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend" --proxy "$proxy" | tee /tmp/pontoon-up.log
+pontoon cluster up --name pontoon --nodes "$nodes" --backend "$backend" --proxy "$proxy" --agents "$agents" | tee /tmp/pontoon-up.log
 eval "$(tail -1 /tmp/pontoon-up.log)"   # export KUBECONFIG=...
 
 say "kubectl get nodes -o wide"
 kubectl wait --for=condition=Ready nodes --all --timeout=60s >/dev/null
 kubectl get nodes -o wide
+
+say "kubectl -n kube-system get daemonsets,pods -o wide (the node agents)"
+kubectl -n kube-system get daemonsets,pods -o wide
 
 say "kubectl apply -f examples/web.yaml"
 kubectl apply -f examples/web.yaml
@@ -59,6 +64,17 @@ while read -r from _ from_node; do
   done
 done </tmp/pontoon-pods.txt
 
+if kubectl -n kube-system get service kube-dns >/dev/null 2>&1; then
+  say "kubectl exec deploy/web -- busybox nslookup web (cluster DNS through the search path)"
+  # busybox nslookup also tries the later search suffixes and exits 1 on their NXDOMAIN.
+  kubectl exec deploy/web -- busybox nslookup web || true
+  kubectl exec deploy/web -- getent hosts web
+fi
+
+say "a pod reaches the apiserver through the kubernetes Service with its ServiceAccount token"
+kubectl exec deploy/web -- sh -c 'curl -sS -m 5 --cacert /var/run/secrets/kubernetes.io/serviceaccount/ca.crt -H "Authorization: Bearer $(cat /var/run/secrets/kubernetes.io/serviceaccount/token)" https://$KUBERNETES_SERVICE_HOST/version' || failed=$((failed + 1))
+echo
+
 say "node port $node_port on every node's address (asked from node n1)"
 for ip in $(kubectl get nodes -o jsonpath='{range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'); do
   if answer=$(pontoon cluster exec n1 -- curl -sS -m 3 "http://$ip:$node_port/" 2>&1); then
@@ -92,6 +108,8 @@ The cluster is still running. Point kubectl at it and look around:
   kubectl scale deployment web --replicas=0      # the Service now refuses at once
   kubectl logs deployment/web
   node dist/cli/pontoon.cjs cluster status
+  node dist/cli/pontoon.cjs cluster add-node     # a 4th node; its agents come from the DaemonSets
+  node dist/cli/pontoon.cjs cluster restart flanneld n2   # deletes that agent pod; the DaemonSet brings it back
   node dist/cli/pontoon.cjs cluster pods        # each pod's sandbox, veth pair and bridge
   node dist/cli/pontoon.cjs cluster exec pod/<pod name> -- ip addr
 Remove it:

@@ -17,6 +17,8 @@ for dir in /run/pontoon/ptest-* /run/pontoon/pontoon-demo-*; do
   [ -d "$dir" ] || continue
   stale "$(basename "$dir")" || continue
   pkill -KILL -f -- "$dir/" 2>/dev/null || true
+  # Pod volumes (tmpfs, bind mounts) outlive a killed kubelet; a mount point cannot be removed.
+  awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$dir"
 done
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(ptest-|pontoon-demo-)' || true); do

@@ -120,7 +120,9 @@ export type StatusReason =
   | 'UnsupportedMediaType'
   | 'InternalError'
   | 'Timeout'
-  | 'ServiceUnavailable';
+  | 'ServiceUnavailable'
+  /** remotecommand's error channel: the exec'd command exited non-zero. */
+  | 'NonZeroExitCode';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 

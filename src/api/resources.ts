@@ -8,7 +8,8 @@ export type Verb = 'create' | 'delete' | 'deletecollection' | 'get' | 'list' | '
 
 export const ALL_VERBS: readonly Verb[] = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
-export type Subresource = 'status' | 'binding' | 'scale' | 'log';
+/** exec, attach and portforward are connect subresources: streams upgraded from one request. */
+export type Subresource = 'status' | 'binding' | 'scale' | 'log' | 'token' | 'exec' | 'attach' | 'portforward' | 'approval';
 
 export interface ResourceDescriptor {
   /** '' for the core group (served under /api/v1). */
@@ -55,7 +56,7 @@ export const RESOURCES: readonly ResourceDescriptor[] = [
     subresources: ['status'],
   }),
   describe('', 'v1', 'Node', 'nodes', { namespaced: false, shortNames: ['no'], subresources: ['status'] }),
-  describe('', 'v1', 'Pod', 'pods', { shortNames: ['po'], subresources: ['status', 'binding', 'log'], categories: ['all'] }),
+  describe('', 'v1', 'Pod', 'pods', { shortNames: ['po'], subresources: ['status', 'binding', 'log', 'exec', 'attach', 'portforward'], categories: ['all'] }),
   describe('', 'v1', 'Service', 'services', {
     shortNames: ['svc'],
     verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
@@ -65,14 +66,28 @@ export const RESOURCES: readonly ResourceDescriptor[] = [
   describe('', 'v1', 'Endpoints', 'endpoints', { shortNames: ['ep'] }),
   describe('', 'v1', 'ConfigMap', 'configmaps', { shortNames: ['cm'] }),
   describe('', 'v1', 'Event', 'events', { shortNames: ['ev'] }),
+  describe('', 'v1', 'Secret', 'secrets'),
+  describe('', 'v1', 'ServiceAccount', 'serviceaccounts', { shortNames: ['sa'], subresources: ['token'] }),
   describe('apps', 'v1', 'Deployment', 'deployments', {
     shortNames: ['deploy'],
     subresources: ['status', 'scale'],
     categories: ['all'],
   }),
   describe('apps', 'v1', 'ReplicaSet', 'replicasets', { shortNames: ['rs'], subresources: ['status', 'scale'], categories: ['all'] }),
+  describe('apps', 'v1', 'DaemonSet', 'daemonsets', { shortNames: ['ds'], subresources: ['status'], categories: ['all'] }),
+  describe('batch', 'v1', 'Job', 'jobs', { subresources: ['status'], categories: ['all'] }),
   describe('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices'),
   describe('coordination.k8s.io', 'v1', 'Lease', 'leases'),
+  // Node credentials: `approval` carries the Approved/Denied conditions, `status` the certificate.
+  describe('certificates.k8s.io', 'v1', 'CertificateSigningRequest', 'certificatesigningrequests', {
+    namespaced: false,
+    shortNames: ['csr'],
+    subresources: ['status', 'approval'],
+  }),
+  describe('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
+  describe('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
+  describe('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', { namespaced: false }),
+  describe('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', { namespaced: false }),
 ];
 
 export function apiVersionOf(descriptor: Pick<ResourceDescriptor, 'group' | 'version'>): string {
@@ -89,7 +104,8 @@ export function findKind(apiVersion: string, kind: string): ResourceDescriptor |
 
 /** The typed handle daemons pass to the client: `RESOURCE.pods`, `RESOURCE.deployments`... */
 export const RESOURCE = Object.fromEntries(RESOURCES.map((d) => [d.resource, d])) as Record<
-  'namespaces' | 'nodes' | 'pods' | 'services' | 'endpoints' | 'configmaps' | 'events' | 'deployments' | 'replicasets' | 'endpointslices' | 'leases',
+  | 'namespaces' | 'nodes' | 'pods' | 'services' | 'endpoints' | 'configmaps' | 'events' | 'deployments' | 'replicasets' | 'daemonsets' | 'jobs' | 'endpointslices' | 'leases'
+  | 'secrets' | 'serviceaccounts' | 'certificatesigningrequests' | 'roles' | 'rolebindings' | 'clusterroles' | 'clusterrolebindings',
   ResourceDescriptor
 >;
 

@@ -12,7 +12,16 @@ export type ResourceList = Record<string, Quantity>;
 
 export interface Namespace extends KubeObject {
   spec?: { finalizers?: string[] };
-  status?: { phase?: 'Active' | 'Terminating' };
+  status?: { phase?: 'Active' | 'Terminating'; conditions?: NamespaceCondition[] };
+}
+
+/** Set while a namespace is being emptied: what is still in it (upstream's namespace controller's). */
+export interface NamespaceCondition {
+  type: 'NamespaceContentRemaining' | 'NamespaceFinalizersRemaining';
+  status: 'True' | 'False';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
 }
 
 export interface ConfigMap extends KubeObject {
@@ -49,6 +58,8 @@ export interface EnvVar {
   valueFrom?: {
     fieldRef?: { fieldPath: string; apiVersion?: string };
     configMapKeyRef?: { name: string; key: string; optional?: boolean };
+    secretKeyRef?: { name: string; key: string; optional?: boolean };
+    resourceFieldRef?: ResourceFieldSelector;
   };
 }
 
@@ -100,8 +111,14 @@ export interface Container {
   livenessProbe?: Probe;
   startupProbe?: Probe;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** Keep a stdin open for `kubectl attach -i` (the kubelet gives the container a fifo). */
+  stdin?: boolean;
+  stdinOnce?: boolean;
+  tty?: boolean;
   terminationMessagePath?: string;
   terminationMessagePolicy?: string;
+  envFrom?: EnvFromSource[];
+  volumeMounts?: VolumeMount[];
 }
 
 export interface Toleration {
@@ -112,8 +129,26 @@ export interface Toleration {
   tolerationSeconds?: number;
 }
 
+export interface NodeSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt';
+  values?: string[];
+}
+
+export interface NodeSelectorTerm {
+  matchExpressions?: NodeSelectorRequirement[];
+  matchFields?: NodeSelectorRequirement[];
+}
+
+export interface Affinity {
+  nodeAffinity?: {
+    requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: NodeSelectorTerm[] };
+  };
+}
+
 export interface PodSpec {
   containers: Container[];
+  affinity?: Affinity;
   initContainers?: Container[];
   nodeName?: string;
   nodeSelector?: Record<string, string>;
@@ -127,6 +162,98 @@ export interface PodSpec {
   priority?: number;
   hostname?: string;
   subdomain?: string;
+  setHostnameAsFQDN?: boolean;
+  dnsConfig?: PodDNSConfig;
+  hostAliases?: HostAlias[];
+  volumes?: Volume[];
+  automountServiceAccountToken?: boolean;
+  enableServiceLinks?: boolean;
+}
+
+// ---- core/v1 pod volumes, env sources and DNS (what the kubelet materializes) ----------
+
+export interface ResourceFieldSelector {
+  containerName?: string;
+  resource: string;
+  divisor?: Quantity;
+}
+
+export interface EnvFromSource {
+  prefix?: string;
+  configMapRef?: { name: string; optional?: boolean };
+  secretRef?: { name: string; optional?: boolean };
+}
+
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  subPath?: string;
+  subPathExpr?: string;
+  mountPropagation?: string;
+}
+
+export interface KeyToPath {
+  key: string;
+  path: string;
+  mode?: number;
+}
+
+export interface DownwardAPIVolumeFile {
+  path: string;
+  fieldRef?: { fieldPath: string; apiVersion?: string };
+  resourceFieldRef?: ResourceFieldSelector;
+  mode?: number;
+}
+
+export interface ConfigMapVolumeSource {
+  name: string;
+  items?: KeyToPath[];
+  defaultMode?: number;
+  optional?: boolean;
+}
+
+export interface SecretVolumeSource {
+  secretName: string;
+  items?: KeyToPath[];
+  defaultMode?: number;
+  optional?: boolean;
+}
+
+export interface ServiceAccountTokenProjection {
+  audience?: string;
+  expirationSeconds?: number;
+  path: string;
+}
+
+export interface VolumeProjection {
+  configMap?: { name: string; items?: KeyToPath[]; optional?: boolean };
+  secret?: { name: string; items?: KeyToPath[]; optional?: boolean };
+  downwardAPI?: { items?: DownwardAPIVolumeFile[] };
+  serviceAccountToken?: ServiceAccountTokenProjection;
+}
+
+export type HostPathType = '' | 'DirectoryOrCreate' | 'Directory' | 'FileOrCreate' | 'File' | 'Socket' | 'CharDevice' | 'BlockDevice';
+
+export interface Volume {
+  name: string;
+  emptyDir?: { medium?: '' | 'Memory'; sizeLimit?: Quantity };
+  configMap?: ConfigMapVolumeSource;
+  secret?: SecretVolumeSource;
+  hostPath?: { path: string; type?: HostPathType };
+  downwardAPI?: { items?: DownwardAPIVolumeFile[]; defaultMode?: number };
+  projected?: { sources?: VolumeProjection[]; defaultMode?: number };
+}
+
+export interface PodDNSConfig {
+  nameservers?: string[];
+  searches?: string[];
+  options?: { name: string; value?: string }[];
+}
+
+export interface HostAlias {
+  ip: string;
+  hostnames?: string[];
 }
 
 export interface PodCondition {
@@ -408,4 +535,89 @@ export interface LeaseSpec {
 
 export interface Lease extends KubeObject {
   spec?: LeaseSpec;
+}
+
+// ---- apps/v1 DaemonSet ------------------------------------------------------------------------
+
+export interface DaemonSetUpdateStrategy {
+  type?: 'RollingUpdate' | 'OnDelete';
+  rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string };
+}
+
+export interface DaemonSetSpec {
+  selector: LabelSelector;
+  template: PodTemplateSpec;
+  updateStrategy?: DaemonSetUpdateStrategy;
+  minReadySeconds?: number;
+  revisionHistoryLimit?: number;
+}
+
+export interface DaemonSetCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
+export interface DaemonSetStatus {
+  currentNumberScheduled: number;
+  numberMisscheduled: number;
+  desiredNumberScheduled: number;
+  numberReady: number;
+  observedGeneration?: number;
+  updatedNumberScheduled?: number;
+  numberAvailable?: number;
+  numberUnavailable?: number;
+  collisionCount?: number;
+  conditions?: DaemonSetCondition[];
+}
+
+export interface DaemonSet extends KubeObject {
+  spec: DaemonSetSpec;
+  status?: DaemonSetStatus;
+}
+
+// ---- batch/v1 Job ---------------------------------------------------------------------------------
+
+export interface JobSpec {
+  parallelism?: number;
+  completions?: number;
+  activeDeadlineSeconds?: number;
+  backoffLimit?: number;
+  selector?: LabelSelector;
+  manualSelector?: boolean;
+  template: PodTemplateSpec;
+  ttlSecondsAfterFinished?: number;
+  completionMode?: 'NonIndexed' | 'Indexed';
+  suspend?: boolean;
+  podReplacementPolicy?: 'TerminatingOrFailed' | 'Failed';
+}
+
+export type JobConditionType = 'Complete' | 'Failed' | 'Suspended' | 'FailureTarget' | 'SuccessCriteriaMet';
+
+export interface JobCondition {
+  type: JobConditionType;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastProbeTime?: string;
+  lastTransitionTime?: string;
+}
+
+export interface JobStatus {
+  conditions?: JobCondition[];
+  startTime?: string;
+  completionTime?: string;
+  active?: number;
+  succeeded?: number;
+  failed?: number;
+  terminating?: number;
+  ready?: number;
+  uncountedTerminatedPods?: { succeeded?: string[]; failed?: string[] };
+}
+
+export interface Job extends KubeObject {
+  spec: JobSpec;
+  status?: JobStatus;
 }

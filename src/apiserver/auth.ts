@@ -1,19 +1,24 @@
 /**
- * Authentication from a Kubernetes static token file (`token,user,uid,"group1,group2"`) and
- * the one authorization rule Pontoon has: an authenticated user may do anything, anonymous
- * requests may only read. A token that matches nobody is a 401 even for reads, as upstream
- * does, so a mistyped token is noticed instead of silently downgraded to anonymous.
- * Without a tokens file every request is allowed.
+ * Authentication from a verified client certificate (CN = user, O = groups, as upstream's
+ * x509 authenticator; checked first), bootstrap tokens (bootstrap-tokens.ts), a Kubernetes
+ * static token file (`token,user,uid,"group1,group2"`) and service-account JWTs
+ * (sa-tokens.ts); what a user may do is authz/'s business. A request without credentials is
+ * `system:anonymous` (group system:unauthenticated), which the bootstrap policy lets read
+ * discovery and health only. A token that matches nobody is a 401 even for reads, as upstream
+ * does, so a mistyped token is noticed instead of silently downgraded to anonymous. Without a
+ * tokens file a request without a JWT is the admin (system:masters); a JWT is always checked,
+ * so a revoked service-account token is refused however the server is configured.
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { PontoonError } from '../lib/errors.js';
+import { looksLikeJws } from '../lib/jws.js';
+import type { ServiceAccountTokens } from './sa-tokens.js';
+import { BootstrapTokenAuthenticator } from './bootstrap-tokens.js';
+import type { UserInfo } from './user-info.js';
 
-export interface UserInfo {
-  name: string;
-  uid: string;
-  groups: string[];
-}
+export type { UserInfo } from './user-info.js';
 
 export const ANONYMOUS: UserInfo = { name: 'system:anonymous', uid: '', groups: ['system:unauthenticated'] };
 
@@ -81,27 +86,56 @@ export function loadTokenFile(path: string): Map<string, UserInfo> {
   return parseTokenFile(text, `tokens file "${path}"`);
 }
 
-export type AuthResult = { ok: true; user: UserInfo } | { ok: false };
+/** `message` says why, for the 401's Status (default "Unauthorized"). */
+export type AuthResult = { ok: true; user: UserInfo } | { ok: false; message?: string };
+
+/**
+ * The user a client certificate names, when the TLS layer verified it against the client CA
+ * (`authorized`; the server asks for certificates but lets unverified ones through, so token
+ * clients keep working). Subject CN is the user, each O a group.
+ */
+export function certificateUser(req: IncomingMessage): UserInfo | undefined {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (!socket.encrypted || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
+  const subject = socket.getPeerCertificate().subject as unknown as Record<string, string | string[] | undefined> | undefined;
+  const name = subject?.['CN'];
+  if (typeof name !== 'string' || name === '') return undefined;
+  const orgs = subject?.['O'];
+  const groups = orgs === undefined ? [] : Array.isArray(orgs) ? orgs : [orgs];
+  return { name, uid: '', groups: [...groups, 'system:authenticated'] };
+}
+
+const ADMIN: UserInfo = { name: 'admin', uid: '', groups: ['system:masters', 'system:authenticated'] };
 
 export class Authenticator {
-  constructor(private readonly tokens: Map<string, UserInfo> | undefined) {}
+  constructor(
+    private readonly tokens: Map<string, UserInfo> | undefined,
+    private readonly serviceAccounts?: ServiceAccountTokens,
+    private readonly bootstrapTokens?: BootstrapTokenAuthenticator,
+  ) {}
 
   get enabled(): boolean {
     return this.tokens !== undefined;
   }
 
   /** `ok: false` means "answer 401"; anonymous requests come back as the anonymous user. */
-  authenticate(req: IncomingMessage): AuthResult {
-    if (!this.tokens) return { ok: true, user: { name: 'admin', uid: '', groups: ['system:masters', 'system:authenticated'] } };
+  async authenticate(req: IncomingMessage): Promise<AuthResult> {
+    const fromCertificate = certificateUser(req);
+    if (fromCertificate) return { ok: true, user: fromCertificate };
     const header = req.headers.authorization;
+    const bearer = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+    if (bearer !== undefined && this.bootstrapTokens && BootstrapTokenAuthenticator.handles(bearer)) {
+      const result = await this.bootstrapTokens.authenticate(bearer);
+      return result.ok ? result : { ok: false, message: result.message };
+    }
+    const known = bearer !== undefined ? this.tokens?.get(bearer) : undefined;
+    if (known) return { ok: true, user: known };
+    if (bearer !== undefined && this.serviceAccounts && looksLikeJws(bearer)) {
+      const user = await this.serviceAccounts.authenticate(bearer);
+      return user ? { ok: true, user } : { ok: false };
+    }
+    if (!this.tokens) return { ok: true, user: ADMIN };
     if (!header) return { ok: true, user: ANONYMOUS };
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const user = match ? this.tokens.get(match[1]!) : undefined;
-    return user ? { ok: true, user } : { ok: false };
-  }
-
-  /** Reads (get, list, watch, discovery) are open to everyone; writes need a known user. */
-  mayWrite(user: UserInfo): boolean {
-    return !this.tokens || user !== ANONYMOUS;
+    return { ok: false };
   }
 }

@@ -31,6 +31,7 @@ interface SubresourceShape {
 function subresourceShape(descriptor: ResourceDescriptor, subresource: Subresource): SubresourceShape {
   switch (subresource) {
     case 'status':
+    case 'approval':
       return { kind: descriptor.kind, verbs: ['get', 'patch', 'update'] };
     case 'binding':
       return { kind: 'Binding', verbs: ['create'] };
@@ -38,6 +39,14 @@ function subresourceShape(descriptor: ResourceDescriptor, subresource: Subresour
       return { kind: 'Scale', group: 'autoscaling', version: 'v1', verbs: ['get', 'patch', 'update'] };
     case 'log':
       return { kind: descriptor.kind, verbs: ['get'] };
+    case 'exec':
+      return { kind: 'PodExecOptions', verbs: ['create', 'get'] };
+    case 'attach':
+      return { kind: 'PodAttachOptions', verbs: ['create', 'get'] };
+    case 'portforward':
+      return { kind: 'PodPortForwardOptions', verbs: ['create', 'get'] };
+    case 'token':
+      return { kind: 'TokenRequest', group: 'authentication.k8s.io', version: 'v1', verbs: ['create'] };
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Status } from '../api/meta.js';
+import { parseGoBool } from '../lib/parse-bool.js';
 import { badRequest, tooLarge, unsupportedMediaType } from './status.js';
 
 /** Upstream's limit for a request body (etcd's own value limit is about 1.5 MiB). */
@@ -37,6 +38,48 @@ export function readBody(req: IncomingMessage, limitBytes = MAX_REQUEST_BODY_BYT
       if (!failed) reject(err);
     });
   });
+}
+
+/** What is read and thrown away of a refused request's body before the connection is closed. */
+const DISCARD_LIMIT_BYTES = 1024 * 1024;
+/** How long a connection being closed keeps reading (and discarding) after its FIN. */
+const LINGER_MS = 1000;
+
+/**
+ * Before an error answer to a request whose body is still arriving: a body that fits in
+ * DISCARD_LIMIT_BYTES is read and thrown away, so the client keeps its keep-alive
+ * connection. A larger one (declared, or found while discarding a body of unknown length)
+ * closes the connection so the client cannot keep the server reading; when the length was
+ * declared the answer says `Connection: close`, so no client reuses the connection for its
+ * next request. Closing is Go's lingering close: FIN first, keep discarding what still comes
+ * for a moment, then destroy — closing with unread input at once makes the kernel send a
+ * reset, and a reset makes the client's kernel drop the answer unread.
+ */
+export function refuseRemainingBody(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  const declared = Number(req.headers['content-length']);
+  let closing = false;
+  const close = (): void => {
+    if (closing) return;
+    closing = true;
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
+  if (Number.isFinite(declared) && declared > DISCARD_LIMIT_BYTES) {
+    res.setHeader('Connection', 'close');
+    // With that header Node's server ends the socket with destroySoon() once the answer is
+    // written, which destroys it (a reset) while the body still arrives; linger instead.
+    socket.destroySoon = close;
+  }
+  let discarded = 0;
+  // The listener stays through the linger: a paused reader would stall the client's send.
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_LIMIT_BYTES) close();
+  });
+  req.resume();
 }
 
 /** The media type without parameters, lower case: `application/json`. */
@@ -146,8 +189,17 @@ export function queryOf(url: URL): Map<string, string> {
   return params;
 }
 
-export function booleanParam(value: string | undefined): boolean {
-  return value === 'true' || value === '1';
+/**
+ * A boolean query parameter read as upstream's decoder does (Go's strconv.ParseBool): the
+ * official Python client sends `watch=True`, Go clients `true`. Absent or empty is false; any
+ * other word is a 400 naming the parameter rather than a silent false (which turned a watch
+ * into a plain list).
+ */
+export function booleanParam(name: string, value: string | undefined): boolean {
+  if (value === undefined || value === '') return false;
+  const parsed = parseGoBool(value);
+  if (parsed !== undefined) return parsed;
+  throw badRequest(`invalid value for ${name}: strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax`);
 }
 
 /** A non-negative integer query parameter, or a 400 naming it. */

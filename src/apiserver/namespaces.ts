@@ -4,23 +4,29 @@
  * deleted (pods still get their grace period), and the namespace goes once it is empty.
  *
  * Design note: the "still has content" state is the metadata finalizer
- * `pontoon.dev/namespace-contents`, added when deletion starts and removed by the sweep
+ * `pontoon.dev/namespace-contents`, added when deletion starts (NamespaceStrategy's
+ * prepareForDeletion, through the registry's ordinary delete) and removed by the sweep
  * when the namespace is empty; the registry's usual rule (no finalizers left → gone) then
  * removes it. That keeps the state in the store, so a restarted apiserver resumes emptying
  * namespaces it was working on, and other finalizers on a namespace are still honoured.
+ *
+ * Each pass that leaves content behind says what in the namespace's status conditions
+ * (NamespaceContentRemaining, NamespaceFinalizersRemaining, with upstream's reasons and
+ * messages), written only when they change: `kubectl describe ns` shows why a namespace is
+ * stuck, and a watcher can tell that a pass has looked at it.
  */
 import type { KubeObject } from '../api/meta.js';
 import { RESOURCE, RESOURCES } from '../api/resources.js';
-import type { Namespace } from '../api/types.js';
+import type { Namespace, NamespaceCondition } from '../api/types.js';
 import type { Logger } from '../lib/log.js';
-import { storagePrefix, timestamp, type DeleteResult, type Registry, type RemovalOptions } from './registry.js';
-import { ApiStatusError, conflict, forbidden } from './status.js';
+import { NAMESPACE_CONTENTS_FINALIZER } from './kinds/cluster.js';
+import { storagePrefix, timestamp, type Registry, type RegistryHooks } from './registry.js';
+import { ApiStatusError } from './status.js';
 
-export const NAMESPACE_CONTENTS_FINALIZER = 'pontoon.dev/namespace-contents';
+export { NAMESPACE_CONTENTS_FINALIZER } from './kinds/cluster.js';
 
-/** Created at startup, and never deletable (as upstream). */
+/** Created at startup (default, kube-system and kube-public may never be deleted, as upstream). */
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'] as const;
-const UNDELETABLE = new Set(['default', 'kube-system', 'kube-public']);
 
 export class NamespaceLifecycle {
   private timer: NodeJS.Timeout | undefined;
@@ -33,25 +39,13 @@ export class NamespaceLifecycle {
     private readonly sweepIntervalMs = 1000,
   ) {}
 
-  async delete(name: string, options: RemovalOptions): Promise<DeleteResult> {
-    if (UNDELETABLE.has(name)) throw forbidden(`namespaces "${name}" is forbidden: this namespace may not be deleted`, RESOURCE.namespaces, name);
-    const current = await this.registry.get(RESOURCE.namespaces, undefined, name);
-    const pre = options.preconditions;
-    if (pre?.uid && pre.uid !== current.metadata.uid) {
-      throw conflict(RESOURCE.namespaces, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid ?? ''}`);
-    }
-    if (options.dryRun) return { object: current, removed: false };
-    const object = await this.registry.guaranteedUpdate(RESOURCE.namespaces, undefined, name, { dryRun: false }, (stored) => {
-      const ns = structuredClone(stored.object) as Namespace;
-      if (ns.metadata.deletionTimestamp) return ns;
-      ns.metadata.deletionTimestamp = timestamp(new Date());
-      ns.metadata.deletionGracePeriodSeconds = 0;
-      ns.metadata.finalizers = [...(ns.metadata.finalizers ?? []), NAMESPACE_CONTENTS_FINALIZER];
-      ns.status = { ...(ns.status ?? {}), phase: 'Terminating' };
-      return ns;
-    });
-    this.schedule(0);
-    return { object, removed: false };
+  /** The registry hook that starts a sweep when a namespace starts terminating. */
+  hooks(): Pick<RegistryHooks, 'afterMarkedForDeletion'> {
+    return {
+      afterMarkedForDeletion: (descriptor) => {
+        if (descriptor === RESOURCE.namespaces) this.schedule(0);
+      },
+    };
   }
 
   /** Resumes namespaces a previous run left Terminating. */
@@ -92,8 +86,9 @@ export class NamespaceLifecycle {
       if (!object.metadata.deletionTimestamp || !object.metadata.finalizers?.includes(NAMESPACE_CONTENTS_FINALIZER)) continue;
       const name = object.metadata.name ?? '';
       const remaining = await this.empty(name);
-      if (remaining > 0) {
+      if (remaining.objects > 0) {
         pending = true;
+        await this.report(name, remaining);
         continue;
       }
       await this.registry
@@ -112,19 +107,44 @@ export class NamespaceLifecycle {
     return pending;
   }
 
-  /** Starts deleting everything in the namespace; returns how many objects are still there. */
-  private async empty(namespace: string): Promise<number> {
-    let remaining = 0;
+  /** Starts deleting everything in the namespace; returns what is still there. */
+  private async empty(namespace: string): Promise<Remaining> {
+    const remaining: Remaining = { objects: 0, byResource: new Map(), byFinalizer: new Map() };
     for (const descriptor of RESOURCES) {
       if (!descriptor.namespaced) continue;
       const listed = await this.registry.store.list(storagePrefix(descriptor, namespace));
-      remaining += listed.items.length;
+      if (listed.items.length === 0) continue;
+      remaining.objects += listed.items.length;
+      remaining.byResource.set(`${descriptor.resource}.${descriptor.group}`, listed.items.length);
       for (const { object } of listed.items) {
+        for (const finalizer of object.metadata.finalizers ?? []) remaining.byFinalizer.set(finalizer, (remaining.byFinalizer.get(finalizer) ?? 0) + 1);
         if (object.metadata.deletionTimestamp) continue;
         await this.deleteQuietly(descriptor, object);
       }
     }
     return remaining;
+  }
+
+  /** Writes what is left into the namespace's conditions, when that differs from what they say. */
+  private async report(name: string, remaining: Remaining): Promise<void> {
+    const wanted = remainingConditions(remaining);
+    await this.registry
+      .guaranteedUpdate(RESOURCE.namespaces, undefined, name, { dryRun: false }, (stored) => {
+        const ns = structuredClone(stored.object) as Namespace;
+        const current = ns.status?.conditions ?? [];
+        const same = (a: NamespaceCondition, b: NamespaceCondition | undefined): boolean => a.status === b?.status && a.reason === b.reason && a.message === b.message;
+        if (wanted.every((c) => same(c, current.find((o) => o.type === c.type)))) return stored.object;
+        const now = timestamp(new Date());
+        const conditions = wanted.map((c) => {
+          const old = current.find((o) => o.type === c.type);
+          return { ...c, lastTransitionTime: old?.status === c.status && old.lastTransitionTime ? old.lastTransitionTime : now };
+        });
+        ns.status = { ...(ns.status ?? {}), conditions };
+        return ns;
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof ApiStatusError && err.code === 404)) throw err;
+      });
   }
 
   private async deleteQuietly(descriptor: (typeof RESOURCES)[number], object: KubeObject): Promise<void> {
@@ -134,4 +154,26 @@ export class NamespaceLifecycle {
       if (!(err instanceof ApiStatusError && err.code === 404)) throw err;
     }
   }
+}
+
+interface Remaining {
+  objects: number;
+  /** `resource.group` → objects left. */
+  byResource: Map<string, number>;
+  /** finalizer → objects left that carry it. */
+  byFinalizer: Map<string, number>;
+}
+
+/** Upstream's namespace controller conditions, with its reasons and message wording. */
+function remainingConditions(remaining: Remaining): NamespaceCondition[] {
+  const resources = [...remaining.byResource].sort(([a], [b]) => a.localeCompare(b));
+  const finalizers = [...remaining.byFinalizer].sort(([a], [b]) => a.localeCompare(b));
+  return [
+    resources.length > 0
+      ? { type: 'NamespaceContentRemaining', status: 'True', reason: 'SomeResourcesRemain', message: `Some resources are remaining: ${resources.map(([r, n]) => `${r} has ${n} resource instances`).join(', ')}` }
+      : { type: 'NamespaceContentRemaining', status: 'False', reason: 'ContentRemoved', message: 'All content successfully removed' },
+    finalizers.length > 0
+      ? { type: 'NamespaceFinalizersRemaining', status: 'True', reason: 'SomeFinalizersRemain', message: `Some content in the namespace has finalizers remaining: ${finalizers.map(([f, n]) => `${f} in ${n} resource instances`).join(', ')}` }
+      : { type: 'NamespaceFinalizersRemaining', status: 'False', reason: 'ContentHasNoFinalizers', message: 'All content-preserving finalizers finished' },
+  ];
 }

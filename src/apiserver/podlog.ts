@@ -1,20 +1,19 @@
 /**
- * `GET pods/<name>/log`: proxied to the kubelet of the pod's node over the unix socket that
- * kubelet advertises in its Node's `pontoon.dev/kubelet-socket` annotation (the apiserver
- * and every simulated node share one filesystem, and AF_UNIX paths work across network
- * namespaces). The kubelet's answer streams through unchanged, so `follow=true` stays open
- * until either side closes.
+ * `GET pods/<name>/log`: proxied to the kubelet of the pod's node, over TLS to its InternalIP
+ * (port 10250) or over the unix socket a single-host kubelet advertises; kubelet-client.ts
+ * decides which and dials. The kubelet's answer streams through unchanged, so `follow=true`
+ * stays open until either side closes.
  */
-import { request, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { KubeObject } from '../api/meta.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESOURCE } from '../api/resources.js';
 import type { Pod } from '../api/types.js';
 import { describeError } from '../lib/errors.js';
+import { describeEndpoint, type KubeletClient } from './kubelet-client.js';
 import type { Registry } from './registry.js';
-import { badRequest, failure, notFound, serviceUnavailable } from './status.js';
+import { badRequest, failure, serviceUnavailable } from './status.js';
 import { sendStatus } from './http.js';
 
-export const KUBELET_SOCKET_ANNOTATION = 'pontoon.dev/kubelet-socket';
+export { KUBELET_SOCKET_ANNOTATION } from './kubelet-client.js';
 
 /** Query parameters the kubelet's containerLogs endpoint understands. */
 const FORWARDED = ['follow', 'tailLines', 'previous', 'timestamps', 'sinceSeconds', 'limitBytes'];
@@ -26,6 +25,7 @@ function containerNames(pod: Pod): string[] {
 export async function servePodLog(
   res: ServerResponse,
   registry: Registry,
+  kubelets: KubeletClient,
   namespace: string,
   name: string,
   query: Map<string, string>,
@@ -42,16 +42,7 @@ export async function servePodLog(
   } else if (!names.includes(container)) {
     throw badRequest(`container ${container} is not valid for pod ${name}`);
   }
-  const nodeName = pod.spec?.nodeName;
-  if (!nodeName) throw badRequest(`pod ${name} does not have a host assigned`);
-  let node: KubeObject;
-  try {
-    node = await registry.get(RESOURCE.nodes, undefined, nodeName);
-  } catch {
-    throw notFound(RESOURCE.nodes, nodeName);
-  }
-  const socketPath = node.metadata.annotations?.[KUBELET_SOCKET_ANNOTATION];
-  if (!socketPath) throw serviceUnavailable(`node ${nodeName} does not advertise a kubelet log endpoint (annotation ${KUBELET_SOCKET_ANNOTATION})`);
+  const endpoint = await kubelets.endpointOf(registry, pod);
 
   const params = new URLSearchParams();
   for (const key of FORWARDED) {
@@ -61,7 +52,7 @@ export async function servePodLog(
   const path = `/containerLogs/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/${encodeURIComponent(container)}${params.size ? `?${params}` : ''}`;
 
   await new Promise<void>((resolve) => {
-    const upstream = request({ socketPath, path, method: 'GET' }, (answer: IncomingMessage) => {
+    const upstream = kubelets.get(endpoint, path, (answer: IncomingMessage) => {
       const code = answer.statusCode ?? 502;
       if (code >= 300) {
         let text = '';
@@ -70,7 +61,7 @@ export async function servePodLog(
           if (text.length < 64 * 1024) text += chunk;
         });
         answer.on('end', () => {
-          const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : 'InternalError';
+          const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : code === 401 ? 'Unauthorized' : code === 403 ? 'Forbidden' : 'InternalError';
           sendStatus(res, failure(code, reason, text.trim() || `kubelet answered ${code}`));
           resolve();
         });
@@ -92,7 +83,7 @@ export async function servePodLog(
     });
     upstream.on('error', (err) => {
       if (!res.headersSent) {
-        sendStatus(res, serviceUnavailable(`failed to reach the kubelet of node ${nodeName} at ${socketPath}: ${describeError(err)}`).status);
+        sendStatus(res, serviceUnavailable(`failed to reach the kubelet of node ${endpoint.nodeName} at ${describeEndpoint(endpoint)}: ${describeError(err)}`).status);
       } else {
         res.destroy();
       }

@@ -1,7 +1,8 @@
 /**
  * Request bodies in Kubernetes' protobuf encoding, for the kinds kubectl's generator commands
- * write. `kubectl create namespace|configmap|deployment|service`, `kubectl run` and
- * `kubectl expose` build a typed object and send it as `application/vnd.kubernetes.protobuf`,
+ * write. `kubectl create namespace|configmap|secret|serviceaccount|token|deployment|service`,
+ * `kubectl create role|clusterrole|rolebinding|clusterrolebinding`, `kubectl auth can-i`, `kubectl run`,
+ * `kubectl expose` and `kubectl certificate approve|deny` build a typed object and send it as `application/vnd.kubernetes.protobuf`,
  * and kubectl does not retry with JSON after a 415. Everything else kubectl sends (apply,
  * create -f, patches, deletes) is JSON, and answers are always JSON, which it accepts.
  *
@@ -233,15 +234,131 @@ const replicaSetSpec = message('ReplicaSetSpec', {
   4: i('minReadySeconds'),
 });
 
+// ---- k8s.io/api batch/v1 (what `kubectl create job` sends) --------------------------------
+
+const jobSpec = message('JobSpec', {
+  1: i('parallelism', { keep: true }),
+  2: i('completions', { keep: true }),
+  3: i('activeDeadlineSeconds', { keep: true }),
+  4: m('selector', labelSelector),
+  5: b('manualSelector', { keep: true }),
+  6: m('template', podTemplateSpec),
+  7: i('backoffLimit', { keep: true }),
+  8: i('ttlSecondsAfterFinished', { keep: true }),
+  9: s('completionMode', { keep: true }),
+  10: b('suspend', { keep: true }),
+  14: s('podReplacementPolicy', { keep: true }),
+});
+
 const topLevel = (kind: string, fields: Record<number, Field>): MessageSpec => message(kind, { 1: m('metadata', objectMeta), ...fields });
 
+// ---- k8s.io/api core/v1 Secret, ServiceAccount; authentication/v1 TokenRequest --------------
+// (`kubectl create secret|serviceaccount|token`)
+
+const objectReference = message('ObjectReference', {
+  1: s('kind'),
+  2: s('namespace'),
+  3: s('name'),
+  4: s('uid'),
+  5: s('apiVersion'),
+  6: s('resourceVersion'),
+  7: s('fieldPath'),
+});
+
+const tokenRequestSpec = message('TokenRequestSpec', {
+  1: strings('audiences'),
+  3: m('boundObjectRef', message('BoundObjectReference', { 1: s('kind'), 2: s('apiVersion'), 3: s('name'), 4: s('uid') })),
+  4: i('expirationSeconds', { keep: true }),
+});
+
+// ---- k8s.io/api certificates/v1 CertificateSigningRequest (kubectl certificate approve|deny) ----
+
+const csrCondition = message('CertificateSigningRequestCondition', {
+  1: s('type'),
+  6: s('status'),
+  2: s('reason'),
+  3: s('message'),
+  4: m('lastUpdateTime', 'time'),
+  5: m('lastTransitionTime', 'time'),
+});
+
+const csrSpec = message('CertificateSigningRequestSpec', {
+  1: { name: 'request', type: 'bytes' },
+  7: s('signerName'),
+  8: i('expirationSeconds', { keep: true }),
+  5: strings('usages'),
+  2: s('username'),
+  3: s('uid'),
+  4: strings('groups'),
+  // The apiserver replaces the requester's identity on create anyway (stampRequester).
+  6: { name: 'extra', type: { name: 'ExtraValue', fields: { 1: strings('items') } }, map: true },
+});
+
+const csrStatus = message('CertificateSigningRequestStatus', {
+  1: m('conditions', csrCondition, { repeated: true }),
+  2: { name: 'certificate', type: 'bytes' },
+});
+
+// authorization.k8s.io/v1 (`kubectl auth can-i`)
+const selectorAttributes = { name: 'SelectorAttributes', fields: {}, skipContent: true } satisfies MessageSpec;
+const resourceAttributes = message('ResourceAttributes', {
+  1: s('namespace'),
+  2: s('verb'),
+  3: s('group'),
+  4: s('version'),
+  5: s('resource'),
+  6: s('subresource'),
+  7: s('name'),
+  8: m('fieldSelector', selectorAttributes),
+  9: m('labelSelector', selectorAttributes),
+});
+const nonResourceAttributes = message('NonResourceAttributes', { 1: s('path'), 2: s('verb') });
+const accessReviewSpec = {
+  1: m('resourceAttributes', resourceAttributes),
+  2: m('nonResourceAttributes', nonResourceAttributes),
+};
+
+// rbac.authorization.k8s.io/v1 (`kubectl create role|clusterrole|rolebinding|clusterrolebinding`)
+const policyRule = message('PolicyRule', { 1: strings('verbs'), 2: strings('apiGroups'), 3: strings('resources'), 4: strings('resourceNames'), 5: strings('nonResourceURLs') });
+const subject = message('Subject', { 1: s('kind'), 2: s('apiGroup'), 3: s('name'), 4: s('namespace') });
+const roleRef = message('RoleRef', { 1: s('apiGroup'), 2: s('kind'), 3: s('name') });
+const bindingFields = { 2: m('subjects', subject, { repeated: true }), 3: m('roleRef', roleRef) };
+
 const KINDS: Record<string, MessageSpec> = {
+  CertificateSigningRequest: topLevel('CertificateSigningRequest', { 2: m('spec', csrSpec), 3: m('status', csrStatus) }),
   Namespace: topLevel('Namespace', { 2: m('spec', message('NamespaceSpec', { 1: strings('finalizers') })), 3: m('status', emptyStatus) }),
   ConfigMap: topLevel('ConfigMap', { 2: stringMap('data'), 3: { name: 'binaryData', type: 'bytes', map: true }, 4: b('immutable', { keep: true }) }),
+  Secret: topLevel('Secret', {
+    2: { name: 'data', type: 'bytes', map: true },
+    3: s('type'),
+    4: stringMap('stringData'),
+    5: b('immutable', { keep: true }),
+  }),
+  ServiceAccount: topLevel('ServiceAccount', {
+    2: m('secrets', objectReference, { repeated: true }),
+    3: m('imagePullSecrets', localObjectReference, { repeated: true }),
+    4: b('automountServiceAccountToken', { keep: true }),
+  }),
+  TokenRequest: topLevel('TokenRequest', { 2: m('spec', tokenRequestSpec), 3: m('status', emptyStatus) }),
+  SelfSubjectReview: topLevel('SelfSubjectReview', { 2: m('status', emptyStatus) }),
+  SelfSubjectAccessReview: topLevel('SelfSubjectAccessReview', { 2: m('spec', message('SelfSubjectAccessReviewSpec', accessReviewSpec)), 3: m('status', emptyStatus) }),
+  SelfSubjectRulesReview: topLevel('SelfSubjectRulesReview', { 2: m('spec', message('SelfSubjectRulesReviewSpec', { 1: s('namespace') })), 3: m('status', emptyStatus) }),
+  Role: topLevel('Role', { 2: m('rules', policyRule, { repeated: true }) }),
+  ClusterRole: topLevel('ClusterRole', {
+    2: m('rules', policyRule, { repeated: true }),
+    3: m('aggregationRule', message('AggregationRule', { 1: m('clusterRoleSelectors', labelSelector, { repeated: true }) })),
+  }),
+  RoleBinding: topLevel('RoleBinding', bindingFields),
+  ClusterRoleBinding: topLevel('ClusterRoleBinding', bindingFields),
+  SubjectAccessReview: topLevel('SubjectAccessReview', {
+    2: m('spec', message('SubjectAccessReviewSpec', { ...accessReviewSpec, 3: s('user'), 4: strings('groups'), 6: s('uid') })),
+    3: m('status', emptyStatus),
+  }),
   Pod: topLevel('Pod', { 2: m('spec', podSpec), 3: m('status', emptyStatus) }),
   Service: topLevel('Service', { 2: m('spec', serviceSpec), 3: m('status', emptyStatus) }),
   Deployment: topLevel('Deployment', { 2: m('spec', deploymentSpec), 3: m('status', emptyStatus) }),
   ReplicaSet: topLevel('ReplicaSet', { 2: m('spec', replicaSetSpec), 3: m('status', emptyStatus) }),
+  Job: topLevel('Job', { 2: m('spec', jobSpec), 3: m('status', emptyStatus) }),
 };
 
 // ---- wire format -------------------------------------------------------------------------

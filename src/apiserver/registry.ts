@@ -51,6 +51,9 @@ export function storagePrefix(descriptor: ResourceDescriptor, namespace?: string
 }
 
 /** Per-request write settings from the query string. */
+/** The subresources that write part of the object through update and patch. */
+export type UpdateSubresource = 'status' | 'approval';
+
 export interface WriteOptions {
   dryRun: boolean;
   fieldValidation: FieldValidation;
@@ -87,6 +90,8 @@ export interface RegistryHooks {
   beforeUpdate?(descriptor: ResourceDescriptor, object: KubeObject, old: KubeObject): Promise<{ abort(): void; commit(): void } | void>;
   /** After an object left the store. */
   afterRemove?(descriptor: ResourceDescriptor, object: KubeObject, policy: DeleteOptions['propagationPolicy']): void;
+  /** After deletion started on an object that stays for now (finalizers, grace period). */
+  afterMarkedForDeletion?(descriptor: ResourceDescriptor, object: KubeObject): void;
 }
 
 const GENERATED_NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
@@ -228,7 +233,7 @@ export class Registry {
     name: string,
     body: Record<string, unknown>,
     options: WriteOptions,
-    subresource?: 'status',
+    subresource?: UpdateSubresource,
   ): Promise<KubeObject> {
     const object = this.decodeObject(descriptor, namespace, body, options);
     if (!object.metadata.name) object.metadata.name = name;
@@ -250,7 +255,7 @@ export class Registry {
     contentType: string,
     body: Buffer,
     options: WriteOptions,
-    subresource?: 'status',
+    subresource?: UpdateSubresource,
   ): Promise<{ object: KubeObject; created: boolean }> {
     const type = patchMediaType(contentType);
     if (!PATCH_CONTENT_TYPES.includes(type)) throw unsupportedMediaType(type, PATCH_CONTENT_TYPES);
@@ -310,9 +315,12 @@ export class Registry {
     return result;
   }
 
-  private prepareUpdate(descriptor: ResourceDescriptor, object: KubeObject, old: KubeObject, subresource: 'status' | undefined): KubeObject {
+  private prepareUpdate(descriptor: ResourceDescriptor, object: KubeObject, old: KubeObject, subresource: UpdateSubresource | undefined): KubeObject {
     const strategy = strategyFor(descriptor.kind);
-    if (subresource === 'status') {
+    if (subresource === 'approval') {
+      if (!strategy.prepareForApprovalUpdate) throw notFound(descriptor, old.metadata.name ?? '');
+      strategy.prepareForApprovalUpdate(object, old);
+    } else if (subresource === 'status') {
       strategy.prepareForStatusUpdate(object, old);
       strategy.applyDefaults(object);
     } else {
@@ -381,6 +389,8 @@ export class Registry {
       if (!current) throw notFound(descriptor, name);
       const object = current.object;
       this.checkPreconditions(descriptor, name, object, options);
+      const refusal = strategyFor(descriptor.kind).deletionRefusal?.(object);
+      if (refusal) throw forbidden(`${qualifiedResource(descriptor)} "${name}" is forbidden: ${refusal}`, descriptor, name);
       const marked = this.markForDeletion(descriptor, object, options);
       try {
         if (marked) {
@@ -388,6 +398,7 @@ export class Registry {
           if (options.dryRun) return { object: withTypeMeta(descriptor, marked), removed: false };
           delete marked.metadata.resourceVersion;
           const stored = await this.store.update(key, marked, current.resourceVersion);
+          this.hooks.afterMarkedForDeletion?.(descriptor, stored.object);
           return { object: withTypeMeta(descriptor, stored.object), removed: false };
         }
         if (options.dryRun) return { object: withTypeMeta(descriptor, object), removed: true };
@@ -418,15 +429,19 @@ export class Registry {
 
   /**
    * The object as it should be stored while deletion is pending, or undefined when it can be
-   * removed now. Pods bound to a node get a grace period for the kubelet to stop them
-   * (a later delete may shorten it, never extend it); anything with finalizers waits for them.
+   * removed now. The kind's strategy says how long it stays (pods bound to a node get a
+   * grace period for the kubelet to stop them; a later delete may shorten it, never extend
+   * it) and what starting deletion adds (a namespace's contents finalizer); anything with
+   * finalizers waits for them.
    */
   private markForDeletion(descriptor: ResourceDescriptor, object: KubeObject, options: RemovalOptions): KubeObject | undefined {
+    const strategy = strategyFor(descriptor.kind);
     const meta = object.metadata;
-    const grace = descriptor === RESOURCE.pods ? podGracePeriod(object, options) : 0;
-    const hasFinalizers = (meta.finalizers?.length ?? 0) > 0;
-    if (grace === 0 && !hasFinalizers) return undefined;
     const marked = structuredClone(object);
+    if (!meta.deletionTimestamp) strategy.prepareForDeletion?.(marked);
+    const grace = strategy.deletionGracePeriodSeconds?.(object, options.gracePeriodSeconds) ?? 0;
+    const hasFinalizers = (marked.metadata.finalizers?.length ?? 0) > 0;
+    if (grace === 0 && !hasFinalizers) return undefined;
     const now = this.now();
     if (!meta.deletionTimestamp) {
       marked.metadata.deletionTimestamp = timestamp(new Date(now.getTime() + grace * 1000));
@@ -456,9 +471,9 @@ export class Registry {
     return { apiVersion: apiVersionOf(descriptor), kind: `${descriptor.kind}List`, metadata: { resourceVersion: String(listed.resourceVersion) }, items };
   }
 
-  /** The DELETE answer: pods come back as the object (as upstream), others as Status. */
+  /** The DELETE answer: the object while it stays (or always, if its kind says so), else a Status. */
   deleteAnswer(descriptor: ResourceDescriptor, result: DeleteResult): KubeObject | Status {
-    if (!result.removed || descriptor === RESOURCE.pods) return result.object;
+    if (!result.removed || strategyFor(descriptor.kind).deleteAnswersWithObject) return result.object;
     return success({
       name: result.object.metadata.name ?? '',
       ...(descriptor.group ? { group: descriptor.group } : {}),
@@ -511,17 +526,6 @@ export class Registry {
     }
     options.warnings.push(...described);
   }
-}
-
-/** A pod bound to a node that has not finished gets time to stop; others go at once. */
-function podGracePeriod(pod: KubeObject, options: RemovalOptions): number {
-  const spec = (pod['spec'] ?? {}) as { nodeName?: unknown; terminationGracePeriodSeconds?: unknown };
-  const phase = ((pod['status'] ?? {}) as { phase?: unknown }).phase;
-  if (!spec.nodeName || phase === 'Succeeded' || phase === 'Failed') return 0;
-  if (options.gracePeriodSeconds !== undefined) return options.gracePeriodSeconds;
-  if (pod.metadata.deletionGracePeriodSeconds !== undefined) return pod.metadata.deletionGracePeriodSeconds;
-  const configured = spec.terminationGracePeriodSeconds;
-  return typeof configured === 'number' && configured >= 0 ? configured : 30;
 }
 
 function generateName(prefix: string): string {

@@ -3,14 +3,16 @@
  * same handler. `startApiServer` is what `pontoon apiserver` runs and what tests and
  * `cluster up` may embed in-process.
  *
- * Request flow: authenticate (401 on a bad token) → fixed paths (version, health, discovery,
- * OpenAPI) → resource URL → authorize (anonymous may only read: 403) → verb handler → answer.
+ * Request flow: authenticate (401 on a bad token) → authorize (Node, then RBAC; 403, see
+ * authz/) → fixed paths (version, health, discovery, OpenAPI) → resource URL → verb handler →
+ * answer.
  * Every failure is thrown as an ApiStatusError and written as a Status in one place.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { KubeObject } from '../api/meta.js';
 import { RESOURCE, type ResourceDescriptor } from '../api/resources.js';
@@ -18,6 +20,21 @@ import type { DeleteOptions } from '../api/meta.js';
 import { describeError, PontoonError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Authenticator, loadTokenFile, type UserInfo } from './auth.js';
+import { readSigningKey, readVerifyingKeys, type SigningKey } from '../lib/jws.js';
+import { ephemeralSigningKey, ServiceAccountTokens } from './sa-tokens.js';
+import { BootstrapTokenAuthenticator } from './bootstrap-tokens.js';
+import { createToken } from './token-request.js';
+import { ServiceAccountAdmission } from './sa-admission.js';
+import { SELF_SUBJECT_REVIEW_PATH, selfSubjectReview } from './whoami.js';
+import { attributesOf, describeRefusal, type RequestAttributes } from './authz/attributes.js';
+import { AlwaysAllow, AuthorizerChain, type AuthorizationResult, type Authorizer } from './authz/authorizer.js';
+import { reviewAccess, reviewRules, SELF_SUBJECT_ACCESS_REVIEW_PATH, SELF_SUBJECT_RULES_REVIEW_PATH, SUBJECT_ACCESS_REVIEW_PATH } from './authz/access-review.js';
+import { bootstrapPolicy } from './authz/bootstrap-policy.js';
+import { checkEscalation, isRbacWrite } from './authz/escalation.js';
+import { admitNodeCreate, NodeAuthorizer } from './authz/node.js';
+import { PolicyCache } from './authz/policy-cache.js';
+import { RbacAuthorizer } from './authz/rbac.js';
+import { RBAC_GROUP } from '../api/rbac.js';
 import { bootstrapCluster } from './bootstrap.js';
 import { Cascader } from './cascade.js';
 import { DEFAULT_EVENT_TTL_SECONDS, EventExpiry } from './event-ttl.js';
@@ -34,6 +51,7 @@ import {
   booleanParam,
   decodeJsonObject,
   integerParam,
+  refuseRemainingBody,
   MAX_REQUEST_BODY_BYTES,
   mediaType,
   negotiateShape,
@@ -50,6 +68,8 @@ import { NamespaceLifecycle } from './namespaces.js';
 import { buildOpenApiV3, type OpenApiV3 } from './openapi.js';
 import { buildOpenApiV2, OPENAPI_V2_PROTOBUF, type OpenApiV2 } from './openapi-v2.js';
 import { servePodLog } from './podlog.js';
+import { KubeletClient, type KubeletClientOptions } from './kubelet-client.js';
+import { isStreamSubresource, proxyPodStream, upgradeRequired, writeRawStatus } from './podstream.js';
 import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE, ProtobufDecodeError, ProtobufUnsupportedError } from './protobuf.js';
 import { parseIncludeObject, renderList, renderObject } from './render.js';
 import { parseResourcePath, type ResourceRequest } from './request.js';
@@ -67,15 +87,28 @@ import {
   unauthorized,
   unsupportedMediaType,
 } from './status.js';
+import { answerHealth, type HealthAnswer, type HealthCheck, type HealthEndpoint } from './health.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { parseFieldValidation } from './strict.js';
+import { stampRequester } from './kinds/certificates.js';
 import { bindPod, getScale, isScalable, writeScale } from './subresources.js';
-import { defaultWatchTimeoutMs, serveWatch } from './watch.js';
+import { DEFAULT_WATCH_BACKLOG_BYTES, defaultWatchTimeoutMs, serveWatch } from './watch.js';
 import { DEFAULT_WATCH_CACHE_EVENTS, WatchCache } from './watch-cache.js';
+import { warningHeaderValue } from './warning.js';
+import { type AdvertisedEndpoint, reconcileKubernetesEndpoints } from './kubernetes-endpoints.js';
+import { withNetns } from '../lib/netns.js';
+import { ApiserverMetrics } from './metrics.js';
 
 /** The apiserver cannot start as configured; the message names the flag. */
 export class ApiServerConfigError extends PontoonError {}
+
+/**
+ * Every listening socket's deadlines. headersTimeout as upstream's (Go's ReadHeaderTimeout is
+ * unset there, but its 60 s request timeout covers it); a minute to receive a request body,
+ * which at the 3 MiB limit is ample; keep-alive a little over common clients' idle timeouts.
+ */
+export const SOCKET_TIMEOUTS = { headersTimeoutMs: 60_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 65_000 } as const;
 
 export interface ApiServerOptions {
   /** A Store, or a `--store` URL (`sqlite:/path`, `sqlite::memory:`, `memory:`, `etcd://h:p`). */
@@ -84,11 +117,30 @@ export interface ApiServerOptions {
   listen?: string | false;
   /** Also serve plain HTTP on this unix socket path (a stale socket file is replaced). */
   socketPath?: string;
-  /** Static token CSV; without it every request is allowed. */
+  /**
+   * Also serve (HTTPS with TLS) on every address of another network namespace, e.g. a lab's
+   * `ctl` namespace on the fabric, so pods reach the apiserver without it leaving the root
+   * namespace. The socket is bound while this thread is inside that namespace (see listenInNetns).
+   */
+  netnsListen?: { netnsPath: string; port: number };
+  /** The `kubernetes` Service's endpoint (upstream --advertise-address with the secure port). */
+  advertise?: AdvertisedEndpoint;
+  /** Static token CSV; without it every request without a token is the admin. */
   tokensFile?: string;
+  /**
+   * `RBAC` (default): the Node authorizer, then RBAC, with the bootstrap roles reconciled on
+   * start. `AlwaysAllow`: every authenticated request is allowed (upstream's mode of that name).
+   */
+  authorizationMode?: 'RBAC' | 'AlwaysAllow';
   /** PEM file paths: with both, TCP serves HTTPS. */
   tlsCertFile?: string;
   tlsKeyFile?: string;
+  /**
+   * PEM CA bundle (upstream --client-ca-file): TLS listeners ask for a client certificate and
+   * a certificate it verifies authenticates its CN as user, O as groups. Node credentials
+   * issued from a CertificateSigningRequest are such certificates.
+   */
+  clientCaFile?: string;
   serviceCidr?: string;
   nodePortRange?: string;
   log?: Logger;
@@ -103,8 +155,30 @@ export interface ApiServerOptions {
   /** Close the store on close(); default: only when it was opened from a URL. */
   closeStore?: boolean;
   maxBodyBytes?: number;
+  /** Unsent watch bytes after which a watcher that stopped reading is dropped. Default 16 MiB. */
+  watchBacklogBytes?: number;
+  /** Socket timeouts (see SOCKET_TIMEOUTS): headers, whole request (never the response), idle keep-alive. */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
   /** Events older than this are deleted (upstream's --event-ttl). Default one hour. */
   eventTtlSeconds?: number;
+  /** PEM private key (EC P-256 or RSA) TokenRequest signs with; absent: an in-memory key, logged. */
+  serviceAccountSigningKeyFile?: string;
+  /** PEM files with more keys service-account tokens may be signed with (the controller-manager's). */
+  serviceAccountKeyFiles?: string[];
+  /** `iss` of bound tokens; default https://kubernetes.default.svc.cluster.local. */
+  serviceAccountIssuer?: string;
+  /** Audiences a token must name (upstream's --api-audiences); default the issuer. */
+  apiAudiences?: string[];
+  /**
+   * Upstream's ServiceAccount admission: pods default to the `default` ServiceAccount and are
+   * refused when theirs is missing. Needs a controller-manager making `default` accounts, so
+   * it is off unless asked for; `pontoon apiserver` turns it on.
+   */
+  serviceAccountAdmission?: boolean;
+  /** How to reach kubelets over TLS: client certificate, CA, the namespace to dial from. */
+  kubeletClient?: KubeletClientOptions;
 }
 
 export interface RunningApiServer {
@@ -114,6 +188,7 @@ export interface RunningApiServer {
   socketPath?: string;
   store: Store;
   registry: Registry;
+  serviceAccountTokens: ServiceAccountTokens;
   close(): Promise<void>;
 }
 
@@ -151,16 +226,47 @@ function listenOn(server: Server, target: { host: string; port: number } | { pat
   });
 }
 
-const READ_METHODS = new Set(['GET', 'HEAD']);
+/**
+ * `listen(port)` without a host binds and listens synchronously (Node resolves a host, even an
+ * IP literal, on a later tick, which would bind in whatever namespace the thread is in then),
+ * so the socket is created inside `netnsPath` and keeps that namespace after we switch back.
+ * The wildcard address is fine there: the namespace holds only its fabric address and lo.
+ */
+function listenInNetns(server: Server, netnsPath: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      resolve();
+    });
+    withNetns(netnsPath, () => server.listen(port));
+  });
+}
 
 export async function startApiServer(options: ApiServerOptions): Promise<RunningApiServer> {
   const log = options.log ?? createLogger('apiserver');
   const ownsStore = typeof options.store === 'string';
   const store = typeof options.store === 'string' ? await openStore(options.store) : options.store;
-  const authenticator = new Authenticator(options.tokensFile ? loadTokenFile(options.tokensFile) : undefined);
-
   const hooks: RegistryHooks = {};
   const registry = new Registry(store, hooks);
+  let signingKey: SigningKey;
+  if (options.serviceAccountSigningKeyFile) {
+    signingKey = readSigningKey(options.serviceAccountSigningKeyFile);
+  } else {
+    signingKey = ephemeralSigningKey();
+    log.warn('no --service-account-signing-key-file: service-account tokens are signed with an in-memory key and die with this process');
+  }
+  const serviceAccountTokens = new ServiceAccountTokens(registry, {
+    signingKey,
+    verifyingKeys: (options.serviceAccountKeyFiles ?? []).flatMap((path) => readVerifyingKeys(path)),
+    ...(options.serviceAccountIssuer ? { issuer: options.serviceAccountIssuer } : {}),
+    ...(options.apiAudiences ? { audiences: options.apiAudiences } : {}),
+  });
+  const authenticator = new Authenticator(
+    options.tokensFile ? loadTokenFile(options.tokensFile) : undefined,
+    serviceAccountTokens,
+    new BootstrapTokenAuthenticator(registry),
+  );
   const allocations = new ServiceAllocations(
     new ServiceIpAllocator({
       ...(options.serviceCidr ? { serviceCidr: options.serviceCidr } : {}),
@@ -170,28 +276,64 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     log,
   );
   const cascader = new Cascader(registry, log);
-  Object.assign(hooks, allocations.hooks(), {
+  const serviceHooks = allocations.hooks();
+  const admission = options.serviceAccountAdmission ? new ServiceAccountAdmission(registry) : undefined;
+  Object.assign(hooks, serviceHooks, {
+    beforeCreate: async (descriptor: ResourceDescriptor, object: KubeObject) => {
+      await admission?.admitCreate(descriptor, object);
+      return serviceHooks.beforeCreate?.(descriptor, object);
+    },
     afterRemove: (descriptor: ResourceDescriptor, object: KubeObject, policy: DeleteOptions['propagationPolicy']) =>
       cascader.ownerRemoved(descriptor, object, policy),
-  } satisfies Pick<RegistryHooks, 'afterRemove'>);
+  } satisfies Pick<RegistryHooks, 'afterRemove' | 'beforeCreate'>);
+  // Read-your-writes for RBAC objects: see policy-cache.ts.
+  const policy = new PolicyCache(store, log);
+  const rbacWritten = (descriptor: ResourceDescriptor): void => {
+    if (descriptor.group === RBAC_GROUP) policy.written();
+  };
+  const { beforeCreate, beforeUpdate, afterRemove } = hooks;
+  Object.assign(hooks, {
+    beforeCreate: async (descriptor: ResourceDescriptor, object: KubeObject) => (rbacWritten(descriptor), beforeCreate?.(descriptor, object)),
+    beforeUpdate: async (descriptor: ResourceDescriptor, object: KubeObject, old: KubeObject) => (rbacWritten(descriptor), beforeUpdate?.(descriptor, object, old)),
+    afterRemove: (descriptor: ResourceDescriptor, object: KubeObject, policyName: DeleteOptions['propagationPolicy']) => (rbacWritten(descriptor), afterRemove?.(descriptor, object, policyName)),
+  } satisfies Pick<RegistryHooks, 'afterRemove' | 'beforeCreate' | 'beforeUpdate'>);
+  const rbac = (options.authorizationMode ?? 'RBAC') === 'RBAC';
+  const authorizer: Authorizer = rbac ? new AuthorizerChain([new NodeAuthorizer(registry), new RbacAuthorizer(policy)]) : new AlwaysAllow();
   const namespaces = new NamespaceLifecycle(registry, log);
+  Object.assign(hooks, namespaces.hooks());
   const eventExpiry = new EventExpiry(registry, options.eventTtlSeconds ?? DEFAULT_EVENT_TTL_SECONDS, log);
 
   const watchCacheEvents = options.watchCacheEvents ?? DEFAULT_WATCH_CACHE_EVENTS;
   const watchCache = watchCacheEvents > 0 ? new WatchCache(store, { eventsPerResource: watchCacheEvents, log }) : undefined;
+  const kubelets = new KubeletClient(options.kubeletClient);
   const api = new ApiHandler({
     registry,
     store,
     ...(watchCache ? { watchCache } : {}),
-    namespaces,
     authenticator,
+    authorizer,
+    policy: rbac ? policy : undefined,
+    serviceAccountTokens,
     openapi: buildOpenApiV3(),
+    metrics: new ApiserverMetrics(store.description),
     openapiV2: buildOpenApiV2(),
     log,
     bookmarkIntervalMs: options.bookmarkIntervalMs ?? 60_000,
     watchTimeoutMs: options.watchTimeoutMs ?? defaultWatchTimeoutMs,
     maxBodyBytes: options.maxBodyBytes ?? MAX_REQUEST_BODY_BYTES,
+    kubelets,
+    watchBacklogBytes: options.watchBacklogBytes ?? DEFAULT_WATCH_BACKLOG_BYTES,
   });
+  const requestTimeout = options.requestTimeoutMs ?? SOCKET_TIMEOUTS.requestTimeoutMs;
+  const timeouts = {
+    // Node refuses a headersTimeout longer than a (non-zero) requestTimeout.
+    headersTimeout: Math.min(options.headersTimeoutMs ?? SOCKET_TIMEOUTS.headersTimeoutMs, requestTimeout || Infinity),
+    requestTimeout,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? SOCKET_TIMEOUTS.keepAliveTimeoutMs,
+  };
+  // Node checks the header and request deadlines on this interval (30 s by default, which
+  // would let a slowloris client hold a socket well past a short headersTimeout).
+  const serverOptions = { connectionsCheckingInterval: Math.max(100, Math.min(1000, timeouts.headersTimeout / 4)) };
 
   const servers: Server[] = [];
   const cleanup = async (): Promise<void> => {
@@ -200,6 +342,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       server.closeAllConnections();
     }
     allocations.stop();
+    kubelets.close();
+    policy.stop();
     await watchCache?.stop();
     await namespaces.stop();
     await eventExpiry.stop();
@@ -216,15 +360,21 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
 
   try {
     await allocations.start();
+    if (rbac) await policy.start();
     let port: number | undefined;
     let url: string | undefined;
     const listen = options.listen === undefined ? '127.0.0.1:0' : options.listen;
     const tls = options.tlsCertFile && options.tlsKeyFile;
+    const clientCa = options.clientCaFile ? readFileSync(options.clientCaFile) : undefined;
+    // Certificates are asked for, not required: token clients (kubectl, pods) send none.
+    const tlsOptions = (): HttpsServerOptions => ({
+      cert: readFileSync(options.tlsCertFile!),
+      key: readFileSync(options.tlsKeyFile!),
+      ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+    });
     if (listen !== false) {
       const handler = (req: IncomingMessage, res: ServerResponse): void => api.handle(req, res);
-      const server = tls
-        ? createHttpsServer({ cert: readFileSync(options.tlsCertFile!), key: readFileSync(options.tlsKeyFile!) }, handler)
-        : createHttpServer(handler);
+      const server = tls ? createHttpsServer({ ...serverOptions, ...tlsOptions() }, handler) : createHttpServer(serverOptions, handler);
       servers.push(server);
       const address = parseListen(listen);
       await listenOn(server, address);
@@ -232,34 +382,46 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
       const host = address.host === '0.0.0.0' ? '127.0.0.1' : address.host.includes(':') ? `[${address.host}]` : address.host;
       url = `${tls ? 'https' : 'http'}://${host}:${port}`;
     }
+    if (options.netnsListen) {
+      const handler = (req: IncomingMessage, res: ServerResponse): void => api.handle(req, res);
+      const server = tls ? createHttpsServer({ ...serverOptions, ...tlsOptions() }, handler) : createHttpServer(serverOptions, handler);
+      servers.push(server);
+      await listenInNetns(server, options.netnsListen.netnsPath, options.netnsListen.port);
+    }
     if (options.socketPath) {
       await clearStaleSocket(options.socketPath);
-      const server = createHttpServer((req, res) => api.handle(req, res));
+      const server = createHttpServer(serverOptions, (req, res) => api.handle(req, res));
       servers.push(server);
       await listenOn(server, { path: options.socketPath });
       url ??= `unix:${options.socketPath}`;
     }
     if (!url) throw new ApiServerConfigError('nothing to listen on: give --listen or --socket');
     for (const server of servers) {
-      // Watches are long-lived responses; only idle keep-alive connections time out.
-      server.requestTimeout = 0;
-      server.headersTimeout = 60_000;
-      server.keepAliveTimeout = 65_000;
+      // exec, attach and port-forward arrive as upgrades (WebSocket or SPDY).
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => api.upgrade(req, socket, head));
+      // requestTimeout bounds receiving the request (headers and body), not the response, so
+      // watches (GETs: complete once their headers are in) stream for as long as they like.
+      server.headersTimeout = timeouts.headersTimeout;
+      server.requestTimeout = timeouts.requestTimeout;
+      server.keepAliveTimeout = timeouts.keepAliveTimeout;
     }
 
     if (options.bootstrap ?? true) {
-      await bootstrapCluster(registry, { kubernetesServiceIP: allocations.allocator.kubernetesServiceIP, apiserverPort: port ?? 443 }, log);
+      await bootstrapCluster(registry, { kubernetesServiceIP: allocations.allocator.kubernetesServiceIP, apiserverPort: options.advertise?.port ?? port ?? 443 }, log);
+      if (options.advertise) await reconcileKubernetesEndpoints(registry, options.advertise, log);
+      if (rbac) await bootstrapPolicy(registry, log);
     }
     namespaces.start();
     eventExpiry.start();
     api.ready = true;
-    log.info({ url, socket: options.socketPath, store: store.description, auth: authenticator.enabled, tls: !!tls }, 'apiserver serving');
+    log.info({ url, socket: options.socketPath, store: store.description, auth: authenticator.enabled, authorization: rbac ? 'Node,RBAC' : 'AlwaysAllow', tls: !!tls }, 'apiserver serving');
     return {
       url,
       ...(port !== undefined ? { port } : {}),
       ...(options.socketPath ? { socketPath: options.socketPath } : {}),
       store,
       registry,
+      serviceAccountTokens,
       close: async () => {
         api.ready = false;
         await cleanup();
@@ -275,14 +437,20 @@ interface HandlerDeps {
   registry: Registry;
   store: Store;
   watchCache?: WatchCache;
-  namespaces: NamespaceLifecycle;
   authenticator: Authenticator;
+  authorizer: Authorizer;
+  /** Set under RBAC: what the escalation check reads roles from. */
+  policy: PolicyCache | undefined;
+  serviceAccountTokens: ServiceAccountTokens;
   openapi: OpenApiV3;
   openapiV2: OpenApiV2;
   log: Logger;
   bookmarkIntervalMs: number;
   watchTimeoutMs: () => number;
   maxBodyBytes: number;
+  kubelets: KubeletClient;
+  metrics: ApiserverMetrics;
+  watchBacklogBytes: number;
 }
 
 /** What a verb needs from the request, parsed once. */
@@ -304,32 +472,117 @@ class ApiHandler {
     const started = Date.now();
     res.on('finish', () => {
       this.deps.log.debug({ method: req.method, url: req.url, code: res.statusCode, ms: Date.now() - started }, 'request');
+      this.deps.metrics.observe(req.method ?? 'GET', res.statusCode, (Date.now() - started) / 1000);
     });
     this.route(req, res).catch((err: unknown) => {
       const status = statusOf(err);
       if (status.code >= 500) this.deps.log.error({ method: req.method, url: req.url, err: describeError(err) }, 'request failed');
-      // Drain what the client is still sending so the error answer reaches it.
-      if (!req.complete) req.resume();
+      // Drain what the client is still sending so the error answer reaches it; a large or
+      // endless body gets the connection closed (refuseRemainingBody).
+      if (!req.complete) refuseRemainingBody(req, res);
       sendStatus(res, status);
+    });
+  }
+
+  /** An upgrade request: only the pod stream subresources take one. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const started = Date.now();
+    const serve = async (): Promise<void> => {
+      const url = new URL(req.url ?? '/', 'http://apiserver');
+      const auth = await this.deps.authenticator.authenticate(req);
+      if (!auth.ok) throw unauthorized(auth.message);
+      const target = parseResourcePath(url.pathname.replace(/\/+$/, ''));
+      if (!target || target.descriptor !== RESOURCE.pods || target.name === undefined || target.namespace === undefined || !isStreamSubresource(target.subresource)) {
+        throw badRequest(`${url.pathname} does not take an upgrade: only pods/exec, pods/attach and pods/portforward do`);
+      }
+      await this.authorize(attributesOf(auth.user, req.method ?? 'GET', url.pathname.replace(/\/+$/, ''), url.searchParams));
+      await proxyPodStream(req, socket, head, { registry: this.deps.registry, kubelets: this.deps.kubelets, subresource: target.subresource, namespace: target.namespace, name: target.name, url, log: this.deps.log });
+      this.deps.log.debug({ url: req.url, ms: Date.now() - started }, 'stream upgraded');
+    };
+    serve().catch((err: unknown) => {
+      const status = statusOf(err);
+      if (status.code >= 500) this.deps.log.error({ url: req.url, err: describeError(err) }, 'stream request failed');
+      writeRawStatus(socket, status);
     });
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://apiserver');
-    const auth = this.deps.authenticator.authenticate(req);
-    if (!auth.ok) throw unauthorized();
+    const auth = await this.deps.authenticator.authenticate(req);
+    if (!auth.ok) throw unauthorized(auth.message);
     const method = req.method ?? 'GET';
     const path = url.pathname.replace(/\/+$/, '') || '/';
+    await this.authorize(attributesOf(auth.user, method, path, url.searchParams));
 
+    const health = /^\/(healthz|livez|readyz)(?:\/([^/]+))?$/.exec(path);
+    if (health) {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed();
+      const answer = await this.health(health[1] as HealthEndpoint, url.searchParams, health[2]);
+      sendText(res, answer.code, answer.text);
+      return;
+    }
     if (this.fixedPath(req, res, method, path)) return;
+    if (path === SELF_SUBJECT_ACCESS_REVIEW_PATH || path === SUBJECT_ACCESS_REVIEW_PATH) {
+      if (method !== 'POST') throw methodNotAllowed();
+      const body = await this.jsonBody({ req });
+      sendJson(res, 201, await reviewAccess(this.deps.authorizer, auth.user, body, path === SELF_SUBJECT_ACCESS_REVIEW_PATH));
+      return;
+    }
+    if (path === SELF_SUBJECT_RULES_REVIEW_PATH) {
+      if (method !== 'POST') throw methodNotAllowed();
+      sendJson(res, 201, await reviewRules(this.deps.policy, auth.user, await this.jsonBody({ req })));
+      return;
+    }
+    if (path === SELF_SUBJECT_REVIEW_PATH) {
+      if (method !== 'POST') throw methodNotAllowed();
+      // The body (an empty review) carries nothing the answer depends on.
+      await readBody(req, this.deps.maxBodyBytes);
+      sendJson(res, 201, selfSubjectReview(auth.user));
+      return;
+    }
     const target = parseResourcePath(path);
     if (!target) throw pathNotFound();
     const call: Call = { req, res, url, query: queryOf(url), target, user: auth.user };
-    if (!READ_METHODS.has(method) && !this.deps.authenticator.mayWrite(auth.user)) throw this.refuse(call, method);
     await this.resource(call, method);
   }
 
-  /** Version, health, discovery and OpenAPI; true when answered. */
+  /**
+   * The checks of one health endpoint: `ping` always; the store's (etcd) in healthz and
+   * readyz; readyz also waits for bootstrap (the default objects), as upstream's poststarthooks.
+   */
+  private health(endpoint: HealthEndpoint, query: URLSearchParams, single: string | undefined): Promise<HealthAnswer> {
+    const checks: HealthCheck[] = [{ name: 'ping', check: () => Promise.resolve() }];
+    const store = this.deps.store.health;
+    if (store && endpoint !== 'livez') checks.push(store);
+    if (endpoint === 'readyz') {
+      checks.push({ name: 'poststarthook/bootstrap', check: () => (this.ready ? Promise.resolve() : Promise.reject(new Error('not finished'))) });
+    }
+    return answerHealth(endpoint, checks, query, single);
+  }
+
+  /** 403 unless the authorizer chain allows; denials are logged for whoever writes the roles. */
+  private async authorize(attributes: RequestAttributes): Promise<void> {
+    const result: AuthorizationResult = await this.deps.authorizer.authorize(attributes);
+    if (result.decision === 'allow') return;
+    const message = describeRefusal(attributes);
+    this.deps.log.info({ user: attributes.user.name, groups: attributes.user.groups, reason: result.reason || undefined }, `forbidden: ${message}`);
+    if ('nonResource' in attributes) throw forbidden(`forbidden: ${message}`);
+    const r = attributes.resource;
+    const resource = { group: r.apiGroup, resource: r.resource };
+    throw forbidden(`${qualifiedResource(resource)}${r.name ? ` "${r.name}"` : ''} is forbidden: ${message}${result.reason ? `: ${result.reason}` : ''}`, resource, r.name || undefined);
+  }
+
+  /** The write-time half of authorization: NodeRestriction on creates, RBAC escalation. */
+  private async admitWrite(call: Call, object: Record<string, unknown> | undefined): Promise<void> {
+    const { descriptor, namespace, name } = call.target;
+    if (call.req.method === 'POST' && object) admitNodeCreate(call.user, descriptor.resource, object);
+    if (this.deps.policy && isRbacWrite(descriptor.group, descriptor.resource)) {
+      await checkEscalation(this.deps.authorizer, this.deps.policy, { user: call.user, resource: descriptor.resource, namespace: namespace ?? '', name: name ?? '', object });
+    }
+  }
+
+  /** Version, discovery and OpenAPI; true when answered. */
   private fixedPath(req: IncomingMessage, res: ServerResponse, method: string, path: string): boolean {
     const get = (): void => {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed();
@@ -339,10 +592,9 @@ class ApiHandler {
       sendJson(res, 200, SERVER_VERSION);
       return true;
     }
-    if (/^\/(healthz|livez|readyz)(\/.*)?$/.test(path)) {
+    if (path === '/metrics') {
       get();
-      if (path.startsWith('/readyz') && !this.ready) sendText(res, 500, '[-]bootstrap failed: not finished\nreadyz check failed\n');
-      else sendText(res, 200, 'ok');
+      void this.deps.metrics.registry.metrics().then((text) => res.writeHead(200, { 'Content-Type': this.deps.metrics.registry.contentType }).end(text));
       return true;
     }
     const accept = req.headers.accept;
@@ -385,18 +637,6 @@ class ApiHandler {
     return false;
   }
 
-  private refuse(call: Call, method: string): ApiStatusError {
-    const { descriptor, namespace, name, subresource } = call.target;
-    const verb = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: name ? 'delete' : 'deletecollection' }[method] ?? method.toLowerCase();
-    const what = subresource ? `${descriptor.resource}/${subresource}` : descriptor.resource;
-    const scope = namespace !== undefined ? ` in the namespace "${namespace}"` : '';
-    return forbidden(
-      `${qualifiedResource(descriptor)}${name ? ` "${name}"` : ''} is forbidden: User "${call.user.name}" cannot ${verb} resource "${what}" in API group "${descriptor.group}"${scope}`,
-      descriptor,
-      name,
-    );
-  }
-
   private writeOptions(call: Call): WriteOptions {
     const fieldValidation = parseFieldValidation(call.query.get('fieldValidation'));
     if (!fieldValidation) {
@@ -408,7 +648,7 @@ class ApiHandler {
   }
 
   /** An object body: JSON, or protobuf for the kinds kubectl's generator commands send. */
-  private async jsonBody(call: Call): Promise<Record<string, unknown>> {
+  private async jsonBody(call: Pick<Call, 'req'>): Promise<Record<string, unknown>> {
     if (mediaType(call.req.headers['content-type']) === PROTOBUF_CONTENT_TYPE) {
       const body = await readBody(call.req, this.deps.maxBodyBytes);
       try {
@@ -427,7 +667,7 @@ class ApiHandler {
 
   private answer(call: Call, code: number, object: unknown, options?: WriteOptions): void {
     if (options?.warnings.length) {
-      call.res.setHeader('Warning', options.warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+      call.res.setHeader('Warning', options.warnings.map(warningHeaderValue));
     }
     sendJson(call.res, code, object);
   }
@@ -441,7 +681,7 @@ class ApiHandler {
     const { target } = call;
     const { descriptor, namespace, name, subresource } = target;
     const registry = this.deps.registry;
-    const isWatch = target.legacyWatch || booleanParam(call.query.get('watch'));
+    const isWatch = target.legacyWatch || booleanParam('watch', call.query.get('watch'));
 
     if (name === undefined) {
       if (method === 'GET' && isWatch) return this.watch(call);
@@ -449,7 +689,10 @@ class ApiHandler {
       if (method === 'POST') {
         if (descriptor.namespaced && namespace === undefined) throw methodNotAllowed();
         const options = this.writeOptions(call);
-        const created = await registry.create(descriptor, namespace, await this.jsonBody(call), options);
+        const body = await this.jsonBody(call);
+        if (descriptor === RESOURCE.certificatesigningrequests) stampRequester(body, call.user);
+        await this.admitWrite(call, body);
+        const created = await registry.create(descriptor, namespace, body, options);
         return this.answerObject(call, 201, created, options);
       }
       if (method === 'DELETE') {
@@ -465,15 +708,16 @@ class ApiHandler {
       case undefined:
         return this.object(call, method, name, isWatch);
       case 'status':
+      case 'approval':
         if (method === 'GET') return this.answerObject(call, 200, await registry.get(descriptor, namespace, name));
         if (method === 'PUT') {
           const options = this.writeOptions(call);
-          return this.answerObject(call, 200, await registry.update(descriptor, namespace, name, await this.jsonBody(call), options, 'status'), options);
+          return this.answerObject(call, 200, await registry.update(descriptor, namespace, name, await this.jsonBody(call), options, subresource), options);
         }
         if (method === 'PATCH') {
           const options = this.writeOptions(call);
           const body = await readBody(call.req, this.deps.maxBodyBytes);
-          const result = await registry.patch(descriptor, namespace, name, call.req.headers['content-type'] ?? '', body, options, 'status');
+          const result = await registry.patch(descriptor, namespace, name, call.req.headers['content-type'] ?? '', body, options, subresource);
           return this.answerObject(call, 200, result.object, options);
         }
         throw methodNotAllowed();
@@ -503,7 +747,18 @@ class ApiHandler {
       }
       case 'log':
         if (method !== 'GET') throw methodNotAllowed();
-        return servePodLog(call.res, registry, namespace!, name, call.query);
+        return servePodLog(call.res, registry, this.deps.kubelets, namespace!, name, call.query);
+      case 'exec':
+      case 'attach':
+      case 'portforward':
+        // Reached only without an Upgrade header (upgrades go through upgrade()).
+        if (method !== 'GET' && method !== 'POST') throw methodNotAllowed();
+        return sendStatus(call.res, upgradeRequired());
+      case 'token': {
+        if (method !== 'POST') throw methodNotAllowed();
+        const request = await createToken(registry, this.deps.serviceAccountTokens, namespace!, name, await this.jsonBody(call));
+        return this.answer(call, 201, request);
+      }
     }
   }
 
@@ -516,18 +771,20 @@ class ApiHandler {
         return this.answerObject(call, 200, await registry.get(descriptor, namespace, name));
       case 'PUT': {
         const options = this.writeOptions(call);
-        return this.answerObject(call, 200, await registry.update(descriptor, namespace, name, await this.jsonBody(call), options), options);
+        const body = await this.jsonBody(call);
+        await this.admitWrite(call, body);
+        return this.answerObject(call, 200, await registry.update(descriptor, namespace, name, body, options), options);
       }
       case 'PATCH': {
         const options = this.writeOptions(call);
+        await this.admitWrite(call, undefined);
         const body = await readBody(call.req, this.deps.maxBodyBytes);
         const result = await registry.patch(descriptor, namespace, name, call.req.headers['content-type'] ?? '', body, options);
         return this.answerObject(call, result.created ? 201 : 200, result.object, options);
       }
       case 'DELETE': {
         const options = await this.deleteOptions(call);
-        const result =
-          descriptor === RESOURCE.namespaces ? await this.deps.namespaces.delete(name, options) : await registry.delete(descriptor, namespace, name, options);
+        const result = await registry.delete(descriptor, namespace, name, options);
         return this.answer(call, 200, registry.deleteAnswer(descriptor, result));
       }
       default:
@@ -556,7 +813,7 @@ class ApiHandler {
         throw badRequest(`propagationPolicy: Unsupported value: ${JSON.stringify(policy)}: supported values: "Foreground", "Background", "Orphan"`);
       }
       options.propagationPolicy = policy;
-    } else if (body['orphanDependents'] === true || call.query.get('orphanDependents') === 'true') {
+    } else if (body['orphanDependents'] === true || booleanParam('orphanDependents', call.query.get('orphanDependents'))) {
       options.propagationPolicy = 'Orphan';
     }
     const pre = body['preconditions'];
@@ -608,10 +865,11 @@ class ApiHandler {
         resourcePrefix: storagePrefix(descriptor),
         selection,
         resourceVersion,
-        allowBookmarks: booleanParam(call.query.get('allowWatchBookmarks')),
-        sendInitialEvents: booleanParam(call.query.get('sendInitialEvents')),
+        allowBookmarks: booleanParam('allowWatchBookmarks', call.query.get('allowWatchBookmarks')),
+        sendInitialEvents: booleanParam('sendInitialEvents', call.query.get('sendInitialEvents')),
         timeoutMs: timeoutSeconds !== undefined && timeoutSeconds > 0 ? timeoutSeconds * 1000 : this.deps.watchTimeoutMs(),
         bookmarkIntervalMs: this.deps.bookmarkIntervalMs,
+        maxBacklogBytes: this.deps.watchBacklogBytes,
         contentType: 'application/json',
         ...(shape === 'object'
           ? {}

@@ -98,8 +98,8 @@ export function gone(message: string): ApiStatusError {
   return error(410, 'Gone', message);
 }
 
-export function unauthorized(): ApiStatusError {
-  return error(401, 'Unauthorized', 'Unauthorized');
+export function unauthorized(message?: string): ApiStatusError {
+  return error(401, 'Unauthorized', message ? `Unauthorized: ${message}` : 'Unauthorized');
 }
 
 export function forbidden(message: string, resource?: Qualified, name?: string): ApiStatusError {

@@ -66,6 +66,8 @@ const SCHEMAS: Readonly<Record<string, PatchMeta>> = {
   PodTemplate: struct({ metadata: objectMeta, template: podTemplateSpec }),
   Deployment: podController,
   ReplicaSet: podController,
+  DaemonSet: podController,
+  Job: podController,
   Service: struct({ metadata: objectMeta, spec: struct({ ports: mergeBy('port') }), status: conditionsStatus }),
   Node: struct({
     metadata: objectMeta,

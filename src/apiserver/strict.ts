@@ -68,6 +68,17 @@ const deploymentSpec = object({
   template: podTemplate,
 });
 const replicaSetSpec = object({ ...names('minReadySeconds', 'replicas'), selector: labelSelector, template: podTemplate });
+const daemonSetSpec = object({ ...names('minReadySeconds', 'revisionHistoryLimit', 'updateStrategy'), selector: labelSelector, template: podTemplate });
+// podFailurePolicy, successPolicy and the per-index fields are left out on purpose: the Job
+// controller does not implement them, so Strict validation refuses them instead of ignoring them.
+const jobSpec = object({
+  ...names(
+    'activeDeadlineSeconds', 'backoffLimit', 'completionMode', 'completions', 'manualSelector', 'parallelism',
+    'podReplacementPolicy', 'suspend', 'ttlSecondsAfterFinished',
+  ),
+  selector: labelSelector,
+  template: podTemplate,
+});
 
 const servicePort = object(names('appProtocol', 'name', 'nodePort', 'port', 'protocol', 'targetPort'));
 const serviceSpec = object({
@@ -91,6 +102,8 @@ const KNOWN: Record<string, Known> = {
   Service: kindTree({ spec: serviceSpec, status: true }),
   Endpoints: kindTree(names('subsets')),
   ConfigMap: kindTree(names('data', 'binaryData', 'immutable')),
+  Secret: kindTree(names('data', 'stringData', 'type', 'immutable')),
+  ServiceAccount: kindTree(names('secrets', 'imagePullSecrets', 'automountServiceAccountToken')),
   Event: kindTree(
     names(
       'involvedObject', 'reason', 'message', 'source', 'firstTimestamp', 'lastTimestamp', 'count', 'type', 'eventTime',
@@ -99,6 +112,8 @@ const KNOWN: Record<string, Known> = {
   ),
   Deployment: kindTree({ spec: deploymentSpec, status: true }),
   ReplicaSet: kindTree({ spec: replicaSetSpec, status: true }),
+  DaemonSet: kindTree({ spec: daemonSetSpec, status: true }),
+  Job: kindTree({ spec: jobSpec, status: true }),
   EndpointSlice: kindTree(names('addressType', 'endpoints', 'ports')),
   Lease: kindTree(names('spec')),
   Binding: kindTree(names('target')),

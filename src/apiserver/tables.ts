@@ -336,6 +336,57 @@ function printReplicaSet(replicaSet: KubeObject, now: Date): PrintedRow {
   };
 }
 
+function printDaemonSet(daemonSet: KubeObject, now: Date): PrintedRow {
+  const spec = obj(daemonSet['spec']);
+  const status = obj(daemonSet['status']);
+  const [names, images] = containerCells(spec['template']);
+  return {
+    cells: [
+      nameOf(daemonSet),
+      num(status['desiredNumberScheduled']),
+      num(status['currentNumberScheduled']),
+      num(status['numberReady']),
+      num(status['updatedNumberScheduled']),
+      num(status['numberAvailable']),
+      formatLabelMap(obj(obj(spec['template'])['spec'])['nodeSelector']),
+      ageOf(daemonSet, now),
+      names,
+      images,
+      formatSelector(spec['selector']),
+    ],
+  };
+}
+
+/** STATUS as kubectl 1.32 prints a Job: the first of Complete, Failed, Terminating, Suspended, … that holds. */
+function jobStatusText(job: KubeObject): string {
+  const status = obj(job['status']);
+  if (hasCondition(status, 'Complete')) return 'Complete';
+  if (hasCondition(status, 'Failed')) return 'Failed';
+  if (job.metadata.deletionTimestamp) return 'Terminating';
+  if (hasCondition(status, 'Suspended')) return 'Suspended';
+  if (hasCondition(status, 'FailureTarget')) return 'FailureTarget';
+  if (hasCondition(status, 'SuccessCriteriaMet')) return 'SuccessCriteriaMet';
+  return 'Running';
+}
+
+function printJob(job: KubeObject, now: Date): PrintedRow {
+  const spec = obj(job['spec']);
+  const status = obj(job['status']);
+  const [names, images] = containerCells(spec['template']);
+  const succeeded = num(status['succeeded']);
+  let completions: string;
+  if (typeof spec['completions'] === 'number') completions = `${succeeded}/${spec['completions']}`;
+  else if (num(spec['parallelism']) > 1) completions = `${succeeded}/1 of ${num(spec['parallelism'])}`;
+  else completions = `${succeeded}/1`;
+  const started = typeof status['startTime'] === 'string' ? Date.parse(status['startTime']) : Number.NaN;
+  const finished = typeof status['completionTime'] === 'string' ? Date.parse(status['completionTime']) : Number.NaN;
+  let duration = '';
+  if (!Number.isNaN(started)) duration = humanDuration((Number.isNaN(finished) ? now.getTime() : finished) - started);
+  return {
+    cells: [nameOf(job), jobStatusText(job), completions, duration, ageOf(job, now), names, images, formatSelector(spec['selector'])],
+  };
+}
+
 const NODE_ROLE_PREFIX = 'node-role.kubernetes.io/';
 
 function printNode(node: KubeObject, now: Date): PrintedRow {
@@ -400,6 +451,25 @@ function printEndpointSlice(slice: KubeObject, now: Date): PrintedRow {
       firstThree(ports, ports.length, '<unset>'),
       firstThree(addresses, addresses.length, '<unset>'),
       ageOf(slice, now),
+    ],
+  };
+}
+
+/** kubectl's CSR columns: the condition reads "Approved,Issued" once a certificate is there. */
+function printCertificateSigningRequest(csr: KubeObject, now: Date): PrintedRow {
+  const spec = obj(csr['spec']);
+  const status = obj(csr['status']);
+  const conditions = list(status['conditions']).filter((c) => str(c['status']) === 'True').map((c) => str(c['type']));
+  if (str(status['certificate']) !== '') conditions.push('Issued');
+  const seconds = typeof spec['expirationSeconds'] === 'number' ? spec['expirationSeconds'] : undefined;
+  return {
+    cells: [
+      nameOf(csr),
+      ageOf(csr, now),
+      str(spec['signerName']),
+      str(spec['username']),
+      seconds === undefined ? '<none>' : humanDuration(seconds * 1000),
+      conditions.length > 0 ? conditions.join(',') : 'Pending',
     ],
   };
 }
@@ -478,6 +548,35 @@ const PRINTERS: Record<string, Printer> = {
     ],
     print: printReplicaSet,
   },
+  DaemonSet: {
+    columns: [
+      NAME,
+      column('Desired', 'The total number of nodes that should be running the daemon pod.', { type: 'integer' }),
+      column('Current', 'The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.', { type: 'integer' }),
+      column('Ready', 'The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.', { type: 'integer' }),
+      column('Up-to-date', 'The total number of nodes that are running updated daemon pod', { type: 'integer' }),
+      column('Available', 'The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)', { type: 'integer' }),
+      column('Node Selector', 'NodeSelector is a selector which must be true for the pod to fit on a node.'),
+      AGE,
+      CONTAINERS,
+      IMAGES,
+      SELECTOR,
+    ],
+    print: printDaemonSet,
+  },
+  Job: {
+    columns: [
+      NAME,
+      column('Status', 'Status of the job.'),
+      column('Completions', 'The completion status of the job.'),
+      column('Duration', 'Time required to complete the job.'),
+      AGE,
+      CONTAINERS,
+      IMAGES,
+      SELECTOR,
+    ],
+    print: printJob,
+  },
   Service: {
     columns: [
       NAME,
@@ -528,6 +627,25 @@ const PRINTERS: Record<string, Printer> = {
     print: (configMap, now) => ({
       cells: [nameOf(configMap), Object.keys(obj(configMap['data'])).length + Object.keys(obj(configMap['binaryData'])).length, ageOf(configMap, now)],
     }),
+  },
+  Secret: {
+    columns: [NAME, column('Type', 'The type of secret'), column('Data', 'Number of items in the secret', { type: 'integer' }), AGE],
+    print: (secret, now) => ({ cells: [nameOf(secret), str(secret['type']), Object.keys(obj(secret['data'])).length, ageOf(secret, now)] }),
+  },
+  ServiceAccount: {
+    columns: [NAME, column('Secrets', 'Number of secrets the service account names', { type: 'integer' }), AGE],
+    print: (account, now) => ({ cells: [nameOf(account), Array.isArray(account['secrets']) ? account['secrets'].length : 0, ageOf(account, now)] }),
+  },
+  CertificateSigningRequest: {
+    columns: [
+      NAME,
+      AGE,
+      column('SignerName', 'The signer the request is for.'),
+      column('Requestor', 'The user who created the request.'),
+      column('RequestedDuration', 'The certificate lifetime asked for.'),
+      column('Condition', 'Approved, Denied, Failed, Issued or Pending.'),
+    ],
+    print: printCertificateSigningRequest,
   },
   Lease: {
     columns: [NAME, column('Holder', 'The identity of the lease holder.'), AGE],

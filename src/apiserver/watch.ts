@@ -45,6 +45,8 @@ export interface WatchParams {
   sendInitialEvents: boolean;
   timeoutMs: number;
   bookmarkIntervalMs: number;
+  /** Unsent bytes after which the watcher is considered stuck and dropped. */
+  maxBacklogBytes?: number;
   /**
    * Turns an object into what the client asked for (one-row Table, metadata); absent when the
    * object itself is sent, which lets watchers share one serialization of each event.
@@ -54,7 +56,7 @@ export interface WatchParams {
 }
 
 /** Unsent bytes after which a watcher is considered stuck and disconnected. */
-const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_WATCH_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 /** Upstream's default watch length is 30-60 minutes; a few minutes suffice and spread re-lists. */
 export function defaultWatchTimeoutMs(): number {
@@ -107,12 +109,21 @@ export async function serveWatch(res: ServerResponse, store: Store, params: Watc
   if (ended) return;
   let lastSent = since;
 
+  const maxBacklogBytes = params.maxBacklogBytes ?? DEFAULT_WATCH_BACKLOG_BYTES;
   const writeLine = (line: string): void => {
     if (ended) return;
     res.write(line);
-    if (res.writableLength > MAX_BACKLOG_BYTES) {
-      log.warn({ resource: descriptor.resource }, 'dropping a watcher that stopped reading');
+    if (res.writableLength > maxBacklogBytes) {
+      // The client is not reading: an ERROR event would sit behind the backlog it never
+      // drains, so the connection is cut (clients see the stream end and watch again, as
+      // after upstream's "forcing watcher close due to unresponsiveness"). Dropping it here,
+      // inside the fan-out, is what keeps other watchers of the same cache from waiting.
+      log.warn(
+        { resource: descriptor.resource, prefix: params.prefix, backlogBytes: res.writableLength, limitBytes: maxBacklogBytes, lastSentResourceVersion: lastSent },
+        'dropping a watcher that stopped reading: its unsent events passed the backlog limit',
+      );
       ended = true;
+      for (const timer of timers) clearTimeout(timer);
       storeWatch?.stop();
       attachment?.detach();
       res.destroy();

@@ -36,6 +36,19 @@ export class BgpMetrics {
         },
       });
     };
+    // One series per peer with its state as a label (like kube_pod_status_phase), so a
+    // dashboard or `pontoon status` reads state, role and since without the control socket.
+    new Gauge({
+      name: 'pontoon_bgp_peer_info',
+      help: 'Always 1 per configured peer; labels: address, AS, ibgp/ebgp, role and FSM state',
+      labelNames: ['peer', 'asn', 'type', 'role', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of status().peers) this.set({ peer: peer.address, asn: String(peer.asn), type: peer.type, role: peer.role, state: peer.state }, 1);
+      },
+    });
+    perPeer('pontoon_bgp_peer_state_change_timestamp_seconds', 'When the session last changed state', (p) => Date.parse(p.since) / 1000 || 0);
     perPeer('pontoon_bgp_prefixes_received', 'Prefixes in the Adj-RIB-In of a peer', (p) => p.prefixesReceived);
     perPeer('pontoon_bgp_prefixes_accepted', 'Prefixes of a peer accepted by import policy', (p) => p.prefixesAccepted);
     perPeer('pontoon_bgp_prefixes_advertised', 'Prefixes advertised to a peer', (p) => p.prefixesSent);

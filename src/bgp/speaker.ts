@@ -17,7 +17,8 @@
  *   kernel sync is deferred until every peer has sent End-of-RIB or the restart time passed
  *   (§4.1 selection deferral), so a restart never withdraws a route that is still good.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { addProcessMetrics, serveTelemetry } from '../lib/telemetry.js';
 import { describeError } from '../lib/errors.js';
 import { formatIp, formatIpNet, type Ip, type IpNet } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
@@ -332,18 +333,10 @@ export class Speaker {
     if (result.added + result.replaced + result.deleted > 0) this.options.log.debug({ added: result.added, replaced: result.replaced, deleted: result.deleted }, 'kernel routes synced');
   }
 
+  /** /metrics with the process metrics, and /healthz: healthy once started (listening, control socket up). */
   private serveMetrics(address: { host: string; port: number }): Promise<Server> {
-    const server = createServer((request, response) => {
-      if (request.url !== '/metrics') {
-        response.writeHead(404).end();
-        return;
-      }
-      void this.metrics.text().then((text) => response.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(text));
-    });
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(address.port, address.host, () => resolve(server));
-    });
+    addProcessMetrics(this.metrics.registry, 'bgp');
+    return serveTelemetry({ address, registry: this.metrics.registry, health: () => ({ healthy: this.started, detail: this.started ? 'ok' : 'starting' }) });
   }
 
   // ---- what the control socket answers

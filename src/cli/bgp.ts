@@ -3,6 +3,8 @@
  * with any router and installs its best routes into this namespace's kernel.
  * `pontoon bgp status` / `pontoon bgp routes` ask a running speaker over its control socket.
  */
+import { type DebugFlags, startDebugEndpoint } from './debug-endpoint.js';
+import { BGP_DEBUG_PORT } from '../debug/netstate.js';
 import type { Command } from 'commander';
 import { DEFAULT_CONTROL_SOCKET, isValidHoldTime, loadBgpConfig } from '../bgp/config.js';
 import { controlRequest, formatRoutes, formatStatus, type RouteView, type SpeakerStatus } from '../bgp/control.js';
@@ -68,7 +70,9 @@ export function registerBgp(program: Command): void {
     .option('--tor-peer <ip>', "topology tor: the rack router's address (it connects to us)")
     .option('--tor-asn <asn>', 'topology tor: the rack router\'s AS number', String(DEFAULT_TOR_ASN))
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .action(async (flags: ClientFlags & { nodeName: string; ipip: string; controlSocket: string; ipipSocket: string; metricsBindAddress: string; holdTime: string; topology: string; torPeer?: string; torAsn: string; logLevel: string }) => {
+    .option('--debug-address <host:port>', `read-only GET /debug/netstate for pontoon trace ("off" disables)`, `0.0.0.0:${BGP_DEBUG_PORT}`)
+    .option('--pod-netns-prefix <prefix>', 'only namespaces with this name prefix are this node’s pods, for /debug/netstate')
+    .action(async (flags: ClientFlags & DebugFlags & { nodeName: string; ipip: string; controlSocket: string; ipipSocket: string; metricsBindAddress: string; holdTime: string; topology: string; torPeer?: string; torAsn: string; logLevel: string }) => {
       if (!(IPIP_MODES as readonly string[]).includes(flags.ipip)) throw new FlagError(`--ipip must be one of ${IPIP_MODES.join(', ')}, got "${flags.ipip}"`);
       if (!(BGP_TOPOLOGIES as readonly string[]).includes(flags.topology)) throw new FlagError(`--topology must be one of ${BGP_TOPOLOGIES.join(', ')}, got "${flags.topology}"`);
       const torAsn = Number(flags.torAsn);
@@ -94,7 +98,8 @@ export function registerBgp(program: Command): void {
         log,
       });
       await agent.start();
-      stopOnSignals(log, 'stopping the BGP node agent (graceful restart: routes stay)', () => agent.stop(true));
+      const debug = await startDebugEndpoint(flags, flags.nodeName, log);
+      stopOnSignals(log, 'stopping the BGP node agent (graceful restart: routes stay)', () => (debug?.close(), agent.stop(true)));
     });
 
   bgp
@@ -103,8 +108,9 @@ export function registerBgp(program: Command): void {
     .requiredOption('--underlay <ip>', "this node's underlay address (the outer source)")
     .requiredOption('--block <cidr>', "this node's pod block (the tunnel device's address is its first)")
     .requiredOption('--socket <path>', 'where the node agent sends the peer table')
-    .action(async (flags: { underlay: string; block: string; socket: string }) => {
-      const log = createLogger('ipip');
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (flags: { underlay: string; block: string; socket: string; logLevel: string }) => {
+      const log = createLogger('ipip', { level: flags.logLevel });
       const tunnel = new IpipTunnel({ underlayAddress: parseIp(flags.underlay), block: networkOf(parseIpNet(flags.block)) });
       await tunnel.start();
       const server = await serveIpipControl(flags.socket, tunnel);

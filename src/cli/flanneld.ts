@@ -8,8 +8,11 @@ import { KubeSubnetStore } from '../flanneld/subnet/kube.js';
 import { clientFromFlags } from '../client/client.js';
 import type { Logger } from '../lib/log.js';
 import type { SubnetStore } from '../flanneld/subnet/lease.js';
-import { DEFAULT_SUBNET_FILE } from '../flanneld/subnetenv.js';
-import { FlagError, stopOnSignals } from './daemon.js';
+import { DEFAULT_SUBNET_FILE } from '../api/subnet-env.js';
+import { FlagError, startTelemetry, stopOnSignals, TELEMETRY_DEFAULTS, withTelemetryOption } from './daemon.js';
+import { flanneldHealth, flanneldRegistry } from '../flanneld/metrics.js';
+import { startDebugEndpoint } from './debug-endpoint.js';
+import { FLANNELD_DEBUG_PORT } from '../debug/netstate.js';
 
 interface FlanneldFlags {
   etcdEndpoints: string;
@@ -23,12 +26,17 @@ interface FlanneldFlags {
   netConfigPath: string;
   iface?: string;
   publicIp?: string;
+  publicIpv6?: string;
   subnetFile: string;
   ipMasq: boolean;
   subnetLeaseTtl: string;
   subnetLeaseRenewMargin: string;
   resync: string;
   logLevel: string;
+  metricsBindAddress: string;
+  debugAddress: string;
+  podNetnsDir?: string;
+  podNetnsPrefix?: string;
 }
 
 function seconds(value: string, flag: string): number {
@@ -38,8 +46,7 @@ function seconds(value: string, flag: string): number {
 }
 
 export function registerFlanneld(program: Command): void {
-  program
-    .command('flanneld')
+  withTelemetryOption(program.command('flanneld'), TELEMETRY_DEFAULTS.flanneld)
     .description('node daemon: subnet lease, overlay backend (host-gw, vxlan, udp), subnet.env')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
     .option('--etcd-prefix <prefix>', 'etcd key prefix of the network', DEFAULT_ETCD_PREFIX)
@@ -52,14 +59,19 @@ export function registerFlanneld(program: Command): void {
     .option('--net-config-path <path>', 'network config file for --kube-subnet-mgr', '/etc/kube-flannel/net-conf.json')
     .option('--iface <name>', 'interface for inter-node traffic (default: the default route’s)')
     .option('--public-ip <ip>', 'address other nodes reach this one at (default: the interface’s first)')
+    .option('--public-ipv6 <ip>', 'dual-stack: IPv6 address other nodes reach this one at (default: the interface’s first global one)')
     .option('--subnet-file <path>', 'where to write the subnet.env for the CNI plugin', DEFAULT_SUBNET_FILE)
     .option('--ip-masq', 'masquerade pod traffic leaving the pod network', false)
     .option('--subnet-lease-ttl <seconds>', 'lease lifetime in the store', String(24 * 3600))
     .option('--subnet-lease-renew-margin <seconds>', 'renew this long before the lease expires', String(3600))
     .option('--resync <seconds>', 're-check the kernel against the lease table this often', '30')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--debug-address <host:port>', `read-only GET /debug/netstate of this node's kernel state for pontoon trace ("off" disables)`, `0.0.0.0:${FLANNELD_DEBUG_PORT}`)
+    .option('--pod-netns-dir <dir>', 'where pod sandbox namespaces are, for /debug/netstate', '/run/netns')
+    .option('--pod-netns-prefix <prefix>', 'only namespaces with this name prefix are this node’s pods (default: all in --pod-netns-dir)')
     .action(async (flags: FlanneldFlags) => {
       const log = createLogger('flanneld', { level: flags.logLevel });
+      const debug = await startDebugEndpoint(flags, flags.nodeName ?? process.env['NODE_NAME'], log);
       const store = subnetStoreFor(flags, log);
       const ttl = seconds(flags.subnetLeaseTtl, '--subnet-lease-ttl');
       const daemon = new Flanneld({
@@ -72,9 +84,23 @@ export function registerFlanneld(program: Command): void {
         log,
         ...(flags.iface ? { iface: flags.iface } : {}),
         ...(flags.publicIp ? { publicIp: flags.publicIp } : {}),
+        ...(flags.publicIpv6 ? { publicIpv6: flags.publicIpv6 } : {}),
       });
-      stopOnSignals(log, 'stopping; data plane left in place', () => daemon.stop());
-      await daemon.run();
+      const telemetry = await startTelemetry('flanneld', flags.metricsBindAddress, flanneldRegistry(() => daemon.stats()), () => flanneldHealth(daemon.stats()));
+      const closeListeners = (): void => {
+        telemetry?.close();
+        debug?.close();
+      };
+      stopOnSignals(log, 'stopping; data plane left in place', async () => {
+        closeListeners();
+        await daemon.stop();
+      });
+      // A daemon that fails to start must exit (and say why): the telemetry and debug
+      // listeners would otherwise keep the process alive for a daemon that is not running.
+      await daemon.run().catch((err: unknown) => {
+        closeListeners();
+        throw err;
+      });
     });
 }
 

@@ -12,6 +12,13 @@ import { registerControllerManager } from './controller-manager.js';
 import { registerKubelet } from './kubelet.js';
 import { registerProxy } from './proxy.js';
 import { registerBgp } from './bgp.js';
+import { registerInstallCni } from './install-cni.js';
+import { registerDns } from './dns.js';
+import { registerJoin } from './join.js';
+import { registerInit } from './init.js';
+import { registerToken } from './token.js';
+import { registerStatus } from './status/command.js';
+import { registerTrace } from './trace.js';
 
 
 const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
@@ -34,6 +41,13 @@ registerControllerManager(program);
 registerKubelet(program);
 registerProxy(program);
 registerBgp(program);
+registerInstallCni(program);
+registerDns(program);
+registerToken(program);
+registerInit(program);
+registerJoin(program);
+registerStatus(program);
+registerTrace(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);

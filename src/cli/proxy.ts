@@ -16,6 +16,8 @@ import { listen, ProxyHealth, ServiceHealthServers } from '../proxy/health.js';
 import { IptablesSink } from '../proxy/iptables/sink.js';
 import { SystemIptables } from '../proxy/iptables/system.js';
 import { ProxyMetrics } from '../proxy/metrics.js';
+import { addProcessMetrics, handleTelemetry } from '../lib/telemetry.js';
+import { Gauge } from 'prom-client';
 import { NftablesSink } from '../proxy/nftables/sink.js';
 import { Proxier } from '../proxy/proxier.js';
 import type { RuleSink } from '../proxy/sink.js';
@@ -112,6 +114,8 @@ export function registerProxy(program: Command): void {
       const syncPeriodMs = parseDuration(flags.syncPeriod, '--sync-period');
       const health = new ProxyHealth(Math.max(2 * minSyncPeriodMs, 60_000));
       const metrics = new ProxyMetrics();
+      addProcessMetrics(metrics.registry, 'proxy');
+      new Gauge({ name: 'pontoon_proxy_info', help: 'Always 1; the mode label says which rules the proxy writes', labelNames: ['mode'], registers: [metrics.registry] }).set({ mode }, 1);
       const healthz = parseBindAddress(flags.healthzBindAddress, '--healthz-bind-address');
       const metricsAt = parseBindAddress(flags.metricsBindAddress, '--metrics-bind-address');
 
@@ -137,13 +141,8 @@ export function registerProxy(program: Command): void {
       });
       const servers = await Promise.all([
         listen(healthz.host, healthz.port, (req, res) => health.handle(req, res)),
-        listen(metricsAt.host, metricsAt.port, (req, res) => {
-          if (req.url !== '/metrics') {
-            res.writeHead(404).end();
-            return;
-          }
-          void metrics.text().then((text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text));
-        }),
+        // The metrics port also answers /healthz, as kube-proxy's does.
+        listen(metricsAt.host, metricsAt.port, (req, res) => handleTelemetry({ registry: metrics.registry, health: () => ({ healthy: health.healthy(), detail: health.lastSync ? 'changes pending longer than allowed' : 'no sync yet' }) }, req, res)),
       ]).catch((err: unknown) => {
         throw new ProxyFlagError(`cannot listen for /healthz or /metrics: ${String(err)}`, { cause: err });
       });

@@ -4,6 +4,7 @@
  * a unix socket; tests may substitute a fake.
  */
 import type { ResourceDescriptor, Subresource } from '../api/resources.js';
+import type { TokenRequest, TokenRequestSpec } from '../api/serviceaccount.js';
 import type { DeleteOptions, KubeList, KubeObject, Status, WatchEvent } from '../api/meta.js';
 
 export type { DeleteOptions };
@@ -58,6 +59,8 @@ export interface KubeApi {
   delete(resource: ResourceDescriptor, name: string, namespace?: string, options?: DeleteOptions): Promise<boolean>;
   /** POST pods/<name>/binding. */
   bind(namespace: string, podName: string, nodeName: string): Promise<void>;
+  /** POST serviceaccounts/<name>/token: a signed token, bound to a Pod or Secret when spec.boundObjectRef says so. */
+  createToken(namespace: string, serviceAccount: string, spec: TokenRequestSpec): Promise<TokenRequest>;
   watch<T extends KubeObject>(
     resource: ResourceDescriptor,
     namespace: string | undefined,

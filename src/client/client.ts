@@ -6,6 +6,17 @@
  *   - `https://host:port` with a bearer token and the cluster CA (what kubectl uses);
  *   - `http://host:port` for tests.
  * Watches are one long-lived request each, decoded as newline-delimited JSON events.
+ *
+ * Several apiservers (`--apiservers 2`): `server` may list several addresses separated by
+ * commas, and a kubeconfig may name more in its cluster's `pontoon.io/servers` extension
+ * (kubectl ignores extensions and uses `server`, the first). The client sticks to one
+ * server and moves to the next when it cannot reach it, as client-go does behind a load
+ * balancer — here without the load balancer. A request is re-sent to the next server only
+ * when that cannot apply it twice: always when the connection was refused (nothing was sent),
+ * and for reads, PUT and DELETE (guarded by resourceVersion, or idempotent) on any
+ * connection failure; a POST or PATCH whose connection broke after it was sent fails as
+ * before. A watch that fails moves the client too, so the informer's re-watch goes to the
+ * next server.
  */
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -14,6 +25,8 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { KubeList, KubeObject, Status, WatchEvent } from '../api/meta.js';
 import { RESOURCE, resourcePath, type ResourceDescriptor, type Subresource } from '../api/resources.js';
+import { inClusterConfig, runningInCluster } from './in-cluster.js';
+import type { TokenRequest, TokenRequestSpec } from '../api/serviceaccount.js';
 import { PontoonError } from '../lib/errors.js';
 import {
   ApiError,
@@ -27,12 +40,17 @@ import {
 } from './api.js';
 
 export interface ClientConfig {
-  /** `http://h:p`, `https://h:p` or `unix:/path/to.sock`. */
+  /** `http://h:p`, `https://h:p` or `unix:/path/to.sock`; several, comma-separated, to fail over between. */
   server: string;
+  /** More servers to fail over to (the kubeconfig's `pontoon.io/servers` extension). */
+  servers?: string[];
   token?: string;
   /** PEM of the CA that signed the server's certificate. */
   ca?: string;
   insecureSkipTlsVerify?: boolean;
+  /** PEM client certificate and key (kubeconfig client-certificate(-data)/client-key(-data)): a node's credentials. */
+  cert?: string;
+  key?: string;
   /** Per-request timeout for everything but watches. */
   timeoutMs?: number;
   /** Sent as User-Agent, so apiserver logs say who asked. */
@@ -49,14 +67,51 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
 
 interface Endpoint {
   secure: boolean;
-  options: RequestOptions & { ca?: string; rejectUnauthorized?: boolean };
+  options: RequestOptions & { ca?: string; rejectUnauthorized?: boolean; cert?: string; key?: string };
+}
+
+/** Connection errors after which nothing reached the server: any request may go elsewhere. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+/** Connection errors that may come after the request was sent. */
+const BROKEN_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+/** Methods a second attempt cannot apply twice (PUT carries a resourceVersion or is a plain replace). */
+const REPEATABLE_METHODS = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
+export const SERVERS_EXTENSION = 'pontoon.io/servers';
+
+/** Every server of a config, first the one `server` names. */
+export function serversOf(config: ClientConfig): string[] {
+  const listed = [...config.server.split(','), ...(config.servers ?? [])].map((s) => s.trim()).filter((s) => s !== '');
+  return [...new Set(listed)];
 }
 
 export class KubeClient implements KubeApi {
-  private readonly endpoint: Endpoint;
+  private readonly endpoints: Endpoint[];
+  private current = 0;
 
   constructor(readonly config: ClientConfig) {
-    this.endpoint = parseServer(config);
+    this.endpoints = serversOf(config).map((server) => parseServer({ ...config, server }));
+    if (this.endpoints.length === 0) throw new ClientConfigError('no apiserver address given');
+  }
+
+  /** The server requests go to now (after failovers, not necessarily the first). */
+  get server(): string {
+    return serversOf(this.config)[this.current] ?? this.config.server;
+  }
+
+  private get endpoint(): Endpoint {
+    return this.endpoints[this.current]!;
+  }
+
+  /** Moves to the next server, unless another request already did since `from` was current. */
+  private failOver(from: number): void {
+    if (this.endpoints.length > 1 && this.current === from) this.current = (from + 1) % this.endpoints.length;
+  }
+
+  private mayResend(method: string, err: unknown): boolean {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (code === undefined) return false;
+    return NOT_SENT_CODES.has(code) || (BROKEN_CODES.has(code) && REPEATABLE_METHODS.has(method));
   }
 
   async get<T extends KubeObject>(resource: ResourceDescriptor, name: string, namespace?: string): Promise<T | undefined> {
@@ -120,6 +175,11 @@ export class KubeClient implements KubeApi {
     await this.request('POST', `${resourcePath(RESOURCE.pods, namespace, podName)}/binding`, binding);
   }
 
+  createToken(namespace: string, serviceAccount: string, spec: TokenRequestSpec): Promise<TokenRequest> {
+    const request = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', metadata: { name: serviceAccount, namespace }, spec };
+    return this.request<TokenRequest>('POST', resourcePath(RESOURCE.serviceaccounts, namespace, serviceAccount, 'token'), request);
+  }
+
   watch<T extends KubeObject>(
     resource: ResourceDescriptor,
     namespace: string | undefined,
@@ -176,7 +236,11 @@ export class KubeClient implements KubeApi {
       response.on('error', (err) => finish(err));
       response.on('close', () => finish());
     });
-    req.on('error', (err) => finish(err));
+    const usedEndpoint = this.current;
+    req.on('error', (err) => {
+      if ((err as NodeJS.ErrnoException).code !== undefined) this.failOver(usedEndpoint);
+      finish(err);
+    });
     req.end();
     return {
       stop: () => {
@@ -197,7 +261,23 @@ export class KubeClient implements KubeApi {
   }
 
   /** One request whose answer is text (`/readyz`, `pods/x/log`); rejects with ApiError on non-2xx. */
-  requestText(method: string, path: string, payload?: string, contentType = 'application/json'): Promise<string> {
+  async requestText(method: string, path: string, payload?: string, contentType = 'application/json'): Promise<string> {
+    // One try per server at most: when all of them are down, say so rather than loop.
+    for (let tries = 1; ; tries++) {
+      const used = this.current;
+      try {
+        return await this.requestOnce(method, path, payload, contentType);
+      } catch (err) {
+        if (err instanceof ApiError || tries >= this.endpoints.length || !this.mayResend(method, err)) {
+          if (!(err instanceof ApiError)) this.failOver(used);
+          throw err;
+        }
+        this.failOver(used);
+      }
+    }
+  }
+
+  private requestOnce(method: string, path: string, payload: string | undefined, contentType: string): Promise<string> {
     const timeoutMs = this.config.timeoutMs ?? 30_000;
     return new Promise<string>((resolvePromise, reject) => {
       const req = this.send(method, path, payload, contentType, (response) => {
@@ -283,6 +363,7 @@ function parseServer(config: ClientConfig): Endpoint {
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
       ...(secure ? { ca: config.ca, rejectUnauthorized: !config.insecureSkipTlsVerify } : {}),
+      ...(secure && config.cert && config.key ? { cert: config.cert, key: config.key } : {}),
     },
   };
 }
@@ -296,7 +377,8 @@ interface KubeconfigFile {
 
 /**
  * Reads the current context of a kubeconfig (YAML or JSON, as kubectl writes them): server,
- * CA (inline base64 or a file relative to the kubeconfig), bearer token (inline or a file).
+ * CA (inline base64 or a file relative to the kubeconfig), bearer token (inline or a file),
+ * client certificate and key (inline base64 or files).
  */
 export function loadKubeconfig(path: string, contextName?: string): ClientConfig {
   let file: KubeconfigFile;
@@ -316,12 +398,32 @@ export function loadKubeconfig(path: string, contextName?: string): ClientConfig
   const fileText = (value: unknown): string | undefined =>
     typeof value === 'string' ? readFileSync(resolve(base, value), 'utf8') : undefined;
   const config: ClientConfig = { server: cluster['server'] };
+  const servers = serversExtension(cluster['extensions']);
+  if (servers.length > 0) config.servers = servers;
   const caData = cluster['certificate-authority-data'];
   config.ca = typeof caData === 'string' ? Buffer.from(caData, 'base64').toString('utf8') : fileText(cluster['certificate-authority']);
   if (cluster['insecure-skip-tls-verify'] === true) config.insecureSkipTlsVerify = true;
   const token = typeof user['token'] === 'string' ? user['token'] : fileText(user['tokenFile'])?.trim();
   if (token) config.token = token;
+  const pem = (dataKey: string, fileKey: string): string | undefined => {
+    const data = user[dataKey];
+    return typeof data === 'string' ? Buffer.from(data, 'base64').toString('utf8') : fileText(user[fileKey]);
+  };
+  const cert = pem('client-certificate-data', 'client-certificate');
+  const key = pem('client-key-data', 'client-key');
+  if (cert && key) {
+    config.cert = cert;
+    config.key = key;
+  }
   return config;
+}
+
+/** `extensions: [{name: pontoon.io/servers, extension: {servers: [...]}}]` (kubeconfig's NamedExtension list). */
+function serversExtension(extensions: unknown): string[] {
+  if (!Array.isArray(extensions)) return [];
+  const named = extensions.find((e): e is { extension?: { servers?: unknown } } => typeof e === 'object' && e !== null && (e as { name?: unknown }).name === SERVERS_EXTENSION);
+  const servers = named?.extension?.servers;
+  return Array.isArray(servers) ? servers.filter((s): s is string => typeof s === 'string') : [];
 }
 
 export interface ClientFlags {
@@ -336,7 +438,9 @@ export function clientFromFlags(flags: ClientFlags, userAgent?: string): KubeCli
   let config: ClientConfig;
   if (flags.kubeconfig) config = loadKubeconfig(flags.kubeconfig);
   else if (flags.server) config = { server: flags.server };
-  else throw new ClientConfigError('no apiserver given: pass --kubeconfig or --server');
+  // In a pod (a DaemonSet agent), with no flags: the ServiceAccount, as client-go does.
+  else if (runningInCluster()) config = inClusterConfig();
+  else throw new ClientConfigError('no apiserver given: pass --kubeconfig or --server (or run in a pod: in-cluster config)');
   if (flags.token) config.token = flags.token;
   else if (flags.tokenFile) config.token = readFileSync(flags.tokenFile, 'utf8').trim();
   if (userAgent) config.userAgent = userAgent;

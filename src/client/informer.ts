@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import type { KubeObject, WatchEvent } from '../api/meta.js';
 import { objectKey } from '../api/meta.js';
 import type { ResourceDescriptor } from '../api/resources.js';
+import { Backoff } from '../lib/backoff.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { isGone, type KubeApi, type WatchHandle } from './api.js';
 
@@ -50,7 +51,7 @@ export class Informer<T extends KubeObject> {
   private watchHandle: WatchHandle | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = RETRY_MIN_MS;
+  private readonly retryBackoff = new Backoff({ initialMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS });
   private watchOpenedAt = 0;
   private stopped = false;
   private hasSynced = false;
@@ -137,7 +138,7 @@ export class Informer<T extends KubeObject> {
       else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) this.emit('update', old, object);
     }
     this.lastResourceVersion = list.metadata.resourceVersion ?? '';
-    this.retryDelayMs = RETRY_MIN_MS;
+    this.retryBackoff.reset();
   }
 
   private openWatch(): void {
@@ -159,7 +160,7 @@ export class Informer<T extends KubeObject> {
     const object = event.object;
     const resourceVersion = object.metadata?.resourceVersion;
     if (resourceVersion) this.lastResourceVersion = resourceVersion;
-    this.retryDelayMs = RETRY_MIN_MS;
+    this.retryBackoff.reset();
     if (event.type === 'BOOKMARK') return;
     const key = objectKey(object.metadata);
     const old = this.cache.get(key);
@@ -179,7 +180,7 @@ export class Informer<T extends KubeObject> {
     this.watchHandle = undefined;
     if (this.stopped) return;
     const healthy = Date.now() - this.watchOpenedAt >= HEALTHY_WATCH_MS;
-    if (healthy) this.retryDelayMs = RETRY_MIN_MS;
+    if (healthy) this.retryBackoff.reset();
     if (err === undefined && healthy) {
       // A watch timeout: resume at once from where we are.
       this.openWatch();
@@ -215,9 +216,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private nextRetryDelay(): number {
-    const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(this.retryDelayMs * 2, RETRY_MAX_MS);
-    return delay;
+    return this.retryBackoff.next();
   }
 
   private emit(event: 'add' | 'delete', object: T): void;

@@ -4,7 +4,7 @@ import { InvalidAddressError } from '../lib/ip.js';
 import { LinkConflictError } from '../lib/link.js';
 import { NetnsNotFoundError } from '../lib/netns.js';
 import { AddressUnavailableError, IpamConfigError, IpamStoreError, RangeExhaustedError } from '../ipam/errors.js';
-import { CniError, CniErrorCode } from './skel/errors.js';
+import { CniError, CniErrorCode } from '../cni/errors.js';
 
 export function classifyError(err: unknown): CniError | undefined {
   const message = err instanceof Error ? err.message : String(err);

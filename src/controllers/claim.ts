@@ -11,7 +11,7 @@ import { labelSelectorFromObject, matchesLabels, type LabelRequirement } from '.
 import { isNotFound, type KubeApi } from '../client/api.js';
 import type { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
-import { controllerRef, controllerReferenceTo, isTerminating } from './pods.js';
+import { controllerRef, controllerReferenceTo, isTerminating } from '../api/pods.js';
 
 /**
  * An owner's selector as requirements, or undefined when it is invalid or empty: an empty

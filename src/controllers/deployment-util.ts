@@ -10,7 +10,7 @@
 import type { KubeObject } from '../api/meta.js';
 import type { Deployment, DeploymentStatus, PodTemplateSpec, ReplicaSet } from '../api/types.js';
 import { PontoonError } from '../lib/errors.js';
-import { creationMs } from './pods.js';
+import { creationMs } from '../api/pods.js';
 
 export const POD_TEMPLATE_HASH_LABEL = 'pod-template-hash';
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';

@@ -48,8 +48,8 @@ import {
 } from './deployment-util.js';
 import type { EventRecorder } from '../client/events.js';
 import { inNamespace, onAnyChange } from './informers.js';
-import { controllerRef, controllerReferenceTo, nowTimestamp } from './pods.js';
-import { Reconciler, type SyncResult } from './queue.js';
+import { controllerRef, controllerReferenceTo, nowTimestamp } from '../api/pods.js';
+import { Reconciler, type SyncResult } from '../client/workqueue.js';
 
 const DEFAULT_REVISION_HISTORY_LIMIT = 10;
 const DEFAULT_PROGRESS_DEADLINE_SECONDS = 600;

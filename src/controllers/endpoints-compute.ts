@@ -14,7 +14,7 @@
  */
 import type { Pod, Service, ServicePort, EndpointAddress, EndpointPort, EndpointSubset, EndpointSliceEndpoint, ObjectReference } from '../api/types.js';
 import { canonicalJson } from './deployment-util.js';
-import { isPodReady } from './pods.js';
+import { isPodReady } from '../api/pods.js';
 
 export interface PodEndpointState {
   ready: boolean;
@@ -35,6 +35,20 @@ export function podEndpointState(service: Service, pod: Pod, includeTerminating:
   if (terminating && !includeTerminating && !publishNotReady) return undefined;
   const serving = publishNotReady || isPodReady(pod);
   return { ready: serving && !terminating, serving, terminating };
+}
+
+/**
+ * The pod IP a v1 Endpoints object lists: the one of the Service's primary family
+ * (ipFamilies[0], else the family of its clusterIP, else the pod's primary IP), as upstream's
+ * podToEndpointAddressForService; Endpoints are single-family, EndpointSlices carry the rest.
+ */
+export function endpointsAddressOf(service: Service, pod: Pod): string | undefined {
+  const primary = pod.status?.podIP ?? '';
+  const clusterIP = service.spec.clusterIP && service.spec.clusterIP !== 'None' ? service.spec.clusterIP : undefined;
+  const family = service.spec.ipFamilies?.[0] ?? (clusterIP ? addressTypeOf(clusterIP) : undefined);
+  if (!family) return primary;
+  const ips = pod.status?.podIPs?.length ? pod.status.podIPs.map((p) => p.ip) : [primary];
+  return ips.find((ip) => addressTypeOf(ip) === family);
 }
 
 /** The port a pod serves `servicePort` on, or undefined when it has no such named port. */
@@ -100,7 +114,8 @@ export function computeEndpointSubsets(service: Service, pods: readonly Pod[]): 
       group = { ports, ready: new Map(), notReady: new Map() };
       groups.set(key, group);
     }
-    const ip = pod.status?.podIP ?? '';
+    const ip = endpointsAddressOf(service, pod);
+    if (!ip) continue; // the pod has no address of the Service's family
     const hostname = podHostname(service, pod);
     const address: EndpointAddress = {
       ip,
@@ -160,7 +175,10 @@ export function computeEndpointGroups(service: Service, pods: readonly Pod[]): M
   for (const pod of sortedPods) {
     const state = podEndpointState(service, pod, true);
     if (!state) continue;
-    const ports = podEndpointPorts(service, pod);
+    // A slice port always has a name, "" for an unnamed Service port (upstream's controller
+    // writes it and the apiserver defaults it): without it every stored slice would look
+    // unlike its group and be deleted and recreated on each sync.
+    const ports = podEndpointPorts(service, pod).map((port) => ({ ...port, name: port.name ?? '' }));
     if (hasPorts && ports.length === 0) continue;
     const ips = pod.status?.podIPs?.length ? pod.status.podIPs.map((p) => p.ip) : [pod.status?.podIP ?? ''];
     for (const ip of ips) {

@@ -18,7 +18,7 @@ import type { Controller, ControllerContext } from './controller.js';
 import { canonicalJson } from './deployment-util.js';
 import { computeEndpointSubsets, isHeadless } from './endpoints-compute.js';
 import { inNamespace, onAnyChange } from './informers.js';
-import { Reconciler } from './queue.js';
+import { Reconciler } from '../client/workqueue.js';
 
 export const HEADLESS_LABEL = 'service.kubernetes.io/headless';
 

@@ -27,7 +27,7 @@ import { canonicalJson } from './deployment-util.js';
 import { computeEndpointGroups, groupKey, type EndpointGroup } from './endpoints-compute.js';
 import { hasSelector, selectsPod, serviceLabels, watchPodsForServices } from './endpoints.js';
 import { inNamespace, onAnyChange } from './informers.js';
-import { Reconciler, type SyncResult } from './queue.js';
+import { Reconciler, type SyncResult } from '../client/workqueue.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';

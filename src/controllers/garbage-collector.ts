@@ -25,7 +25,7 @@ import { isNotFound, type KubeApi } from '../client/api.js';
 import type { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
 import type { Controller, ControllerContext } from './controller.js';
-import { Reconciler } from './queue.js';
+import { Reconciler } from '../client/workqueue.js';
 
 /** Events never own anything and are the busiest kind; the collector does not watch them. */
 const UNWATCHED = new Set([RESOURCE.events]);
@@ -64,6 +64,20 @@ export class GarbageCollector implements Controller {
 
   async stop(): Promise<void> {
     await this.reconciler.stop();
+  }
+
+  /**
+   * Whether the collector has seen `object` (its informer is at the object's resourceVersion or
+   * later) and has nothing queued, syncing or waiting. Once true, whatever the collector was
+   * going to do about that object is done: tests wait on it before asserting that something
+   * was left alone, instead of sleeping and hoping the collector had its turn.
+   */
+  settled(descriptor: ResourceDescriptor, object: KubeObject): boolean {
+    const entry = this.informers.get(`${descriptor.resource}.${descriptor.group}`);
+    const wanted = object.metadata.resourceVersion;
+    if (!entry || !wanted) return false;
+    const seen = entry.informer.resourceVersion;
+    return seen !== '' && BigInt(seen) >= BigInt(wanted) && this.reconciler.queue.idle;
   }
 
   private seen(descriptor: ResourceDescriptor, old: KubeObject | undefined, object: KubeObject): void {

@@ -24,8 +24,8 @@ import type { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
 import type { EventRecorder } from '../client/events.js';
-import { isPodReady, nowTimestamp } from './pods.js';
-import { Reconciler, type SyncResult } from './queue.js';
+import { isPodReady, nowTimestamp } from '../api/pods.js';
+import { Reconciler, type SyncResult } from '../client/workqueue.js';
 
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 export const UNREACHABLE_TAINT_KEY = 'node.kubernetes.io/unreachable';

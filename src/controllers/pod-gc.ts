@@ -14,7 +14,7 @@ import { isNotFound, type KubeApi } from '../client/api.js';
 import type { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
 import type { Controller, ControllerContext } from './controller.js';
-import { Reconciler, type SyncResult } from './queue.js';
+import { Reconciler, type SyncResult } from '../client/workqueue.js';
 
 export const ORPHAN_QUARANTINE_MS = 40_000;
 

@@ -14,19 +14,18 @@
  */
 import { objectKey } from '../api/meta.js';
 import { RESOURCE } from '../api/resources.js';
-import { matchesLabels } from '../api/selectors.js';
 import type { Pod, ReplicaSet, ReplicaSetStatus } from '../api/types.js';
 import { isNotFound, type KubeApi } from '../client/api.js';
 import type { Informer } from '../client/informer.js';
 import { describeError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { claim, controllerKey, ownerSelector } from './claim.js';
+import { claim, ownerSelector } from './claim.js';
 import { recorderFor, type Controller, type ControllerContext } from './controller.js';
 import type { EventRecorder } from '../client/events.js';
 import { Expectations } from './expectations.js';
 import { inNamespace, onAnyChange } from './informers.js';
+import { OwnedPodEvents } from './owned-pods.js';
 import {
-  controllerRef,
   controllerReferenceTo,
   creationMs,
   isPodActive,
@@ -34,8 +33,8 @@ import {
   isPodReady,
   msUntilAvailable,
   podCondition,
-} from './pods.js';
-import { Reconciler, type SyncResult } from './queue.js';
+} from '../api/pods.js';
+import { Reconciler, type SyncResult } from '../client/workqueue.js';
 
 /** Most pods one sync creates or deletes (upstream's burstReplicas). */
 const BURST_REPLICAS = 500;
@@ -59,9 +58,7 @@ export class ReplicaSetController implements Controller {
     this.reconciler = new Reconciler({ name: this.name, sync: (key) => this.sync(key), log: this.log, workers: 2 });
 
     onAnyChange(this.replicaSets, (rs) => this.reconciler.enqueue(objectKey(rs.metadata)));
-    this.pods.on('add', (pod) => this.podAdded(pod));
-    this.pods.on('update', (old, pod) => this.podUpdated(old, pod));
-    this.pods.on('delete', (pod) => this.podDeleted(pod));
+    new OwnedPodEvents('ReplicaSet', this.replicaSets, this.expectations, this.reconciler).follow(this.pods);
   }
 
   async start(): Promise<void> {
@@ -74,65 +71,6 @@ export class ReplicaSetController implements Controller {
   }
 
   // ---- event handlers: map pod events to owning ReplicaSets ----------------------------
-
-  private ownerKey(pod: Pod): string | undefined {
-    return controllerKey(pod, 'ReplicaSet', this.replicaSets);
-  }
-
-  /** ReplicaSets in the pod's namespace whose selector matches it: candidates to adopt it. */
-  private matchingKeys(pod: Pod): string[] {
-    const keys: string[] = [];
-    for (const rs of inNamespace(this.replicaSets, pod.metadata.namespace ?? '')) {
-      const selector = ownerSelector(rs.spec.selector);
-      if (selector && matchesLabels(selector, pod.metadata.labels)) keys.push(objectKey(rs.metadata));
-    }
-    return keys;
-  }
-
-  private podAdded(pod: Pod): void {
-    if (pod.metadata.deletionTimestamp) {
-      this.podDeleted(pod);
-      return;
-    }
-    const owner = this.ownerKey(pod);
-    if (owner) {
-      this.expectations.creationObserved(owner);
-      this.reconciler.enqueue(owner);
-    } else if (!controllerRef(pod)) {
-      for (const key of this.matchingKeys(pod)) this.reconciler.enqueue(key);
-    }
-  }
-
-  private podUpdated(old: Pod, pod: Pod): void {
-    if (pod.metadata.deletionTimestamp && !old.metadata.deletionTimestamp) {
-      // Graceful deletion started: as far as replicas go, the pod is gone.
-      const owner = this.ownerKey(pod);
-      if (owner) this.expectations.deletionObserved(owner, objectKey(pod.metadata));
-    }
-    const oldOwner = this.ownerKey(old);
-    const owner = this.ownerKey(pod);
-    if (oldOwner && oldOwner !== owner) this.reconciler.enqueue(oldOwner);
-    if (owner) {
-      this.reconciler.enqueue(owner);
-      // Availability needs minReadySeconds of readiness: look again when it is reached.
-      const rs = this.replicaSets.get(owner);
-      const wait = rs && msUntilAvailable(pod, rs.spec.minReadySeconds ?? 0, Date.now());
-      if (wait) this.reconciler.enqueueAfter(owner, wait + 1);
-    } else if (!controllerRef(pod)) {
-      const keys = new Set(this.matchingKeys(pod));
-      if (JSON.stringify(old.metadata.labels) !== JSON.stringify(pod.metadata.labels)) {
-        for (const key of this.matchingKeys(old)) keys.add(key);
-      }
-      for (const key of keys) this.reconciler.enqueue(key);
-    }
-  }
-
-  private podDeleted(pod: Pod): void {
-    const owner = this.ownerKey(pod);
-    if (!owner) return;
-    this.expectations.deletionObserved(owner, objectKey(pod.metadata));
-    this.reconciler.enqueue(owner);
-  }
 
   // ---- sync -------------------------------------------------------------------------------
 

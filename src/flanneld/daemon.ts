@@ -3,11 +3,17 @@
  * publish subnet.env, then keep the data plane equal to the lease table (watch events plus
  * a periodic resync that repairs drift) and renew the lease before it expires.
  *
+ * Dual-stack (EnableIPv6 beside IPv4): one backend per family, each single-family and owning
+ * its family's routes — the IPv6 one over the node's IPv6 underlay address (vxlan:
+ * `flannel-v6.<VNI>`) — fed the IPv6 view of every lease. The lease, subnet.env and the
+ * masquerade rules carry both families.
+ *
  * The store may vanish at any time. At start we retry with backoff and say why in the log;
  * once running, the kernel state stays as it is while the store is away, so pods keep
  * talking, and the watch is re-established with a fresh list when it comes back.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { retry } from '../lib/backoff.js';
 import { describeError } from '../lib/errors.js';
 import { formatIp, formatIpNet, type IpNet } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
@@ -18,15 +24,17 @@ import './backend/hostgw.js';
 import './backend/udp.js';
 import './backend/vxlan.js';
 import { type NetworkConfig, NetworkConfigError, parseNetworkConfig, subnetsOf } from './config.js';
-import { describeExternal, findExternalInterface } from './extiface.js';
+import { describeExternal, findExternalInterface, findExternalInterfaceV6 } from './extiface.js';
 import { syncIpMasq } from './ipmasq.js';
-import { describeLease, type Lease, type LeaseEvent, LeaseLostError, sameSubnet, type SubnetStore, subnetKey } from './subnet/lease.js';
-import { subnetEnvFor, writeSubnetEnv } from './subnetenv.js';
+import { describeLease, ipv6View, type Lease, type LeaseAttrs, type LeaseEvent, LeaseLostError, sameSubnet, type SubnetStore, subnetKey } from './subnet/lease.js';
+import { subnetEnvFor, writeSubnetEnv } from '../api/subnet-env.js';
 
 export interface FlanneldOptions {
   store: SubnetStore;
   iface?: string;
   publicIp?: string;
+  /** flannel's --public-ipv6: which IPv6 address of the interface is ours. */
+  publicIpv6?: string;
   subnetFile: string;
   ipMasq: boolean;
   leaseTtlSeconds: number;
@@ -37,11 +45,25 @@ export interface FlanneldOptions {
 
 const MAX_BACKOFF_MS = 30_000;
 
+export interface FlanneldStats {
+  /** subnet.env written: pods on this node can be networked */
+  readonly configured: boolean;
+  readonly subnet?: string;
+  readonly publicIp?: string;
+  readonly leaseExpiresAt?: Date;
+  readonly backend?: string;
+  readonly remoteLeases: number;
+  readonly lastReconcile?: { readonly at: number; readonly ok: boolean; readonly error?: string };
+  readonly reconcileFailures: number;
+}
+
 export class Flanneld {
   private readonly rtnl = new Rtnl();
   private stopped = false;
   private readonly stopController = new AbortController();
   private backend: Backend | undefined;
+  /** Dual-stack: the IPv6 family's backend. */
+  private backend6: Backend | undefined;
   private lease: Lease | undefined;
   private network: NetworkConfig | undefined;
   private readonly remotes = new Map<string, Lease>();
@@ -52,46 +74,67 @@ export class Flanneld {
   /** Ends the renew loop's wait early: our lease was removed from the store. */
   private wakeRenewal: (() => void) | undefined;
 
+  private configured = false;
+  private lastReconcile: { at: number; ok: boolean; error?: string } | undefined;
+  private reconcileFailures = 0;
+
   constructor(private readonly options: FlanneldOptions) {}
+
+  /** For /metrics and /healthz: the lease, the backend, the last reconcile. */
+  stats(): FlanneldStats {
+    return {
+      configured: this.configured,
+      ...(this.lease ? { subnet: formatIpNet(this.lease.subnet), publicIp: this.lease.attrs.publicIp, ...(this.lease.expiresAt ? { leaseExpiresAt: this.lease.expiresAt } : {}) } : {}),
+      ...(this.backend ? { backend: this.backend.type } : {}),
+      remoteLeases: this.remotes.size,
+      ...(this.lastReconcile ? { lastReconcile: this.lastReconcile } : {}),
+      reconcileFailures: this.reconcileFailures,
+    };
+  }
 
   /** Retries `step` with exponential backoff until it succeeds or the daemon stops. */
   private async retry<T>(what: string, step: () => Promise<T>): Promise<T> {
-    let delayMs = 500;
-    for (;;) {
-      try {
-        return await step();
-      } catch (err) {
-        if (this.stopped) throw err;
-        this.options.log.error({ err: describeError(err), retryInMs: delayMs }, `${what} failed; retrying`);
-        await sleep(delayMs, undefined, { signal: this.stopController.signal }).catch(() => undefined);
-        if (this.stopped) throw err;
-        delayMs = Math.min(delayMs * 2, MAX_BACKOFF_MS);
-      }
-    }
+    return retry(step, {
+      backoff: { initialMs: 500, maxMs: MAX_BACKOFF_MS },
+      signal: this.stopController.signal,
+      onError: (err, retryInMs) => this.options.log.error({ err: describeError(err), retryInMs }, `${what} failed; retrying`),
+    });
   }
 
   async run(): Promise<void> {
     const { log, store } = this.options;
-    const ext: ExternalInterface = findExternalInterface(this.rtnl, this.options);
-    log.info({ external: describeExternal(ext), store: store.description }, 'starting');
-
+    log.info({ store: store.description }, 'starting');
     const network: NetworkConfig = (this.network = await this.retry(`read network config from ${store.description}`, async () => {
       const text = await store.getNetworkConfig();
       if (text === undefined) throw new NetworkConfigError('config', `none stored yet (${store.description})`);
       return parseNetworkConfig(text);
     }));
+    // The primary family's underlay: IPv6 for an IPv6-only network.
+    const ext: ExternalInterface = findExternalInterface(this.rtnl, this.options, network.network.family);
+    log.info({ external: describeExternal(ext) }, 'external interface');
     const backend = (this.backend = createBackend(network.backend.type, { rtnl: this.rtnl, ext, network, log: log.child({ backend: network.backend.type }) }));
     const setup = await backend.prepare();
-    const attrs = { publicIp: formatIp(ext.address), backendType: backend.type, backendData: setup.backendData };
+    let attrs: LeaseAttrs = { publicIp: formatIp(ext.address), backendType: backend.type, backendData: setup.backendData };
+    let mtu = setup.mtu;
+    if (network.ipv6) {
+      const ext6 = findExternalInterfaceV6(this.rtnl, ext, this.options.publicIpv6);
+      log.info({ external: describeExternal(ext6) }, 'IPv6 external interface');
+      const backend6 = (this.backend6 = createBackend(network.backend.type, { rtnl: this.rtnl, ext: ext6, network: network.ipv6, log: log.child({ backend: network.backend.type, family: 6 }) }));
+      const setup6 = await backend6.prepare();
+      attrs = { ...attrs, publicIpv6: formatIp(ext6.address), backendV6Data: setup6.backendData };
+      mtu = Math.min(mtu, setup6.mtu); // one MTU for the pod's interface, both families
+    }
     const candidates = (this.candidates = [...subnetsOf(network)]);
     this.lease = await this.retry('acquire subnet lease', () => store.acquireLease(attrs, candidates, this.options.leaseTtlSeconds));
-    log.info({ lease: describeLease(this.lease), mtu: setup.mtu }, 'lease acquired');
+    if (network.ipv6 && !this.lease.ipv6Subnet) {
+      throw new NetworkConfigError('EnableIPv6', `the ${store.description} store gave no IPv6 subnet: dual-stack needs the kube subnet manager (--kube-subnet-mgr) with --cluster-cidr v4,v6`);
+    }
+    log.info({ lease: describeLease(this.lease), mtu }, 'lease acquired');
 
-    backend.configureLocal(this.lease);
-    this.mtu = setup.mtu;
-    writeSubnetEnv(this.options.subnetFile, subnetEnvFor(network.network, this.lease.subnet, setup.mtu, this.options.ipMasq));
-    if (this.options.ipMasq) syncIpMasq(network.network, this.lease.subnet);
+    this.mtu = mtu;
+    this.configureLocal(this.lease);
     log.info({ subnetFile: this.options.subnetFile }, 'wrote subnet.env');
+    this.configured = true;
 
     await this.watch();
     void this.renewLoop();
@@ -167,8 +210,16 @@ export class Flanneld {
     if (!this.backend) return;
     try {
       // Rules are reconciled like routes: rewritten whole, so drift is repaired.
-      if (reason === 'resync' && this.options.ipMasq && this.network && this.lease) syncIpMasq(this.network.network, this.lease.subnet);
-      const report = this.backend.reconcile([...this.remotes.values()]);
+      if (reason === 'resync' && this.options.ipMasq && this.lease) this.syncMasq(this.lease);
+      const remotes = [...this.remotes.values()];
+      const report = this.backend.reconcile(remotes);
+      if (this.backend6) {
+        const v6 = this.backend6.reconcile(remotes.map(ipv6View).filter((lease): lease is Lease => lease !== undefined));
+        report.added += v6.added;
+        report.removed += v6.removed;
+        report.rejected.push(...v6.rejected);
+      }
+      this.lastReconcile = { at: Date.now(), ok: true };
       if (report.added || report.removed) this.options.log.info({ reason, added: report.added, removed: report.removed, remotes: this.remotes.size }, 'data plane updated');
       for (const { lease, reason: why } of report.rejected) {
         const key = `${subnetKey(lease.subnet)}|${why}`;
@@ -177,6 +228,8 @@ export class Flanneld {
         this.options.log.error({ lease: describeLease(lease) }, `cannot route to this node: ${why}`);
       }
     } catch (err) {
+      this.reconcileFailures++;
+      this.lastReconcile = { at: Date.now(), ok: false, error: describeError(err) };
       this.options.log.error({ err: describeError(err), reason }, 'reconcile failed; will retry at next resync');
     }
   }
@@ -222,13 +275,30 @@ export class Flanneld {
     const previous = this.lease;
     this.lease = lease;
     if (!previous || sameSubnet(previous.subnet, lease.subnet) || !this.backend || !this.network) return;
-    const { log, ipMasq, subnetFile } = this.options;
+    const { log } = this.options;
     log.warn({ from: formatIpNet(previous.subnet), to: formatIpNet(lease.subnet) }, 'our subnet changed; re-configuring this node (existing pods keep their old addresses)');
     this.remotes.delete(subnetKey(lease.subnet));
-    this.backend.configureLocal(lease);
-    writeSubnetEnv(subnetFile, subnetEnvFor(this.network.network, lease.subnet, this.mtu ?? 1500, ipMasq));
-    if (ipMasq) syncIpMasq(this.network.network, lease.subnet);
+    this.configureLocal(lease);
     this.reconcile('lease changed');
+  }
+
+  /** Our lease on the local devices, subnet.env and the masquerade rules, every family. */
+  private configureLocal(lease: Lease): void {
+    const network = this.network;
+    if (!network || !this.backend) return;
+    this.backend.configureLocal(lease);
+    const v6 = ipv6View(lease);
+    if (this.backend6 && v6) this.backend6.configureLocal(v6);
+    const ipv6 = network.ipv6 && lease.ipv6Subnet ? { network: network.ipv6.network, lease: lease.ipv6Subnet } : undefined;
+    writeSubnetEnv(this.options.subnetFile, subnetEnvFor(network.network, lease.subnet, this.mtu ?? 1500, this.options.ipMasq, ipv6));
+    if (this.options.ipMasq) this.syncMasq(lease);
+  }
+
+  /** flannel's --ip-masq rules for each family (ip6tables for IPv6). */
+  private syncMasq(lease: Lease): void {
+    if (!this.network) return;
+    syncIpMasq(this.network.network, lease.subnet);
+    if (this.network.ipv6 && lease.ipv6Subnet) syncIpMasq(this.network.ipv6.network, lease.ipv6Subnet);
   }
 
   /** Stops the loops; the kernel state stays so traffic keeps flowing across a restart. */
@@ -237,6 +307,7 @@ export class Flanneld {
     this.stopController.abort();
     this.stopWatch?.();
     await this.backend?.close();
+    await this.backend6?.close();
     await this.options.store.close();
     this.rtnl.close();
   }

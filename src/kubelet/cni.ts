@@ -14,7 +14,7 @@
  * - DEL runs the plugins in reverse order; CHECK in order, skipped below 0.4.0 or with
  *   `disableCheck`.
  *
- * Plugins run asynchronously (the reference `execPlugin` in cni-plugin/invoke.ts blocks on
+ * Plugins run asynchronously (the reference `execPlugin` in cni/invoke.ts blocks on
  * spawnSync, which would stall every other pod, probe and heartbeat during an ADD); the
  * lookup on the bin dirs is shared with it.
  */
@@ -22,9 +22,9 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PontoonError } from '../lib/errors.js';
-import { findPlugin } from '../cni-plugin/invoke.js';
-import { CniError, CniErrorCode } from '../cni-plugin/skel/errors.js';
-import { parseResult, type Result, versionAtLeast } from '../cni-plugin/skel/types.js';
+import { findPlugin } from '../cni/invoke.js';
+import { CniError, CniErrorCode } from '../cni/errors.js';
+import { parseResult, type Result, versionAtLeast } from '../cni/types.js';
 
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
@@ -160,6 +160,19 @@ export class CniNetwork {
   constructor(private readonly options: CniNetworkOptions) {
     this.timeoutMs = options.timeoutMs ?? 120_000;
   }
+  /**
+   * The runtime's NetworkReady: a parsable network config in the conf dir. Undefined when
+   * ready, else why not (CRI's NetworkPluginNotReady "cni config uninitialized").
+   */
+  async networkProblem(): Promise<string | undefined> {
+    try {
+      await loadNetworkConfig(this.options.confDir);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
 
   /** Sets up the pod's network; returns the final result (in the list's version). */
   async add(ref: PodNetworkRef): Promise<Result> {

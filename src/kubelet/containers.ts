@@ -1,9 +1,10 @@
 /**
  * One container across its restarts, as a real process in the pod's sandbox.
  *
- * - The process is `ip netns exec <sandbox> <argv>`: ip execs the command in place, so the
- *   pid we hold is the container's own. A hostNetwork container on the kubelet's own
- *   namespace is spawned as it is. It runs in a session of its own (detached), so a
+ * - The process is `ip netns exec <sandbox> unshare ... <argv>` (mounts.ts builds it: own
+ *   mount and UTS namespaces, the pod's files and volumes bound in); every step execs in
+ *   place, so the pid we hold is the container's own. A hostNetwork container on the
+ *   kubelet's own namespace skips `ip netns exec`. It runs in a session of its own (detached), so a
  *   signal to the group reaches whatever it forks and a kubelet restart does not take it
  *   down. stdout and stderr go straight to `<logDir>/<restartCount>.log`, opened by us and
  *   written by the process, so logs survive the kubelet too.
@@ -18,15 +19,19 @@
  *   restart policy applies as for a failure. The alternative, killing and restarting every
  *   container when the kubelet restarts, would turn each kubelet upgrade into an outage.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Container, ContainerState } from '../api/types.js';
-import { describeError } from '../lib/errors.js';
+import { nextExponentialDelayMs } from '../lib/backoff.js';
+import { describeError, PontoonError } from '../lib/errors.js';
+import { mkfifo } from '../lib/sys/libc.js';
 import type { Logger } from '../lib/log.js';
 import { ContainerConfigError, NO_COMMAND_MESSAGE } from './env.js';
+import { type ContainerFilesystem, containerLaunchArgv } from './mounts.js';
 import { rfc3339 } from './time.js';
 
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
@@ -57,6 +62,8 @@ export interface ContainerLaunch {
   /** undefined: nothing to run (no command and no args). */
   argv: string[] | undefined;
   env: Record<string, string>;
+  /** The container's own view (files, volumes, hostname); without it the node's view is shared. */
+  fs?: ContainerFilesystem;
 }
 
 export interface ContainerRunnerOptions {
@@ -114,10 +121,47 @@ function findExecutable(command: string, path: string): string | undefined {
   return undefined;
 }
 
+/** Where a `stdin: true` container's stdin fifo lives (attach writes into it). */
+export function stdinFifoPath(logDir: string): string {
+  return join(logDir, 'stdin');
+}
+
+/**
+ * The container's end of its stdin fifo, opened read-write: open(2) of a fifo for reading
+ * alone would block until a writer came, and holding a write end means the container never
+ * sees end of file between attaches — upstream's `stdin: true` without `stdinOnce`.
+ */
+function openStdinFifo(logDir: string): number {
+  const path = stdinFifoPath(logDir);
+  if (!statSync(path, { throwIfNoEntry: false })?.isFIFO()) {
+    rmSync(path, { force: true });
+    mkfifo(path, 0o600);
+  }
+  return openSync(path, fsConstants.O_RDWR);
+}
+
+/** Resolves when the setup script reported on fd 3, or closed it by exiting. */
+function setupDone(child: ChildProcess): Promise<void> {
+  const pipe = child.stdio[3] as Readable | null | undefined;
+  if (!pipe) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      pipe.destroy();
+      resolve();
+    };
+    pipe.once('data', done);
+    pipe.once('close', done);
+    pipe.once('error', done);
+  });
+}
+
 /** Kubernetes container ids look like `containerd://<64 hex>`; ours name the run. */
 function newContainerId(): string {
   return randomBytes(32).toString('hex');
 }
+
+/** Building a container's launch failed for a reason other than its config (CreateContainerError). */
+class ContainerCreateError extends PontoonError {}
 
 export class ContainerRunner {
   private record: ContainerRecord;
@@ -214,14 +258,35 @@ export class ContainerRunner {
     this.child?.unref();
   }
 
+  /**
+   * Starts the process. A failure to build or launch it is the container's state, as the
+   * kubelet shows it: waiting with CreateContainerError (building the launch failed) or
+   * RunContainerError (the launch itself), a Failed event, and a retry with backoff. It used
+   * to escape to the pod's start and only reach the log, leaving the container
+   * "ContainerCreating" for good.
+   */
   private async start(): Promise<void> {
+    try {
+      await this.launch();
+    } catch (err) {
+      const reason = err instanceof ContainerCreateError ? 'CreateContainerError' : 'RunContainerError';
+      const message = err instanceof ContainerCreateError ? err.message : describeError(err);
+      this.options.log.warn({ container: this.name, reason, err: message }, 'container could not be started');
+      if (this.stopping) return;
+      this.record.state = { waiting: { reason, message } };
+      this.options.onEvent({ type: 'failed', reason, message });
+      this.scheduleRestart();
+    }
+  }
+
+  private async launch(): Promise<void> {
     if (this.stopping) return;
     const { container } = this.options;
     let launch: ContainerLaunch;
     try {
       launch = await this.options.prepare();
     } catch (err) {
-      if (!(err instanceof ContainerConfigError)) throw err;
+      if (!(err instanceof ContainerConfigError)) throw new ContainerCreateError(describeError(err), { cause: err });
       this.record.state = { waiting: { reason: 'CreateContainerConfigError', message: err.message } };
       this.options.onEvent({ type: 'failed', reason: 'CreateContainerConfigError', message: err.message });
       this.scheduleRestart();
@@ -235,18 +300,30 @@ export class ContainerRunner {
       return this.startFailed(startedAt, `exec: "${command ?? ''}": executable file not found in $PATH`);
     }
     const cwd = container.workingDir ?? '/';
-    if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) return this.startFailed(startedAt, `workingDir "${cwd}" is not a directory on the node`);
+    // A workingDir inside a volume exists only in the container's view (the script cd's there).
+    const inVolume = launch.fs?.mounts.some((m) => m.directory && (cwd === m.target || cwd.startsWith(`${m.target.replace(/\/$/, '')}/`))) ?? false;
+    if (!inVolume && !statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) return this.startFailed(startedAt, `workingDir "${cwd}" is not a directory on the node`);
 
     mkdirSync(this.options.logDir, { recursive: true });
     const containerId = newContainerId();
     this.record.containerId = containerId;
     const logFd = openSync(join(this.options.logDir, `${this.record.restartCount}.log`), 'a');
+    const stdinFd = container.stdin ? openStdinFifo(this.options.logDir) : undefined;
     let child: ChildProcess;
     try {
-      const [file, ...args] = this.options.sandbox === undefined ? launch.argv : ['ip', 'netns', 'exec', this.options.sandbox, ...launch.argv];
-      child = spawn(file ?? '', args, { cwd, env: launch.env, stdio: ['ignore', logFd, logFd], detached: true });
+      const argv = launch.fs
+        ? containerLaunchArgv(this.options.sandbox, launch.fs, launch.argv)
+        : this.options.sandbox === undefined
+          ? launch.argv
+          : ['ip', 'netns', 'exec', this.options.sandbox, ...launch.argv];
+      const [file, ...args] = argv;
+      // fd 3: the setup script writes one byte there once its binds are made (mounts.ts).
+      const stdin = stdinFd ?? 'ignore';
+      const stdio: StdioOptions = launch.fs ? [stdin, logFd, logFd, 'pipe'] : [stdin, logFd, logFd];
+      child = spawn(file ?? '', args, { cwd: launch.fs ? '/' : cwd, env: launch.env, stdio, detached: true });
     } finally {
       closeSync(logFd);
+      if (stdinFd !== undefined) closeSync(stdinFd);
     }
     const pid = child.pid;
     if (pid === undefined) {
@@ -254,16 +331,42 @@ export class ContainerRunner {
       const message = await new Promise<string>((resolve) => child.once('error', (err) => resolve(err.message)));
       return this.startFailed(startedAt, message);
     }
+    const pidStartTicks = processStartTicks(pid);
+    // Running only once the container's view is built: a probe or an exec entering earlier
+    // would see the node's files. An exit meanwhile is replayed below.
+    let earlyExit: [number | null, NodeJS.Signals | null] | undefined;
+    if (launch.fs) {
+      const recordEarly = (code: number | null, signal: NodeJS.Signals | null): void => {
+        earlyExit = [code, signal];
+      };
+      child.once('exit', recordEarly);
+      await setupDone(child);
+      child.off('exit', recordEarly);
+      // Stopped while the view was being built: stop() saw nothing running, so end it here.
+      if (this.stopping && !earlyExit) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        return;
+      }
+    }
     this.child = child;
     this.runStartedMs = Date.now();
     this.record.pid = pid;
-    this.record.pidStartTicks = processStartTicks(pid);
+    if (pidStartTicks !== undefined) this.record.pidStartTicks = pidStartTicks;
     this.record.state = { running: { startedAt } };
-    child.once('exit', (code, signal) => {
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
       this.child = undefined;
       const exitCode = code ?? 128 + signalNumber(signal ?? 'SIGKILL');
       this.exited(exitCode, exitCode === 0 ? 'Completed' : 'Error');
-    });
+    };
+    if (earlyExit) {
+      this.options.onEvent({ type: 'started', pid });
+      return onExit(...earlyExit);
+    }
+    child.once('exit', onExit);
     this.options.log.info({ container: container.name, pid, restartCount: this.record.restartCount }, 'container started');
     this.options.onEvent({ type: 'started', pid });
   }
@@ -331,7 +434,8 @@ export class ContainerRunner {
   private scheduleRestart(): void {
     if (this.stopping || this.backoffTimer) return;
     const delayMs = this.record.backoffMs;
-    this.record.backoffMs = Math.min(delayMs === 0 ? this.options.backoffBaseMs : delayMs * 2, this.options.backoffCapMs);
+    // CrashLoopBackOff keeps upstream's exact steps (10 s doubling to 5 min), which users read in events.
+    this.record.backoffMs = nextExponentialDelayMs(delayMs, this.options.backoffBaseMs, this.options.backoffCapMs);
     const terminated = this.record.state.terminated;
     if (terminated) {
       this.record.lastState = { terminated };

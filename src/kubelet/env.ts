@@ -1,13 +1,19 @@
 /**
  * What a container process is given: its argv (Kubernetes' command/args rules, with no image
- * to supply an entrypoint) and its environment (explicit env, fieldRef and configMapKeyRef
- * values, `$(VAR)` expansion, plus PATH and HOSTNAME as a runtime would set them).
+ * to supply an entrypoint) and its environment, built in the kubelet's order
+ * (makeEnvironmentVariables): envFrom sources, then env (value with `$(VAR)` expansion,
+ * fieldRef, configMapKeyRef, secretKeyRef), then the service env (KUBERNETES_SERVICE_HOST/PORT
+ * from `default/kubernetes` always, and the docker-link variables of the pod's namespace's
+ * Services when enableServiceLinks is not false) for names not already set, plus PATH and
+ * HOSTNAME as a runtime sets them.
  */
-import type { Container, Pod } from '../api/types.js';
-import { PontoonError } from '../lib/errors.js';
+import { cpus, totalmem } from 'node:os';
+import type { Container, Pod, Service } from '../api/types.js';
+import { ContainerConfigError } from './config-error.js';
+import { type NodeAllocatable, resourceFieldValue } from './resource-field.js';
+import type { PodObjectSource } from './sources.js';
 
-/** The container's config cannot be built (Kubernetes: CreateContainerConfigError). */
-export class ContainerConfigError extends PontoonError {}
+export { ContainerConfigError } from './config-error.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const NO_COMMAND_MESSAGE = 'no command: images are not pulled, give command';
@@ -17,8 +23,12 @@ export interface EnvContext {
   podIPs: readonly string[];
   hostIPs: readonly string[];
   nodeName: string;
-  /** Reads a ConfigMap key; undefined when the map or key is missing. */
-  configMapKey?: (namespace: string, name: string, key: string) => Promise<string | undefined>;
+  /** The hostname the container's UTS namespace carries (HOSTNAME). */
+  hostname?: string;
+  /** ConfigMaps, Secrets and Services; without it those references are missing objects. */
+  objects?: PodObjectSource;
+  /** What an unset limit means for resourceFieldRef. */
+  allocatable?: NodeAllocatable;
 }
 
 /**
@@ -53,7 +63,7 @@ export function expandVars(input: string, vars: ReadonlyMap<string, string>): st
   return out;
 }
 
-function fieldValue(path: string, ctx: EnvContext): string {
+export function fieldValue(path: string, ctx: Pick<EnvContext, 'pod' | 'podIPs' | 'hostIPs' | 'nodeName'>): string {
   const { pod } = ctx;
   const keyed = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
   if (keyed) {
@@ -70,6 +80,7 @@ function fieldValue(path: string, ctx: EnvContext): string {
     case 'spec.nodeName':
       return pod.spec.nodeName ?? ctx.nodeName;
     case 'spec.serviceAccountName':
+    case 'spec.serviceAccount':
       return pod.spec.serviceAccountName ?? 'default';
     case 'status.podIP':
       return ctx.podIPs[0] ?? '';
@@ -84,30 +95,119 @@ function fieldValue(path: string, ctx: EnvContext): string {
   }
 }
 
+function decodeSecret(data: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]));
+}
+
+/** The node's allocatable as node.ts reports it (all of the machine). */
+export function nodeAllocatable(): NodeAllocatable {
+  return { cpu: String(cpus().length), memory: totalmem(), 'ephemeral-storage': 0 };
+}
+
+/** `my-svc` → `MY_SVC`, as upstream's makeEnvVariableName. */
+function serviceEnvName(name: string): string {
+  return name.toUpperCase().replace(/-/g, '_');
+}
+
+/** The docker-link variables of one ClusterIP Service (upstream pkg/kubelet/envvars). */
+export function serviceLinkEnv(service: Service): [string, string][] {
+  const ip = service.spec.clusterIP;
+  if (!ip || ip === 'None' || (service.spec.ports ?? []).length === 0) return [];
+  const name = serviceEnvName(service.metadata.name ?? '');
+  const ports = service.spec.ports ?? [];
+  const first = ports[0];
+  const out: [string, string][] = [
+    [`${name}_SERVICE_HOST`, ip],
+    [`${name}_SERVICE_PORT`, String(first?.port ?? '')],
+  ];
+  for (const port of ports) if (port.name) out.push([`${name}_SERVICE_PORT_${serviceEnvName(port.name)}`, String(port.port)]);
+  const url = (port: { port: number; protocol?: string }): string => `${(port.protocol ?? 'TCP').toLowerCase()}://${ip.includes(':') ? `[${ip}]` : ip}:${port.port}`;
+  if (first) out.push([`${name}_PORT`, url(first)]);
+  for (const port of ports) {
+    const protocol = port.protocol ?? 'TCP';
+    const prefix = `${name}_PORT_${port.port}_${protocol}`;
+    out.push([prefix, url(port)], [`${prefix}_PROTO`, protocol.toLowerCase()], [`${prefix}_PORT`, String(port.port)], [`${prefix}_ADDR`, ip]);
+  }
+  return out;
+}
+
+/** upstream getServiceEnvVarMap: the master Service always, the namespace's with links on. */
+function serviceEnv(ctx: EnvContext): Map<string, string> {
+  const namespace = ctx.pod.metadata.namespace ?? 'default';
+  const services = ctx.objects?.services;
+  const env = new Map<string, string>();
+  if (!services) return env;
+  // The master Service first, so a namespace's own `kubernetes` Service wins, as upstream.
+  const chosen: Service[] = services('default').filter((s) => s.metadata.name === 'kubernetes');
+  if (ctx.pod.spec.enableServiceLinks !== false) chosen.push(...services(namespace));
+  for (const service of chosen) for (const [key, value] of serviceLinkEnv(service)) env.set(key, value);
+  return env;
+}
+
+async function keyFrom(kind: 'ConfigMap' | 'Secret', ref: { name: string; key: string; optional?: boolean }, ctx: EnvContext): Promise<string | undefined> {
+  const namespace = ctx.pod.metadata.namespace ?? 'default';
+  const data = kind === 'ConfigMap' ? (await ctx.objects?.configMap(namespace, ref.name))?.data : decodeSecret((await ctx.objects?.secret(namespace, ref.name))?.data);
+  const found = data?.[ref.key];
+  if (found === undefined && !ref.optional) {
+    throw new ContainerConfigError(data === undefined ? `${kind.toLowerCase()} "${ref.name}" not found` : `couldn't find key ${ref.key} in ${kind} ${namespace}/${ref.name}`);
+  }
+  return found;
+}
+
 /** The container's environment, in the order Kubernetes builds it. */
 export async function containerEnv(container: Container, ctx: EnvContext): Promise<Record<string, string>> {
+  const namespace = ctx.pod.metadata.namespace ?? 'default';
+  const services = serviceEnv(ctx);
   const defined = new Map<string, string>();
+  for (const source of container.envFrom ?? []) {
+    let data: Record<string, string> | undefined;
+    let optional = false;
+    let what = '';
+    if (source.configMapRef) {
+      data = (await ctx.objects?.configMap(namespace, source.configMapRef.name))?.data;
+      optional = source.configMapRef.optional === true;
+      what = `configmap "${source.configMapRef.name}" not found`;
+    } else if (source.secretRef) {
+      const secret = await ctx.objects?.secret(namespace, source.secretRef.name);
+      data = secret ? decodeSecret(secret.data) : undefined;
+      optional = source.secretRef.optional === true;
+      what = `secret "${source.secretRef.name}" not found`;
+    }
+    if (data === undefined) {
+      if (!optional) throw new ContainerConfigError(what);
+      continue;
+    }
+    // Keys that are not valid variable names are skipped (upstream records an event).
+    for (const [key, value] of Object.entries(data)) {
+      const name = `${source.prefix ?? ''}${key}`;
+      if (/^[-._a-zA-Z][-._a-zA-Z0-9]*$/.test(name)) defined.set(name, value);
+    }
+  }
+  // $(VAR) sees what is defined so far and the service env, as upstream's mapping function.
+  const lookup = (): Map<string, string> => new Map([...services, ...defined]);
   for (const variable of container.env ?? []) {
     let value: string;
-    if (variable.valueFrom?.fieldRef) {
-      value = fieldValue(variable.valueFrom.fieldRef.fieldPath, ctx);
-    } else if (variable.valueFrom?.configMapKeyRef) {
-      const ref = variable.valueFrom.configMapKeyRef;
-      const found = ctx.configMapKey ? await ctx.configMapKey(ctx.pod.metadata.namespace ?? 'default', ref.name, ref.key) : undefined;
-      if (found === undefined && !ref.optional) {
-        throw new ContainerConfigError(`couldn't find key ${ref.key} in ConfigMap ${ctx.pod.metadata.namespace ?? 'default'}/${ref.name}`);
-      }
+    const from = variable.valueFrom;
+    if (from?.fieldRef) {
+      value = fieldValue(from.fieldRef.fieldPath, ctx);
+    } else if (from?.configMapKeyRef || from?.secretKeyRef) {
+      const found = from.configMapKeyRef ? await keyFrom('ConfigMap', from.configMapKeyRef, ctx) : await keyFrom('Secret', from.secretKeyRef ?? { name: '', key: '' }, ctx);
       if (found === undefined) continue;
       value = found;
-    } else if (variable.valueFrom) {
-      throw new ContainerConfigError(`env ${variable.name}: only fieldRef and configMapKeyRef are supported in valueFrom`);
+    } else if (from?.resourceFieldRef) {
+      const ref = from.resourceFieldRef;
+      const target = ref.containerName ? [...ctx.pod.spec.containers, ...(ctx.pod.spec.initContainers ?? [])].find((c) => c.name === ref.containerName) : container;
+      value = resourceFieldValue(ref, target, ctx.allocatable ?? nodeAllocatable());
+    } else if (from) {
+      throw new ContainerConfigError(`env ${variable.name}: valueFrom has no source`);
     } else {
-      value = expandVars(variable.value ?? '', defined);
+      value = expandVars(variable.value ?? '', lookup());
     }
     defined.set(variable.name, value);
   }
+  for (const [key, value] of services) if (!defined.has(key)) defined.set(key, value);
   // A hostNetwork pod shares the node's UTS namespace in Kubernetes, so its hostname is the node's.
-  const hostname = ctx.pod.spec.hostNetwork ? ctx.nodeName : (ctx.pod.metadata.name ?? '');
+  const hostname = ctx.hostname ?? (ctx.pod.spec.hostNetwork ? ctx.nodeName : (ctx.pod.metadata.name ?? ''));
   return { PATH: DEFAULT_PATH, HOSTNAME: hostname, ...Object.fromEntries(defined) };
 }
 

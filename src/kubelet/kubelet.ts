@@ -24,16 +24,24 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { objectKey } from '../api/meta.js';
 import { RESOURCE } from '../api/resources.js';
-import type { ConfigMap, Pod, PodCondition, PodStatus, Taint } from '../api/types.js';
+import type { Secret } from '../api/serviceaccount.js';
+import type { ConfigMap, Pod, PodCondition, PodStatus, Service, Taint } from '../api/types.js';
 import { isNotFound, type KubeApi } from '../client/api.js';
 import { Informer } from '../client/informer.js';
 import { EventRecorder } from '../client/events.js';
-import { describeError } from '../lib/errors.js';
+import { Backoff, type BackoffOptions, retry } from '../lib/backoff.js';
+import { describeError, PontoonError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { LogsServer } from './logs-server.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { KubeletApiServer, type KubeletServingOptions } from './api-server.js';
+import { type KubeletServerType, LogsServer } from './logs-server.js';
+import { KubeletMetrics } from './metrics.js';
+import { StreamingServer } from './streaming/server.js';
 import { NodeAgent } from './node.js';
 import { DEFAULT_GRACE_SECONDS } from './pod.js';
 import { PodRuntime } from './runtime.js';
+import type { PodObjectSource } from './sources.js';
 import { isTerminalPhase, sameJson } from './status.js';
 
 export interface KubeletOptions {
@@ -54,17 +62,36 @@ export interface KubeletOptions {
   resyncIntervalMs?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** --cluster-dns, --cluster-domain, --resolv-conf (see dns-config.ts). */
+  clusterDNS?: readonly string[];
+  clusterDomain?: string;
+  resolvConf?: string;
+  /** --host-path-root. */
+  hostPathRoot?: string;
+  /**
+   * Add the ServiceAccount token volume to pods that arrive without one (default false:
+   * upstream's admission adds it in the apiserver; this is for apiservers without that step).
+   */
+  automountServiceAccountToken?: boolean;
+  /**
+   * The kubelet API over TLS on TCP (--port 10250 with --tls-cert-file, --tls-private-key-file,
+   * --client-ca-file); absent: the unix socket only. The Node advertises its port.
+   */
+  serving?: KubeletServingOptions;
+  /** The unix socket the API is also served on, unauthenticated (default `<root-dir>/kubelet.sock`); false: none. */
+  socketPath?: string | false;
   log: Logger;
 }
 
+export class KubeletError extends PontoonError {}
+
 const OWNED_CONDITIONS = new Set<string>(['PodReadyToStartContainers', 'Initialized', 'Ready', 'ContainersReady', 'PodScheduled']);
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 30_000;
+const RETRY_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
 
 interface Worker {
   running: boolean;
   dirty: boolean;
-  retryMs: number;
+  backoff: Backoff;
   retryTimer?: NodeJS.Timeout;
 }
 
@@ -87,7 +114,12 @@ export class Kubelet {
   readonly runtime: PodRuntime;
   private readonly node: NodeAgent;
   private readonly logs: LogsServer;
+  private readonly streaming: StreamingServer;
+  private readonly apiServer: KubeletApiServer | undefined;
+  private readonly metrics: KubeletMetrics;
   private readonly pods: Informer<Pod>;
+  /** Services of every namespace, for the env of new containers (service links). */
+  private readonly services: Informer<Service>;
   private readonly events: EventRecorder;
   private readonly workers = new Map<string, Worker>();
   /** uid → informer key, and the last object seen (also after it left the informer). */
@@ -97,12 +129,15 @@ export class Kubelet {
   private readonly gone = new Set<string>();
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Ends retry waits (node registration) when the kubelet stops. */
+  private readonly stopSignal = new AbortController();
   private ready = false;
-  readonly socketPath: string;
+  /** The unix socket the API is served on, or undefined when there is none. */
+  readonly socketPath: string | undefined;
 
   constructor(private readonly options: KubeletOptions) {
     const { api, log } = options;
-    this.socketPath = join(options.rootDir, 'kubelet.sock');
+    this.socketPath = options.socketPath === false ? undefined : (options.socketPath ?? join(options.rootDir, 'kubelet.sock'));
     this.events = new EventRecorder(api, 'kubelet', log, options.nodeName);
     this.runtime = new PodRuntime({
       rootDir: options.rootDir,
@@ -115,17 +150,32 @@ export class Kubelet {
       ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
       ...(options.backoffCapMs !== undefined ? { backoffCapMs: options.backoffCapMs } : {}),
       log,
-      configMapKey: async (namespace, name, key) => (await api.get<ConfigMap>(RESOURCE.configmaps, name, namespace))?.data?.[key],
+      objects: this.objectSource(),
+      ...(options.clusterDNS ? { clusterDNS: options.clusterDNS } : {}),
+      ...(options.clusterDomain ? { clusterDomain: options.clusterDomain } : {}),
+      ...(options.resolvConf !== undefined ? { resolvConf: options.resolvConf } : {}),
+      ...(options.hostPathRoot ? { hostPathRoot: options.hostPathRoot } : {}),
+      automountServiceAccountToken: options.automountServiceAccountToken ?? false,
       onStatusChange: (uid) => this.enqueue(uid),
       onEvent: (pod, type, reason, message) => this.events.record(pod, type, reason, message),
     });
-    this.logs = new LogsServer(this.socketPath, this.runtime.locateLog, log);
+    this.streaming = new StreamingServer(this.runtime.streamTargets, log);
+    this.metrics = new KubeletMetrics(options.nodeName, () => this.runtime.uids().length);
+    const upgrade = (serverType: KubeletServerType) => (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      this.metrics.observe(req, serverType);
+      this.streaming.handleUpgrade(req, socket, head);
+    };
+    this.logs = new LogsServer(this.socketPath ?? '', this.runtime.locateLog, log, upgrade('unix'), (req, res, serverType) => this.frontRoutes(req, res, serverType));
+    this.apiServer = options.serving
+      ? new KubeletApiServer(options.serving, { request: (req, res) => this.logs.serve(req, res, 'https'), upgrade: upgrade('https') }, log)
+      : undefined;
     this.node = new NodeAgent({
       api,
       nodeName: options.nodeName,
       nodeIP: options.nodeIP,
       maxPods: options.maxPods,
-      socketPath: this.socketPath,
+      ...(this.socketPath ? { socketPath: this.socketPath } : {}),
+      kubeletPort: options.serving?.port ?? 0,
       cniConfDir: options.cniConfDir,
       ...(options.registerTaints ? { registerTaints: options.registerTaints } : {}),
       statusIntervalMs: options.statusIntervalMs ?? 10_000,
@@ -134,6 +184,7 @@ export class Kubelet {
       log,
     });
     this.pods = new Informer<Pod>(api, RESOURCE.pods, { fieldSelector: `spec.nodeName=${options.nodeName}`, resyncSeconds: 0, log });
+    this.services = new Informer<Service>(api, RESOURCE.services, { resyncSeconds: 0, log });
     this.pods.on('add', (pod) => this.seen(pod));
     this.pods.on('update', (_old, pod) => this.seen(pod));
     this.pods.on('delete', (pod) => {
@@ -145,6 +196,53 @@ export class Kubelet {
     });
   }
 
+  /**
+   * Reads straight from the apiserver: volumes are read at setup and on resync, env at each
+   * container start, so freshness beats the cost of an informer per ConfigMap and Secret.
+   */
+  private objectSource(): PodObjectSource {
+    const { api } = this.options;
+    return {
+      configMap: (namespace, name) => api.get<ConfigMap>(RESOURCE.configmaps, name, namespace),
+      secret: (namespace, name) => api.get<Secret>(RESOURCE.secrets, name, namespace),
+      requestToken: async (namespace, serviceAccount, spec) => {
+        const answer = await api.createToken(namespace, serviceAccount, {
+          audiences: spec.audiences,
+          expirationSeconds: spec.expirationSeconds,
+          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: spec.podName, uid: spec.podUid },
+        });
+        if (!answer.status?.token) throw new KubeletError(`TokenRequest for ${namespace}/${serviceAccount} returned no token`);
+        return { token: answer.status.token, expirationTimestamp: answer.status.expirationTimestamp };
+      },
+      services: (namespace) => this.services.list().filter((s) => (s.metadata.namespace ?? 'default') === namespace),
+    };
+  }
+
+  /** /pods and /metrics, upstream's; everything else is the log server's and the streams'. */
+  private frontRoutes(req: IncomingMessage, res: ServerResponse, serverType: KubeletServerType): boolean {
+    this.metrics.observe(req, serverType);
+    const path = new URL(req.url ?? '/', 'http://kubelet').pathname;
+    if (path === '/pods' || path === '/pods/') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'PodList', apiVersion: 'v1', metadata: {}, items: this.pods.list() }));
+      return true;
+    }
+    if (path === '/metrics') {
+      this.metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'Content-Type': 'text/plain' });
+          res.end(describeError(err));
+        },
+      );
+      return true;
+    }
+    return false;
+  }
+
   private seen(pod: Pod): void {
     const uid = pod.metadata.uid;
     if (!uid) return;
@@ -153,22 +251,29 @@ export class Kubelet {
     this.enqueue(uid);
   }
 
+  /** For /metrics and /healthz: started (node registered, pods listed) and pods known to it. */
+  stats(): { ready: boolean; pods: number; sandboxes: number } {
+    return { ready: this.ready, pods: this.known.size, sandboxes: this.runtime.uids().length };
+  }
+
   /** Registers the node, serves logs, starts heartbeats and pod workers. */
   async start(): Promise<void> {
     // Node reports a missing directory under a unix socket path as EACCES, not ENOENT.
     await mkdir(this.options.rootDir, { recursive: true, mode: 0o700 });
-    await this.logs.start();
-    for (let delayMs = RETRY_MIN_MS; ; delayMs = Math.min(delayMs * 2, RETRY_MAX_MS)) {
+    if (this.socketPath) await this.logs.start();
+    await this.apiServer?.start();
+    try {
+      await retry(() => this.node.register(), {
+        backoff: RETRY_BACKOFF,
+        signal: this.stopSignal.signal,
+        onError: (err, retryInMs) => this.options.log.warn({ err: describeError(err), retryInMs }, 'failed to register the node; retrying'),
+      });
+    } catch (err) {
       if (this.stopped) return;
-      try {
-        await this.node.register();
-        break;
-      } catch (err) {
-        this.options.log.warn({ err: describeError(err), retryInMs: delayMs }, 'failed to register the node; retrying');
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
+      throw err;
     }
     this.node.start();
+    await this.services.start();
     await this.pods.start();
     if (this.stopped) return;
     const wanted = new Set(this.pods.list().map((p) => p.metadata.uid));
@@ -187,12 +292,16 @@ export class Kubelet {
   /** Stops watching and serving; pods keep running for the next kubelet to adopt. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopSignal.abort();
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     for (const worker of this.workers.values()) if (worker.retryTimer) clearTimeout(worker.retryTimer);
     this.node.stop();
     this.pods.stop();
+    this.services.stop();
     this.runtime.detach();
-    await this.logs.stop();
+    this.streaming.close();
+    await this.apiServer?.stop();
+    if (this.socketPath) await this.logs.stop();
     await this.events.flush();
   }
 
@@ -200,7 +309,7 @@ export class Kubelet {
     if (this.stopped || !this.ready) return;
     let worker = this.workers.get(uid);
     if (!worker) {
-      worker = { running: false, dirty: false, retryMs: RETRY_MIN_MS };
+      worker = { running: false, dirty: false, backoff: new Backoff(RETRY_BACKOFF) };
       this.workers.set(uid, worker);
     }
     if (worker.running) {
@@ -219,13 +328,12 @@ export class Kubelet {
         worker.retryTimer = undefined;
         try {
           await this.sync(uid);
-          worker.retryMs = RETRY_MIN_MS;
+          worker.backoff.reset();
         } catch (err) {
           const pod = this.known.get(uid);
-          this.options.log.warn({ pod: pod ? objectKey(pod.metadata) : uid, err: describeError(err), retryInMs: worker.retryMs }, 'pod sync failed; retrying');
-          const delay = worker.retryMs;
-          worker.retryMs = Math.min(worker.retryMs * 2, RETRY_MAX_MS);
-          worker.retryTimer = setTimeout(() => this.enqueue(uid), delay);
+          const retryInMs = worker.backoff.next();
+          this.options.log.warn({ pod: pod ? objectKey(pod.metadata) : uid, err: describeError(err), retryInMs }, 'pod sync failed; retrying');
+          worker.retryTimer = setTimeout(() => this.enqueue(uid), retryInMs);
         }
       } while (worker.dirty && !this.stopped);
     } finally {

@@ -1,6 +1,6 @@
 /**
- * The kubelet's log endpoint on a unix socket (`<root>/kubelet.sock`), which the apiserver's
- * `pods/<name>/log` proxies to: `GET /containerLogs/<ns>/<pod>/<container>` with `follow`,
+ * The kubelet's log endpoint on a unix socket (`<root>/kubelet.sock`) and, through `serve`,
+ * on its TLS port (api-server.ts), which the apiserver's `pods/<name>/log` proxies to: `GET /containerLogs/<ns>/<pod>/<container>` with `follow`,
  * `tailLines`, `limitBytes` and `previous`, answered as text/plain. Errors are plain text
  * with the kubelet's wording and code (404 unknown pod, 400 for a container that has no log
  * yet or no previous run), which the apiserver wraps in a Status.
@@ -10,8 +10,10 @@
  */
 import { open, stat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { hasErrno } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { parseGoBool } from '../lib/parse-bool.js';
 
 export type LogLookup = { path: string; active: () => boolean } | { code: number; message: string };
 
@@ -55,7 +57,7 @@ export async function tailOffset(path: string, lines: number): Promise<number> {
 }
 
 function parseQuery(url: URL): { follow: boolean; previous: boolean; tailLines?: number; limitBytes?: number } | string {
-  const bool = (name: string): boolean => ['true', '1'].includes(url.searchParams.get(name) ?? '');
+  const bool = (name: string): boolean => parseGoBool(url.searchParams.get(name) ?? '') === true;
   const int = (name: string): number | undefined | string => {
     const raw = url.searchParams.get(name);
     if (raw === null) return undefined;
@@ -69,6 +71,12 @@ function parseQuery(url: URL): { follow: boolean; previous: boolean; tailLines?:
   return { follow: bool('follow'), previous: bool('previous'), ...(tailLines !== undefined ? { tailLines } : {}), ...(limitBytes !== undefined ? { limitBytes } : {}) };
 }
 
+/** Where a request arrived: the unix socket or the TLS port (metrics label them). */
+export type KubeletServerType = 'unix' | 'https';
+
+/** Routes the kubelet serves besides logs (/pods, /metrics); true when it answered. */
+export type FrontRoutes = (req: IncomingMessage, res: ServerResponse, serverType: KubeletServerType) => boolean;
+
 export class LogsServer {
   private server: Server | undefined;
 
@@ -76,19 +84,28 @@ export class LogsServer {
     private readonly socketPath: string,
     private readonly locate: LogLocator,
     private readonly log: Logger,
+    /** Upgrade requests (exec, attach, port-forward) on the same socket go here. */
+    private readonly onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+    private readonly front?: FrontRoutes,
   ) {}
+
+  /** Answers one request (socket or TLS port; the caller has authorized it). */
+  serve(req: IncomingMessage, res: ServerResponse, serverType: KubeletServerType): void {
+    if (this.front?.(req, res, serverType)) return;
+    this.handle(req, res).catch((err: unknown) => {
+      this.log.error({ err: String(err), url: req.url }, 'log request failed');
+      if (!res.headersSent) this.fail(res, 500, String(err));
+      else res.destroy();
+    });
+  }
 
   async start(): Promise<void> {
     await unlink(this.socketPath).catch((err: unknown) => {
       if (!hasErrno(err, 'ENOENT')) throw err;
     });
-    const server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        this.log.error({ err: String(err), url: req.url }, 'log request failed');
-        if (!res.headersSent) this.fail(res, 500, String(err));
-        else res.destroy();
-      });
-    });
+    const server = createServer((req, res) => this.serve(req, res, 'unix'));
+    const onUpgrade = this.onUpgrade;
+    if (onUpgrade) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.socketPath, () => resolve());

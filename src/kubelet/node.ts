@@ -4,9 +4,9 @@
  * Two heartbeats, as upstream since 1.17: the Lease `kube-node-lease/<node>` renewed every
  * 10 s (cheap, what the node lifecycle controller watches) and the Node status with a fresh
  * Ready `lastHeartbeatTime`, posted every `statusIntervalMs`. Ready follows the runtime's
- * network: without a CNI config the node is NotReady with the kubelet's own wording
- * ("cni plugin not initialized"), so the scheduler keeps pods away until flanneld or an
- * operator writes one.
+ * network: without a CNI config the node is NotReady (reason NetworkPluginNotReady, "network
+ * plugin is not ready: cni config uninitialized"), so the scheduler keeps pods away until the
+ * agents' install-cni (or an operator) writes one; DaemonSet pods are bound directly and run.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { arch, cpus, release, totalmem } from 'node:os';
@@ -22,14 +22,20 @@ import { rfc3339 } from './time.js';
 export const KUBELET_VERSION = 'v1.32.0-pontoon';
 export const KUBELET_SOCKET_ANNOTATION = 'pontoon.dev/kubelet-socket';
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+/** The Ready condition until a CNI config exists (the runtime's NetworkReady=false). */
+export const NETWORK_NOT_READY_REASON = 'NetworkPluginNotReady';
+export const NETWORK_NOT_READY_MESSAGE = 'network plugin is not ready: cni config uninitialized';
+const NETWORK_CHECK_INTERVAL_MS = 1000;
 
 export interface NodeAgentOptions {
   api: KubeApi;
   nodeName: string;
   nodeIP: string;
   maxPods: number;
-  /** Path of the kubelet's log socket, advertised for the apiserver's pods/log. */
-  socketPath: string;
+  /** Path of the kubelet's unix socket, advertised for a single-host apiserver's pods/log; absent: none. */
+  socketPath?: string;
+  /** The kubelet API's TLS port (daemonEndpoints.kubeletEndpoint.Port); 0: none. */
+  kubeletPort: number;
   cniConfDir: string;
   registerTaints?: Taint[];
   labels?: Record<string, string>;
@@ -82,6 +88,8 @@ export class NodeAgent {
   private leaseTimer: NodeJS.Timeout | undefined;
   private node: Node | undefined;
   private stopped = false;
+  private lastNetworkProblem: string | undefined;
+  private networkTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: NodeAgentOptions) {}
 
@@ -106,6 +114,8 @@ export class NodeAgent {
   private async conditions(previous: readonly NodeCondition[]): Promise<NodeCondition[]> {
     const now = rfc3339();
     const problem = await this.networkProblem();
+    if (problem !== undefined && problem !== this.lastNetworkProblem) this.options.log.info({ problem }, 'network plugin is not ready');
+    this.lastNetworkProblem = problem;
     const condition = (type: string, ok: boolean, reason: string, message: string): NodeCondition => {
       const status = type === 'Ready' ? (ok ? 'True' : 'False') : ok ? 'False' : 'True';
       const before = previous.find((c) => c.type === type);
@@ -117,7 +127,7 @@ export class NodeAgent {
       condition('PIDPressure', true, 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
       problem === undefined
         ? condition('Ready', true, 'KubeletReady', 'kubelet is posting ready status')
-        : condition('Ready', false, 'KubeletNotReady', `container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized (${problem})`),
+        : condition('Ready', false, NETWORK_NOT_READY_REASON, NETWORK_NOT_READY_MESSAGE),
     ];
   }
 
@@ -131,12 +141,12 @@ export class NodeAgent {
         { type: 'InternalIP', address: this.options.nodeIP },
         { type: 'Hostname', address: this.name },
       ],
-      daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+      daemonEndpoints: { kubeletEndpoint: { Port: this.options.kubeletPort } },
       nodeInfo: nodeInfo(),
     };
   }
 
-  private metadata(): { labels: Record<string, string>; annotations: Record<string, string> } {
+  private metadata(): { labels: Record<string, string>; annotations: Record<string, string | null> } {
     return {
       labels: {
         'kubernetes.io/hostname': this.name,
@@ -146,7 +156,8 @@ export class NodeAgent {
         'beta.kubernetes.io/arch': goArch(),
         ...this.options.labels,
       },
-      annotations: { [KUBELET_SOCKET_ANNOTATION]: this.options.socketPath },
+      // null removes a socket an earlier run of this kubelet advertised (merge patch).
+      annotations: { [KUBELET_SOCKET_ANNOTATION]: this.options.socketPath ?? null },
     };
   }
 
@@ -159,7 +170,7 @@ export class NodeAgent {
       const created: Node = {
         apiVersion: 'v1',
         kind: 'Node',
-        metadata: { name: this.name, ...this.metadata() },
+        metadata: { name: this.name, labels: this.metadata().labels, annotations: Object.fromEntries(Object.entries(this.metadata().annotations).filter((e): e is [string, string] => e[1] !== null)) },
         spec: this.options.registerTaints && this.options.registerTaints.length > 0 ? { taints: this.options.registerTaints } : {},
         status: await this.status([]),
       };
@@ -234,6 +245,7 @@ export class NodeAgent {
       };
       tick();
     };
+    this.watchNetwork();
     loop('lease renewal', this.options.leaseRenewIntervalMs, () => this.renewLease(), (t) => (this.leaseTimer = t));
     // register() has just posted a status: the first heartbeat is one interval away.
     this.statusTimer = setTimeout(
@@ -242,8 +254,29 @@ export class NodeAgent {
     );
   }
 
+  /**
+   * Posts the status as soon as the network's readiness flips (a conflist appeared or went),
+   * instead of at the next heartbeat: the agents' install-cni makes a new node Ready within a
+   * second, as the runtime's status change makes upstream's kubelet sync its node status.
+   */
+  private watchNetwork(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      void this.networkProblem()
+        .then(async (problem) => {
+          if ((problem === undefined) !== (this.lastNetworkProblem === undefined)) await this.postStatus();
+        })
+        .catch((err: unknown) => this.options.log.warn({ err: describeError(err) }, 'node status update failed'))
+        .finally(() => {
+          if (!this.stopped) this.networkTimer = setTimeout(tick, NETWORK_CHECK_INTERVAL_MS);
+        });
+    };
+    this.networkTimer = setTimeout(tick, NETWORK_CHECK_INTERVAL_MS);
+  }
+
   stop(): void {
     this.stopped = true;
+    if (this.networkTimer) clearTimeout(this.networkTimer);
     if (this.statusTimer) clearTimeout(this.statusTimer);
     if (this.leaseTimer) clearTimeout(this.leaseTimer);
   }

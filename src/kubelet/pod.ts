@@ -2,7 +2,9 @@
  * One pod on this node: its sandbox, its network, its containers and their probes, and the
  * record on disk that lets a restarted kubelet pick it up again.
  *
- * Start: record → sandbox namespace → CNI ADD (retried with backoff; a failed ADD is
+ * Start: record → volumes (volumes.ts; a missing ConfigMap or Secret keeps the pod in
+ * ContainerCreating with FailedMount events, retried with backoff, before any address is
+ * taken) → sandbox namespace → CNI ADD (retried with backoff; a failed ADD is
  * followed by a DEL so a half-made network does not leak an address) → init containers one
  * at a time, each started only when the one before exited 0 → containers in spec order.
  * A failing init container is restarted with backoff unless restartPolicy is Never, which
@@ -14,19 +16,33 @@
  * node's, and its deletion has no network to tear down. A pod whose containers are all done for good (phase Succeeded or Failed) has its
  * network torn down at once, as the kubelet does for terminal pods, so its address returns
  * to the pool; its status and logs stay until the pod is deleted. Terminate: containers get
- * SIGTERM and the grace period, then CNI DEL, the sandbox and the pod directory go.
+ * SIGTERM and the grace period, then CNI DEL, the sandbox, the volumes' mounts and the pod
+ * directory go.
+ *
+ * Every container gets its own mount and UTS namespaces (mounts.ts) holding the files this
+ * runner writes into the pod directory, `etc-hosts`, `resolv.conf` (by dnsPolicy) and
+ * `hostname`, bound over /etc/hosts, /etc/resolv.conf and /etc/hostname, plus its
+ * volumeMounts. The node's own files are never written.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Container, Pod, PodStatus } from '../api/types.js';
+import { retry } from '../lib/backoff.js';
 import { describeError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { netnsPath } from '../lib/netns.js';
 import type { CniNetwork, PodNetworkRef, PortMapping } from './cni.js';
-import { type ContainerEvent, type ContainerRecord, ContainerRunner, type RestartPolicy } from './containers.js';
+import { type ContainerEvent, type ContainerRecord, ContainerRunner, type RestartPolicy, stdinFifoPath } from './containers.js';
+import { formatResolvConf, hostsFile, type NodeDnsSettings, podDns, utsHostname } from './dns-config.js';
 import { containerArgv, containerEnv } from './env.js';
+import type { BindMount } from './mounts.js';
+import { PodLifecycle } from './pod-lifecycle.js';
 import { Prober, type ProbeKind, type ProbeTarget } from './probes.js';
 import { deleteSandbox, ensureSandbox, sandboxExists, sandboxName } from './sandbox.js';
-import { containerLogDir, type PodRecord, removePodDir, writePodRecord } from './state.js';
+import type { PodObjectSource } from './sources.js';
+import { containerLogDir, podDir, type PodRecord, removePodDir, writePodRecord } from './state.js';
+import { PodVolumes, VolumeMountError } from './volumes.js';
 import { computePodStatus, initSucceeded, isTerminalPhase, type ObservedContainer, type ObservedPod, podPhase } from './status.js';
 import { rfc3339 } from './time.js';
 
@@ -42,14 +58,24 @@ export interface PodRunnerOptions {
   backoffBaseMs: number;
   backoffCapMs: number;
   log: Logger;
-  configMapKey?: (namespace: string, name: string, key: string) => Promise<string | undefined>;
+  /** ConfigMaps, Secrets, tokens and Services the pod's volumes and env read. */
+  objects?: PodObjectSource;
+  /** --cluster-dns, --cluster-domain and the node's resolv.conf. */
+  dns: NodeDnsSettings;
+  /** The node's /etc/hosts, which hostNetwork pods get a copy of. */
+  nodeHostsPath: string;
+  /** --host-path-root. */
+  hostPathRoot: string;
   /** Something changed that may change the pod's status. */
   onChange: () => void;
   /** Kubernetes Events worth recording (Created, Started, Killing, Unhealthy, BackOff…). */
   onEvent?: (type: PodEventType, reason: string, message: string, fieldPath?: string) => void;
 }
 
+const NETWORK_POLL_MS = 1000;
 const SANDBOX_RETRY_MAX_MS = 30_000;
+/** upstream's volume manager starts its retries at 500 ms. */
+const MOUNT_RETRY_MIN_MS = 500;
 export const DEFAULT_GRACE_SECONDS = 30;
 
 interface ContainerProbes {
@@ -81,14 +107,17 @@ export class PodRunner {
   private readonly initContainers = new Map<string, ContainerRunner>();
   /** Init containers this runner has run (or adopted), so each is run once. */
   private readonly initLaunched = new Set<string>();
-  private mainStarted = false;
   private readonly probes = new Map<string, ContainerProbes>();
   private readonly envs = new Map<string, Record<string, string>>();
-  private stopping = false;
-  private finished = false;
+  /** created → starting → initializing → running → finished, or terminating/detached (pod-lifecycle.ts). */
+  private readonly lifecycle = new PodLifecycle();
+  /** Ends the retry waits (volumes, sandbox) when the pod is terminated or detached. */
+  private readonly stopSignal = new AbortController();
   private sandboxTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
-  private started = false;
+  private readonly volumes: PodVolumes;
+  private refreshing = false;
+  private dnsWarned = false;
 
   constructor(
     pod: Pod,
@@ -112,6 +141,12 @@ export class PodRunner {
           startTime: rfc3339(),
           containers: [],
         };
+    this.volumes = new PodVolumes(this.record.pod, {
+      podDir: podDir(options.rootDir, uid),
+      hostPathRoot: options.hostPathRoot,
+      ...(options.objects ? { objects: options.objects } : {}),
+      log: this.log,
+    });
   }
 
   get uid(): string {
@@ -130,9 +165,30 @@ export class PodRunner {
     return this.stopping;
   }
 
+  /** Terminating or detached: nothing new may start. */
+  private get stopping(): boolean {
+    return this.lifecycle.stopping;
+  }
+
+  /** The pod's start failed before its containers existed; the next sync retries it. */
+  get startFailed(): boolean {
+    return this.lifecycle.phase === 'startFailed';
+  }
+
   /** The latest pod object (labels, annotations and deletion fields may change). */
   update(pod: Pod): void {
     this.record.pod = pod;
+    this.refreshVolumes();
+  }
+
+  /** ConfigMap/Secret/downwardAPI/token contents follow their sources on every sync. */
+  private refreshVolumes(): void {
+    if (this.refreshing || this.stopping || !this.volumes.isReady) return;
+    this.refreshing = true;
+    this.volumes
+      .refresh(this.record.pod)
+      .catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'volume refresh failed'))
+      .finally(() => (this.refreshing = false));
   }
 
   private get restartPolicy(): RestartPolicy {
@@ -201,8 +257,22 @@ export class PodRunner {
 
   /** Brings the pod up, or picks up where a previous kubelet left it. */
   async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
+    if (!this.lifecycle.tryTo({ phase: 'starting' })) return;
+    try {
+      await this.startSteps();
+    } catch (err) {
+      const message = describeError(err);
+      // Failed before the containers existed: the pod shows it and the next sync retries.
+      // Later failures belong to a container, which reports and retries them itself.
+      if (this.lifecycle.tryTo({ phase: 'startFailed', message })) {
+        this.options.onEvent?.('Warning', 'Failed', `Error: ${message}`);
+        this.options.onChange();
+      }
+      throw err;
+    }
+  }
+
+  private async startSteps(): Promise<void> {
     this.save();
     if (this.record.networkReady && !this.hostNetwork && !sandboxExists(this.record.sandbox)) {
       // The namespace vanished (node reboot, someone deleted it): everything in it is gone.
@@ -214,8 +284,18 @@ export class PodRunner {
       delete this.record.initContainers;
     }
     const terminal = isTerminalPhase(podPhase(this.restartPolicy, this.record.containers, this.initRecords()));
+    if (!terminal && this.record.networkReady) {
+      // Adopted: its volumes are on disk from before; re-check them without holding up the
+      // adoption (containers keep running, and a failure keeps the old contents).
+      this.volumes.setUp(this.record.pod).catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'failed to re-check the volumes of an adopted pod'));
+    } else if (!terminal) {
+      await this.mountVolumes();
+    }
+    if (this.stopping) return;
     if (!this.record.networkReady && !terminal) await this.setupSandbox(1000);
     if (this.stopping) return;
+    if (!terminal) this.writePodFiles();
+    if (!this.lifecycle.tryTo({ phase: 'initializing' })) return;
     for (const container of this.initSpecs) this.initContainers.set(container.name, this.makeContainer(container, true));
     for (const container of this.record.pod.spec.containers) this.containers.set(container.name, this.makeContainer(container, false));
     this.changed();
@@ -237,14 +317,82 @@ export class PodRunner {
       this.checkFinished();
       return;
     }
-    if (this.mainStarted) return;
-    this.mainStarted = true;
+    if (!this.lifecycle.tryTo({ phase: 'running' })) return;
     this.changed();
     for (const runner of this.containers.values()) {
       if (this.stopping) return;
       await runner.run();
     }
     this.checkFinished();
+  }
+
+  /** Sets up every volume, retrying with backoff and a FailedMount event per failure. */
+  private async mountVolumes(): Promise<void> {
+    await retry(() => this.volumes.setUp(this.record.pod), {
+      backoff: { initialMs: MOUNT_RETRY_MIN_MS, maxMs: SANDBOX_RETRY_MAX_MS },
+      signal: this.stopSignal.signal,
+      retryable: (err) => err instanceof VolumeMountError,
+      onError: (err, retryInMs) => {
+        const message = err instanceof Error ? err.message : String(err);
+        this.log.warn({ err: message, retryInMs }, 'failed to set up the pod volumes');
+        this.options.onEvent?.('Warning', 'FailedMount', message);
+        this.options.onChange();
+      },
+    }).catch((err: unknown) => {
+      // Stopped while waiting: the pod is going away, nothing to report.
+      if (!this.stopping) throw err;
+    });
+  }
+
+  private get clusterDomain(): string {
+    return this.options.dns.clusterDomain;
+  }
+
+  private file(name: string): string {
+    return join(podDir(this.options.rootDir, this.record.uid), name);
+  }
+
+  /**
+   * etc-hosts, resolv.conf and hostname in the pod directory. Written in place, never
+   * renamed: a running container binds the file's inode, and a rename would leave it the old one.
+   */
+  private writePodFiles(): void {
+    const pod = this.record.pod;
+    const dns = podDns(pod, this.options.dns);
+    if (dns.fallbackWarning && !this.dnsWarned) {
+      this.dnsWarned = true;
+      this.options.onEvent?.('Warning', 'MissingClusterDNS', dns.fallbackWarning);
+    }
+    let nodeHosts = '';
+    try {
+      nodeHosts = readFileSync(this.options.nodeHostsPath, 'utf8');
+    } catch {
+      // a node without /etc/hosts: the pod's file is the managed part alone
+    }
+    const files: [string, string][] = [
+      ['etc-hosts', hostsFile(pod, this.record.podIPs, this.clusterDomain, nodeHosts)],
+      ['resolv.conf', formatResolvConf(dns.resolv)],
+      ['hostname', `${utsHostname(pod, this.clusterDomain, this.options.nodeName)}\n`],
+    ];
+    for (const [name, content] of files) {
+      const path = this.file(name);
+      let current: string | undefined;
+      try {
+        current = readFileSync(path, 'utf8');
+      } catch {
+        current = undefined;
+      }
+      if (current !== content) writeFileSync(path, content, { mode: 0o644 });
+    }
+  }
+
+  /** The binds every container gets before its volumeMounts. */
+  private podFileMounts(): BindMount[] {
+    return [
+      { source: this.file('etc-hosts'), target: '/etc/hosts', readOnly: false, directory: false },
+      { source: this.file('resolv.conf'), target: '/etc/resolv.conf', readOnly: false, directory: false },
+      { source: this.file('hostname'), target: '/etc/hostname', readOnly: false, directory: false },
+    ];
   }
 
   private async setupSandbox(retryMs: number): Promise<void> {
@@ -254,7 +402,20 @@ export class PodRunner {
       this.save();
       return;
     }
-    for (let delayMs = retryMs; !this.stopping; delayMs = Math.min(delayMs * 2, SANDBOX_RETRY_MAX_MS)) {
+    // As upstream: a pod on the pod network waits (event NetworkNotReady) until the runtime's
+    // network is ready, i.e. a conflist exists; hostNetwork pods, such as the agents that
+    // install it, ran above regardless. Polled every second, not backed off, so pods start as
+    // soon as install-cni wrote the file.
+    let reported = false;
+    for (let problem = await this.options.cni.networkProblem(); problem !== undefined && !this.stopping; problem = await this.options.cni.networkProblem()) {
+      if (!reported) {
+        reported = true;
+        this.log.info({ problem }, 'waiting for the pod network');
+        this.options.onEvent?.('Warning', 'NetworkNotReady', `network is not ready: container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized`);
+      }
+      await new Promise<void>((resolve) => (this.sandboxTimer = setTimeout(resolve, NETWORK_POLL_MS)));
+    }
+    const attempt = async (): Promise<void> => {
       try {
         ensureSandbox(this.record.sandbox);
         const result = await this.options.cni.add(this.networkRef());
@@ -262,15 +423,23 @@ export class PodRunner {
         this.record.networkReady = true;
         this.save();
         this.log.info({ sandbox: this.record.sandbox, podIPs: this.record.podIPs }, 'sandbox ready');
-        return;
       } catch (err) {
-        this.log.error({ err: describeError(err), retryInMs: delayMs }, 'failed to set up the pod sandbox');
-        this.options.onEvent?.('Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${describeError(err)}`);
+        // A half-made network must not keep its address while we wait.
         await this.options.cni.del(this.networkRef()).catch((delErr: unknown) => this.log.warn({ err: describeError(delErr) }, 'CNI DEL after a failed ADD failed'));
-        this.options.onChange();
-        await new Promise<void>((resolve) => (this.sandboxTimer = setTimeout(resolve, delayMs)));
+        throw err;
       }
-    }
+    };
+    await retry(attempt, {
+      backoff: { initialMs: retryMs, maxMs: SANDBOX_RETRY_MAX_MS },
+      signal: this.stopSignal.signal,
+      onError: (err, retryInMs) => {
+        this.log.error({ err: describeError(err), retryInMs }, 'failed to set up the pod sandbox');
+        this.options.onEvent?.('Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${describeError(err)}`);
+        this.options.onChange();
+      },
+    }).catch((err: unknown) => {
+      if (!this.stopping) throw err;
+    });
   }
 
   private makeContainer(container: Container, init: boolean): ContainerRunner {
@@ -283,15 +452,20 @@ export class PodRunner {
       sandbox: this.containerNetns,
       logDir: containerLogDir(this.options.rootDir, this.record.uid, container.name),
       prepare: async () => {
+        const hostname = utsHostname(this.record.pod, this.clusterDomain, this.options.nodeName);
         const env = await containerEnv(container, {
           pod: this.record.pod,
           podIPs: this.record.podIPs,
           hostIPs: this.options.hostIPs,
           nodeName: this.options.nodeName,
-          ...(this.options.configMapKey ? { configMapKey: this.options.configMapKey } : {}),
+          hostname,
+          ...(this.options.objects ? { objects: this.options.objects } : {}),
         });
         this.envs.set(container.name, env);
-        return { argv: containerArgv(container, env), env };
+        // A pod adopted after a kubelet restart may not have its files written by this process yet.
+        this.writePodFiles();
+        const fs = { hostname, mounts: [...this.podFileMounts(), ...this.volumes.mountsFor(container)], workingDir: container.workingDir ?? '/' };
+        return { argv: containerArgv(container, env), env, fs };
       },
       backoffBaseMs: this.options.backoffBaseMs,
       backoffCapMs: this.options.backoffCapMs,
@@ -316,8 +490,10 @@ export class PodRunner {
     this.emitContainerEvent(container, event, fieldPath);
     switch (event.type) {
       case 'started':
-      case 'adopted':
         this.startProbes(container);
+        break;
+      case 'adopted':
+        this.startProbes(container, this.record.pod.status?.containerStatuses?.find((c) => c.name === container.name));
         break;
       case 'exited':
         this.stopProbes(container.name);
@@ -353,9 +529,9 @@ export class PodRunner {
 
   /** Once every container is done for good the network goes; status and logs stay. */
   private checkFinished(): void {
-    if (this.finished || this.stopping || this.containers.size === 0) return;
+    if (!this.lifecycle.can('finished')) return;
     if (!isTerminalPhase(podPhase(this.restartPolicy, [...this.containers.values()].map((c) => c.snapshot()), this.initRecords()))) return;
-    this.finished = true;
+    this.lifecycle.to({ phase: 'finished' });
     this.log.info('all containers finished; releasing the pod network');
     void this.teardownNetwork()
       .catch((err: unknown) => this.log.error({ err: describeError(err) }, 'failed to tear down the network of a finished pod'))
@@ -364,13 +540,16 @@ export class PodRunner {
 
   private probeTarget(container: Container): ProbeTarget {
     const target: ProbeTarget = { sandbox: this.containerNetns, podIP: this.record.podIPs[0], container, env: this.envs.get(container.name) ?? {} };
+    const pid = this.containerPid(container.name);
+    if (pid !== undefined) target.pid = pid;
     if (this.options.hostNetns) target.hostNetns = this.options.hostNetns;
     return target;
   }
 
-  private startProbes(container: Container): void {
+  /** `reported`: the status the previous kubelet wrote for an adopted container, kept until probed. */
+  private startProbes(container: Container, reported?: { ready?: boolean; started?: boolean }): void {
     this.stopProbes(container.name);
-    const probes: ContainerProbes = { started: container.startupProbe === undefined };
+    const probes: ContainerProbes = { started: container.startupProbe === undefined || reported?.started === true };
     this.probes.set(container.name, probes);
     const fieldPath = `spec.containers{${container.name}}`;
     const make = (kind: ProbeKind, onResult: (ok: boolean, message: string) => void): Prober | undefined => {
@@ -380,6 +559,7 @@ export class PodRunner {
       return new Prober({
         kind,
         probe,
+        ...(kind === 'readiness' && reported?.ready !== undefined ? { initial: reported.ready } : {}),
         target: () => this.probeTarget(container),
         onResult,
         onFailure: (message) => this.options.onEvent?.('Warning', 'Unhealthy', `${label} probe failed: ${message}`, fieldPath),
@@ -400,6 +580,10 @@ export class PodRunner {
       probes.liveness?.start();
       this.changed();
     };
+    if (probes.started) {
+      startMain();
+      return;
+    }
     probes.startup = make('startup', (ok, message) => {
       if (ok) {
         probes.startup?.stop();
@@ -423,6 +607,9 @@ export class PodRunner {
   observe(): ObservedPod {
     // Containers held back by init containers wait with PodInitializing, as the kubelet shows them.
     const initialized = this.initialized;
+    // A start that failed before any container existed shows on them, as upstream's kubelet shows it.
+    const state = this.lifecycle.state;
+    const notCreated = state.phase === 'startFailed' ? { reason: 'CreateContainerError', message: state.message } : { reason: 'ContainerCreating' };
     const held = (record: ContainerRecord): ContainerRecord =>
       record.state.waiting?.reason === 'ContainerCreating' && record.containerId === undefined ? { ...record, state: { waiting: { reason: 'PodInitializing' } } } : record;
     const initContainers: ObservedContainer[] = this.initSpecs.map((container, i) => {
@@ -438,7 +625,7 @@ export class PodRunner {
       initContainers,
       containers: this.record.pod.spec.containers.map((container) => {
         const runner = this.containers.get(container.name);
-        const snapshot = runner?.snapshot() ?? { name: container.name, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {}, backoffMs: 0 };
+        const snapshot = runner?.snapshot() ?? { name: container.name, restartCount: 0, state: { waiting: notCreated }, lastState: {}, backoffMs: 0 };
         const record = initialized ? snapshot : held(snapshot);
         const probes = this.probes.get(container.name);
         const running = runner?.isRunning() ?? false;
@@ -453,7 +640,32 @@ export class PodRunner {
     return computePodStatus(this.record.pod, this.observe());
   }
 
+  /** The main pid of a running container (what enter.ts joins), or undefined. */
+  containerPid(name: string): number | undefined {
+    const runner = this.containers.get(name) ?? this.initContainers.get(name);
+    return runner?.isRunning() ? runner.snapshot().pid : undefined;
+  }
+
   /** The log file of a container's current (or previous) run, and whether it still grows. */
+  /** A container's running process (for exec and attach); undefined when it is not running. */
+  runningContainer(name: string): { container: Container; pid: number } | undefined {
+    const runner = this.containers.get(name) ?? this.initContainers.get(name);
+    const pid = runner?.snapshot().pid;
+    const container = [...this.record.pod.spec.containers, ...this.initSpecs].find((c) => c.name === name);
+    if (!runner || !container || !runner.isRunning() || pid === undefined) return undefined;
+    return { container, pid };
+  }
+
+  /** The stdin fifo of a `stdin: true` container. */
+  stdinPath(name: string): string {
+    return stdinFifoPath(containerLogDir(this.options.rootDir, this.record.uid, name));
+  }
+
+  /** The namespace port-forward connects from: the sandbox, or the node's for hostNetwork. */
+  get networkNamespace(): string | undefined {
+    return this.containerNetns;
+  }
+
   containerLog(name: string, previous: boolean): { path: string; active: () => boolean } | undefined {
     const runner = this.containers.get(name) ?? this.initContainers.get(name);
     const path = runner?.logPath(previous);
@@ -487,7 +699,8 @@ export class PodRunner {
    * network, the sandbox and the pod's directory (its logs included) go.
    */
   async terminate(gracePeriodSeconds = this.graceSeconds): Promise<void> {
-    this.stopping = true;
+    this.lifecycle.tryTo({ phase: 'terminating' });
+    this.stopSignal.abort();
     if (this.sandboxTimer) clearTimeout(this.sandboxTimer);
     for (const name of [...this.probes.keys()]) this.stopProbes(name);
     // A pod torn down without being started (an orphan) still has processes in its record.
@@ -499,13 +712,16 @@ export class PodRunner {
     this.initContainers.clear();
     this.containers.clear();
     await this.teardownNetwork();
+    // Bind mounts died with the containers' namespaces; tmpfs volumes live on the node's.
+    await this.volumes.teardown();
     removePodDir(this.options.rootDir, this.record.uid);
     this.log.info('pod terminated');
   }
 
   /** Stops timers without touching processes (the kubelet is exiting; pods keep running). */
   detach(): void {
-    this.stopping = true;
+    this.lifecycle.tryTo({ phase: 'detached' });
+    this.stopSignal.abort();
     if (this.sandboxTimer) clearTimeout(this.sandboxTimer);
     for (const name of [...this.probes.keys()]) this.stopProbes(name);
     for (const runner of [...this.initContainers.values(), ...this.containers.values()]) runner.detach();

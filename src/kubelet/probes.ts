@@ -1,8 +1,9 @@
 /**
  * Container probes with the kubelet's semantics:
  *
- * - exec runs the command inside the pod's sandbox (`ip netns exec`) with the container's
- *   env and workingDir; exit 0 is success, a timeout is failure.
+ * - exec runs the command inside the container's mount, UTS and network namespaces (enter.ts)
+ *   with the container's env and workingDir, so it sees the container's files and volumes;
+ *   exit 0 is success, a timeout is failure.
  * - httpGet and tcpSocket connect from the kubelet's network namespace to the pod IP (or
  *   `host`), as the kubelet does from the node; named ports resolve through the container's
  *   `ports`. 200–399 is success; the body is not followed through redirects.
@@ -20,6 +21,7 @@ import { request as httpRequest } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
 import type { Container, Probe } from '../api/types.js';
 import { tcpSocketIn } from '../lib/netns.js';
+import { enterContainerArgv } from './enter.js';
 
 export type ProbeKind = 'readiness' | 'liveness' | 'startup';
 
@@ -31,6 +33,8 @@ export interface ProbeOutcome {
 export interface ProbeTarget {
   /** Namespace exec probes run in; the current one when undefined (hostNetwork). */
   sandbox: string | undefined;
+  /** The container's main pid: exec probes join its namespaces. */
+  pid?: number;
   podIP: string | undefined;
   container: Container;
   env: Readonly<Record<string, string>>;
@@ -50,10 +54,14 @@ export function resolvePort(port: number | string, container: Container): number
 
 function execProbe(command: readonly string[], target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    const [file, ...args] = target.sandbox === undefined ? command : ['ip', 'netns', 'exec', target.sandbox, ...command];
+    const workingDir = target.container.workingDir ?? '/';
+    const argv =
+      target.pid !== undefined ? enterContainerArgv(target.pid, command, { workingDir }) : target.sandbox === undefined ? [...command] : ['ip', 'netns', 'exec', target.sandbox, ...command];
+    const [file, ...args] = argv;
     const child = spawn(file ?? '', args, {
       env: { ...target.env },
-      cwd: target.container.workingDir ?? '/',
+      // nsenter changes into workingDir inside the container; the node's copy may not exist.
+      cwd: target.pid !== undefined ? '/' : workingDir,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -168,6 +176,12 @@ export interface ProberOptions {
   onResult: (ok: boolean, message: string) => void;
   /** Called after every failed attempt (the kubelet's Unhealthy events). */
   onFailure?: (message: string) => void;
+  /**
+   * The result to hold until the probes say otherwise: what the previous kubelet reported
+   * for an adopted container. Without it a kubelet restart turned every ready pod unready
+   * until its first probe, and the Service proxies dropped and re-added its endpoints.
+   */
+  initial?: boolean;
 }
 
 /** Probes one container on a timer until stopped. */
@@ -179,7 +193,7 @@ export class Prober {
   private current: boolean;
 
   constructor(private readonly options: ProberOptions) {
-    this.current = options.kind === 'liveness';
+    this.current = options.initial ?? options.kind === 'liveness';
   }
 
   get ok(): boolean {

@@ -8,14 +8,19 @@
  * the cached result, sandbox deleted). Only sandboxes with a record are ever touched, so
  * kubelets of simulated nodes sharing /run/netns and a prefix cannot remove each other's.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pod, PodStatus } from '../api/types.js';
 import { describeError, PontoonError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { CniNetwork } from './cni.js';
+import { DEFAULT_CLUSTER_DOMAIN, DEFAULT_RESOLV_CONF, type NodeDnsSettings, parseResolvConf } from './dns-config.js';
 import type { LogLocator } from './logs-server.js';
+import type { StreamTargets } from './streaming/target.js';
 import { DEFAULT_GRACE_SECONDS, type PodEventType, PodRunner } from './pod.js';
 import { DEFAULT_NETNS_PREFIX } from './sandbox.js';
+import { withServiceAccountVolume } from './service-account.js';
+import type { PodObjectSource } from './sources.js';
 import { type PodRecord, readPodRecords, removePodDir } from './state.js';
 
 export class PodRuntimeError extends PontoonError {}
@@ -35,7 +40,23 @@ export interface PodRuntimeOptions {
   backoffBaseMs?: number;
   backoffCapMs?: number;
   log: Logger;
-  configMapKey?: (namespace: string, name: string, key: string) => Promise<string | undefined>;
+  /** ConfigMaps, Secrets, tokens and Services for volumes and env. */
+  objects?: PodObjectSource;
+  /** --cluster-dns (none: ClusterFirst falls back to Default, as upstream). */
+  clusterDNS?: readonly string[];
+  /** --cluster-domain, default cluster.local. */
+  clusterDomain?: string;
+  /** --resolv-conf: the node's resolver for dnsPolicy Default; "" for none. */
+  resolvConf?: string;
+  /** --host-path-root: hostPath volumes resolve under it (default /). */
+  hostPathRoot?: string;
+  /** The node's hosts file, copied for hostNetwork pods (default /etc/hosts). */
+  nodeHostsPath?: string;
+  /**
+   * Add the ServiceAccount token volume to pods that arrive without it (service-account.ts);
+   * needs objects.requestToken.
+   */
+  automountServiceAccountToken?: boolean;
   onStatusChange?: (uid: string) => void;
   onEvent?: (pod: Pod, type: PodEventType, reason: string, message: string, fieldPath?: string) => void;
 }
@@ -45,6 +66,7 @@ export class PodRuntime {
   private readonly recovered = new Map<string, PodRecord>();
   private readonly terminating = new Map<string, Promise<void>>();
   readonly cni: CniNetwork;
+  private readonly dns: NodeDnsSettings;
 
   constructor(private readonly options: PodRuntimeOptions) {
     this.cni = new CniNetwork({
@@ -54,6 +76,19 @@ export class PodRuntime {
       ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
     });
     for (const record of readPodRecords(options.rootDir)) this.recovered.set(record.uid, record);
+    const resolvConf = options.resolvConf ?? DEFAULT_RESOLV_CONF;
+    let hostResolv = '';
+    try {
+      hostResolv = resolvConf === '' ? '' : readFileSync(resolvConf, 'utf8');
+    } catch (err) {
+      options.log.warn({ resolvConf, err: describeError(err) }, 'cannot read the node resolv.conf; dnsPolicy Default gets no nameserver');
+    }
+    this.dns = { clusterDNS: options.clusterDNS ?? [], clusterDomain: options.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN, host: parseResolvConf(hostResolv) };
+  }
+
+  /** The pod as this node runs it: with the token volume when the node adds it. */
+  private effective(pod: Pod): Pod {
+    return this.options.automountServiceAccountToken && this.options.objects?.requestToken ? withServiceAccountVolume(pod) : pod;
   }
 
   get rootDir(): string {
@@ -103,7 +138,10 @@ export class PodRuntime {
         backoffBaseMs: this.options.backoffBaseMs ?? 10_000,
         backoffCapMs: this.options.backoffCapMs ?? 300_000,
         log: this.options.log,
-        ...(this.options.configMapKey ? { configMapKey: this.options.configMapKey } : {}),
+        ...(this.options.objects ? { objects: this.options.objects } : {}),
+        dns: this.dns,
+        nodeHostsPath: this.options.nodeHostsPath ?? '/etc/hosts',
+        hostPathRoot: this.options.hostPathRoot ?? '/',
         onChange: () => this.options.onStatusChange?.(uid),
         onEvent: (type, reason, message, fieldPath) => this.options.onEvent?.(latest(), type, reason, message, fieldPath),
       },
@@ -114,20 +152,28 @@ export class PodRuntime {
   }
 
   /** Runs `pod` (starting, adopting or just updating it); returns its runner. */
-  runPod(pod: Pod): PodRunner {
+  runPod(object: Pod): PodRunner {
+    const pod = this.effective(object);
     const uid = pod.metadata.uid;
     if (!uid) throw new PodRuntimeError(`pod ${pod.metadata.namespace ?? 'default'}/${pod.metadata.name ?? ''} has no metadata.uid`);
     const existing = this.runners.get(uid);
     if (existing) {
       existing.update(pod);
+      // A start that failed before the containers existed is retried on every sync.
+      if (existing.startFailed) this.startRunner(uid, existing);
       return existing;
     }
     const record = this.recovered.get(uid);
     this.recovered.delete(uid);
     const runner = this.makeRunner(pod, record);
     this.runners.set(uid, runner);
-    runner.start().catch((err: unknown) => this.options.log.error({ uid, err: describeError(err) }, 'failed to start pod'));
+    this.startRunner(uid, runner);
     return runner;
+  }
+
+  /** The runner reports a failed start in its status and events; here it is only logged. */
+  private startRunner(uid: string, runner: PodRunner): void {
+    runner.start().catch((err: unknown) => this.options.log.error({ uid, err: describeError(err) }, 'failed to start pod'));
   }
 
   get(uid: string): PodRunner | undefined {
@@ -139,6 +185,14 @@ export class PodRuntime {
       if ((runner.pod.metadata.namespace ?? 'default') === namespace && runner.pod.metadata.name === name) return runner;
     }
     return undefined;
+  }
+
+  /**
+   * The main pid of a running container of pod `namespace/name`, for commands that enter it
+   * (enter.ts); undefined when the pod or container is not running here.
+   */
+  containerPid(namespace: string, name: string, container: string): number | undefined {
+    return this.find(namespace, name)?.containerPid(container);
   }
 
   uids(): string[] {
@@ -173,6 +227,29 @@ export class PodRuntime {
     return previous
       ? { code: 400, message: `previous terminated container "${container}" in pod "${name}" not found` }
       : { code: 400, message: `container "${container}" in pod "${name}" is waiting to start: ContainerCreating` };
+  };
+
+  /** Answers the streaming server (exec, attach, port-forward), with upstream's errors. */
+  readonly streamTargets: StreamTargets = {
+    container: (namespace, name, container) => {
+      const runner = this.find(namespace, name);
+      if (!runner) return { ok: false, code: 404, message: `pod ${namespace}/${name} is not running on node ${this.options.nodeName}` };
+      const running = runner.runningContainer(container);
+      if (!running) {
+        const known = [...runner.pod.spec.containers, ...(runner.pod.spec.initContainers ?? [])].some((c) => c.name === container);
+        return known
+          ? { ok: false, code: 400, message: `container ${container} is not running in pod ${name}` }
+          : { ok: false, code: 404, message: `container not found ("${container}")` };
+      }
+      const log = runner.containerLog(container, false);
+      const stdinPath = running.container.stdin ? runner.stdinPath(container) : undefined;
+      return { ok: true, target: { namespace, pod: name, ...running, ...(log ? { log } : {}), ...(stdinPath ? { stdinPath } : {}) } };
+    },
+    podNetwork: (namespace, name) => {
+      const runner = this.find(namespace, name);
+      if (!runner || runner.isTerminated) return { ok: false, code: 404, message: `pod ${namespace}/${name} is not running on node ${this.options.nodeName}` };
+      return { ok: true, target: { namespace, pod: name, netns: runner.networkNamespace } };
+    },
   };
 
   /** Stops timers, leaves pods running: what a kubelet does when it exits. */

@@ -54,6 +54,32 @@ export function withNetns<T>(path: string, fn: () => T): T {
   }
 }
 
+/**
+ * Moves the current thread into the namespace at `path` until the returned function moves it
+ * back: for a whole async sequence that only a harness runs (a benchmark's or a fuzzer's
+ * in-process plugin calls), where `withNetns`'s synchronous callback cannot reach. Nothing
+ * else may run on the thread meanwhile that expects the original namespace.
+ */
+export function enterNetns(path: string): () => void {
+  const target = openNetns(path);
+  const original = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    libc.setns(target, libc.CLONE_NEWNET, path);
+  } catch (err) {
+    closeSync(original);
+    throw err;
+  } finally {
+    closeSync(target);
+  }
+  return () => {
+    try {
+      libc.setns(original, libc.CLONE_NEWNET, 'the original namespace');
+    } finally {
+      closeSync(original);
+    }
+  };
+}
+
 /** An rtnetlink handle on the namespace at `path` (the current one when omitted). */
 export function openRtnl(path?: string): Rtnl {
   return path ? withNetns(path, () => new Rtnl()) : new Rtnl();

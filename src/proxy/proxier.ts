@@ -180,6 +180,7 @@ export class Proxier {
     this.lastReport = report;
     this.options.health.synced(startedAt);
     this.options.metrics.synced(report, seconds);
+    if (report.rebuilt !== undefined) this.options.log.warn({ err: report.rebuilt }, 'the kernel refused the in-place full sync; the table was rebuilt');
     this.options.log.info(
       { full: report.full, services: keys.size, chainsWritten: report.chainsWritten, chainsDeleted: report.chainsDeleted, rules: Object.fromEntries(report.rules), elements: report.elements, ms: Math.round(seconds * 1000) },
       'synced',

@@ -18,6 +18,11 @@ export interface SyncReport {
   readonly rules: ReadonlyMap<string, number>;
   /** Set and map elements held (nftables mode). */
   readonly elements: number;
+  /**
+   * Why the kernel refused the in-place full sync, when the sink had to rebuild its table
+   * instead (dynamic state such as session-affinity entries is lost then).
+   */
+  readonly rebuilt?: string;
 }
 
 export interface RuleSink {

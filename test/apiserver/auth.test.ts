@@ -1,4 +1,4 @@
-/** Token authentication, the anonymous-reads-only rule, TLS from ensurePki, and the unix socket. */
+/** Token authentication, anonymous requests (discovery and health only), TLS from ensurePki, and the unix socket. */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -65,9 +65,11 @@ describe('apiserver with a tokens file over TLS and a unix socket', () => {
     await assert.rejects(call(api.url, 'GET', '/version'), /self[- ]signed|unable to verify|certificate/i);
   });
 
-  test('anonymous requests may read but not write; a bad token is 401; a good token writes', async () => {
-    const list = await call(api.url, 'GET', PODS, undefined, { ca });
-    assert.equal(list.status, 200);
+  test('anonymous requests may neither read nor write objects; a bad token is 401; a good token writes', async () => {
+    const list = await call<Status>(api.url, 'GET', PODS, undefined, { ca });
+    assert.equal(list.status, 403);
+    assert.equal(list.body.reason, 'Forbidden');
+    assert.equal((await call(api.url, 'GET', '/api/v1', undefined, { ca })).status, 200, 'discovery stays open');
     const anonymousCreate = await call<Status>(api.url, 'POST', PODS, pod('a'), { ca });
     assert.equal(anonymousCreate.status, 403);
     assert.equal(anonymousCreate.body.reason, 'Forbidden');
@@ -87,6 +89,7 @@ describe('apiserver with a tokens file over TLS and a unix socket', () => {
   test('the unix socket speaks plain HTTP with the same rules', async () => {
     const base = `unix:${socketPath}`;
     assert.equal((await call(base, 'GET', '/readyz')).text, 'ok');
+    assert.equal((await call(base, 'GET', PODS)).status, 403);
     assert.equal((await call(base, 'POST', PODS, pod('b'))).status, 403);
     assert.equal((await call(base, 'POST', PODS, pod('b'), { token: 'admintoken' })).status, 201);
     assert.equal((await call(base, 'GET', PODS, undefined, { token: 'nope' })).status, 401);

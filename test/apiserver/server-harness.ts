@@ -1,5 +1,4 @@
 /** An in-process apiserver for tests, and a tiny raw HTTP client that shows status and headers. */
-import { existsSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { startApiServer, type ApiServerOptions, type RunningApiServer } from '../../src/apiserver/server.js';
@@ -101,16 +100,15 @@ export interface TestStore {
 }
 
 /**
- * The stores the REST semantics run against: the reference fake, SQLite, and a real etcd
- * (a throwaway one per suite) when the etcd binary is installed.
+ * The stores the REST semantics run against: the reference fake, SQLite, and a real etcd (a
+ * throwaway one per suite). Always all three: scripts/setup.sh installs etcd-server, and a
+ * variant that cannot start fails its suite instead of quietly dropping out of it.
  */
 export function storeKinds(): [string, () => Promise<TestStore>][] {
-  const kinds: [string, () => Promise<TestStore>][] = [
+  return [
     ['memory', async () => ({ store: new MemoryStore(), cleanup: async () => undefined })],
     ['sqlite', async () => ({ store: await openStore('sqlite::memory:'), cleanup: async () => undefined })],
-  ];
-  if (existsSync('/usr/bin/etcd')) {
-    kinds.push([
+    [
       'etcd',
       async () => {
         const etcd = await startEtcd();
@@ -121,9 +119,8 @@ export function storeKinds(): [string, () => Promise<TestStore>][] {
           throw err;
         }
       },
-    ]);
-  }
-  return kinds;
+    ],
+  ];
 }
 
 export function pod(name: string, extra: { labels?: Record<string, string>; nodeName?: string; finalizers?: string[] } = {}): Record<string, unknown> {

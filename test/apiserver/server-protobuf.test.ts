@@ -48,7 +48,7 @@ describe('protobuf bodies', () => {
 
   test('refuses bodies it cannot read fully', () => {
     assert.throws(() => decodeProtobufObject(Buffer.from('{"kind":"Pod"}')), ProtobufDecodeError);
-    assert.throws(() => decodeProtobufObject(envelope('v1', 'Secret', [])), ProtobufUnsupportedError);
+    assert.throws(() => decodeProtobufObject(envelope('v1', 'Endpoints', [])), ProtobufUnsupportedError);
     assert.throws(() => decodeProtobufObject(envelope('v1', 'Pod', [...bytes(2, [...bytes(1, [])])])), ProtobufUnsupportedError, 'volumes are outside the table');
     const truncated = envelope('v1', 'Pod', metadata('p'));
     assert.throws(() => decodeProtobufObject(truncated.subarray(0, truncated.length - 3)), ProtobufDecodeError);

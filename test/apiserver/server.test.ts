@@ -5,10 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeList, KubeObject, Status } from '../../src/api/meta.js';
 import type { Table } from '../../src/api/table.js';
-import type { ConfigMap, Deployment, Pod, ReplicaSet, Scale, Service } from '../../src/api/types.js';
+import type { ConfigMap, Deployment, Namespace, Pod, ReplicaSet, Scale, Service } from '../../src/api/types.js';
 import { MemoryStore } from '../../src/apiserver/store/memory.js';
 import { deployment, pod, startTestApi, storeKinds, type TestApi, type TestStore } from './server-harness.js';
 import { poll } from '../helpers/wait.js';
@@ -382,8 +381,12 @@ for (const [storeName, makeStore] of storeKinds()) {
       assert.equal(headless.body.spec.clusterIP, 'None');
       // The address is free again once its Service is gone.
       await api.call('DELETE', `${SERVICES}/svc-a`);
-      await sleep(50);
-      const reuse = await api.call<Service>('POST', SERVICES, service('svc-d', { clusterIP: a.body.spec.clusterIP }));
+      // Released when the store's watch delivers the delete, which may come after the DELETE
+      // answers: retry while the address is still held, and fail if it never comes free.
+      const reuse = await poll('the address of svc-a to come free', async () => {
+        const created = await api.call<Service>('POST', SERVICES, service('svc-d', { clusterIP: a.body.spec.clusterIP }));
+        return created.status !== 422 && created;
+      }, { timeoutMs: 5000 });
       assert.equal(reuse.status, 201, reuse.text);
       // Becoming a NodePort Service on update allocates a port; the cluster IP stays.
       const changed = await api.call<Service>('PATCH', `${SERVICES}/svc-d`, { spec: { type: 'NodePort' } }, { contentType: 'application/merge-patch+json' });
@@ -425,11 +428,36 @@ for (const [storeName, makeStore] of storeKinds()) {
       assert.equal((terminating.body['status'] as { phase?: string }).phase, 'Terminating');
       const refused = assertStatus(await api.call('POST', '/api/v1/namespaces/doomed/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'd' } }), 403, 'Forbidden');
       assert.match(refused.message ?? '', /being terminated/);
-      await sleep(300);
-      assert.equal((await api.call('GET', '/api/v1/namespaces/doomed')).status, 200, 'waits for the finalizer of its content');
+      // The sweep has been through the namespace once its content is marked for deletion.
+      // c marked for deletion does not yet mean the sweep has decided about doomed. A sweep
+      // that has looked at doomed either removed it (wrong: c still has a finalizer) or said
+      // what keeps it in its conditions; wait for one of the two.
+      const seen = await poll('a sweep of doomed', async () => {
+        const got = await api.call<Namespace>('GET', '/api/v1/namespaces/doomed');
+        return (got.status === 404 || got.body.status?.conditions?.some((c) => c.type === 'NamespaceFinalizersRemaining' && c.status === 'True')) && got;
+      }, { timeoutMs: 5000 });
+      assert.equal(seen.status, 200, 'waits for the finalizer of its content');
+      const conditions = new Map(seen.body.status?.conditions?.map((c) => [c.type, c]));
+      assert.equal(conditions.get('NamespaceContentRemaining')?.message, 'Some resources are remaining: configmaps. has 1 resource instances');
+      assert.equal(conditions.get('NamespaceFinalizersRemaining')?.message, 'Some content in the namespace has finalizers remaining: example.com/x in 1 resource instances');
       await api.call('PATCH', '/api/v1/namespaces/doomed/configmaps/c', { metadata: { finalizers: [] } }, { contentType: 'application/merge-patch+json' });
       await waitFor(async () => (await api.call('GET', '/api/v1/namespaces/doomed')).status === 404);
       assertStatus(await api.call('DELETE', '/api/v1/namespaces/default'), 403, 'Forbidden');
+    });
+
+    test('a namespace deleted through a collection DELETE terminates like a single one: emptied first, then removed', async () => {
+      await api.call('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'swept', labels: { sweep: 'yes' } } });
+      await api.call('POST', '/api/v1/namespaces/swept/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'held', finalizers: ['example.com/x'] } });
+      const listed = await api.call<{ items: KubeObject[] }>('DELETE', '/api/v1/namespaces?labelSelector=sweep%3Dyes');
+      assert.equal(listed.status, 200, listed.text);
+      assert.deepEqual(listed.body.items.map((ns) => [ns.metadata.name, (ns['status'] as { phase?: string }).phase]), [['swept', 'Terminating']]);
+      // Its content is being deleted (held by its finalizer), so the namespace stays.
+      await waitFor(async () => Boolean((await api.call<KubeObject>('GET', '/api/v1/namespaces/swept/configmaps/held')).body.metadata?.deletionTimestamp));
+      assert.equal((await api.call('GET', '/api/v1/namespaces/swept')).status, 200);
+      await api.call('PATCH', '/api/v1/namespaces/swept/configmaps/held', { metadata: { finalizers: [] } }, { contentType: 'application/merge-patch+json' });
+      await waitFor(async () => (await api.call('GET', '/api/v1/namespaces/swept')).status === 404);
+      const system = assertStatus(await api.call('DELETE', '/api/v1/namespaces?labelSelector=kubernetes.io%2Fmetadata.name%3Dkube-public'), 403, 'Forbidden');
+      assert.equal(system.message, 'namespaces "kube-public" is forbidden: this namespace may not be deleted');
     });
 
     test('pod logs are proxied to the kubelet socket named in the Node annotation', async () => {
@@ -506,7 +534,7 @@ for (const [storeName, makeStore] of storeKinds()) {
       assert.equal(scale?.kind, 'Scale');
       assert.equal(scale?.group, 'autoscaling');
       const groups = await api.call<{ groups: { name: string }[] }>('GET', '/apis');
-      assert.deepEqual(groups.body.groups.map((g) => g.name).sort(), ['apps', 'coordination.k8s.io', 'discovery.k8s.io']);
+      assert.deepEqual(groups.body.groups.map((g) => g.name).sort(), ['apps', 'batch', 'certificates.k8s.io', 'coordination.k8s.io', 'discovery.k8s.io', 'rbac.authorization.k8s.io']);
       const aggregated = await api.call<{ kind: string; items: { metadata: { name: string } }[] }>('GET', '/apis', undefined, {
         accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json',
       });

@@ -118,9 +118,12 @@ describe('cluster IPs', () => {
     const allocator = new ServiceIpAllocator();
     assert.deepEqual(summaryOf(allocator.allocate(service('a', { ipFamilies: ['IPv6'] }), empty())), ['spec.ipFamilies[0]']);
     assert.deepEqual(summaryOf(allocator.allocate(service('b', { ipFamilyPolicy: 'RequireDualStack' }), empty())), ['spec.ipFamilyPolicy']);
-    const prefer = service('c', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4', 'IPv6'] });
+    // PreferDualStack settles for one family, but a family asked for by name must exist.
+    const prefer = service('c', { ipFamilyPolicy: 'PreferDualStack' });
     assert.deepEqual(allocator.allocate(prefer, empty()), []);
     assert.deepEqual(spec(prefer)['ipFamilies'], ['IPv4']);
+    const named = service('d', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4', 'IPv6'] });
+    assert.deepEqual(summaryOf(allocator.allocate(named, empty())), ['spec.ipFamilies[1]']);
 
     const v6 = new ServiceIpAllocator({ serviceCidr: 'fd00:10:96::/112', random: () => 0 });
     assert.equal(v6.kubernetesServiceIP, 'fd00:10:96::1');
@@ -141,6 +144,9 @@ describe('cluster IPs', () => {
     assert.throws(() => new ServiceIpAllocator({ serviceCidr: '10.96.0.0' }), InvalidServiceRangeError);
     assert.throws(() => new ServiceIpAllocator({ serviceCidr: '10.0.0.0/8' }), InvalidServiceRangeError);
     assert.throws(() => new ServiceIpAllocator({ nodePortRange: '32767-30000' }), InvalidServiceRangeError);
+    assert.throws(() => new ServiceIpAllocator({ serviceCidr: '10.96.0.0/16,10.97.0.0/16' }), InvalidServiceRangeError, 'two ranges of one family');
+    assert.throws(() => new ServiceIpAllocator({ serviceCidr: '10.96.0.0/16,fd00::/112,fd01::/112' }), InvalidServiceRangeError);
+    assert.throws(() => new ServiceIpAllocator({ serviceCidr: '10.96.0.0/16,fd00::/64' }), InvalidServiceRangeError, 'an IPv6 range over 2^20');
     assert.deepEqual(parsePortRange('30000-32767'), { min: 30000, max: 32767 });
   });
 });
@@ -222,5 +228,116 @@ describe('node ports', () => {
     ]);
     assert.deepEqual([...used.clusterIPs].sort(), ['10.96.0.20', '10.96.0.21']);
     assert.deepEqual([...used.nodePorts].sort(), [30080, 30081, 31000]);
+  });
+});
+
+/**
+ * The cases of the Kubernetes dual-stack docs ("Services" in concepts/services-networking/
+ * dual-stack) and of upstream's initIPFamilyFields, on a cluster with
+ * --service-cidr 10.96.0.0/16,fd00:10:96::/112 unless the row says otherwise.
+ */
+describe('dual-stack families', () => {
+  const V4 = '10.96.0.0/16';
+  const V6 = 'fd00:10:96::/112';
+  const inV4 = (ip: unknown): boolean => typeof ip === 'string' && netContains(parseIpNet(V4), parseIp(ip));
+  const inV6 = (ip: unknown): boolean => typeof ip === 'string' && netContains(parseIpNet(V6), parseIp(ip));
+
+  interface Row {
+    name: string;
+    cidr?: string;
+    spec: Json;
+    policy?: string;
+    families?: string[];
+    /** One check per clusterIPs entry, or 'None'. */
+    ips?: ((ip: unknown) => boolean)[] | 'None';
+    causes?: string[];
+  }
+  const rows: Row[] = [
+    { name: 'no policy: SingleStack on the primary family', spec: {}, policy: 'SingleStack', families: ['IPv4'], ips: [inV4] },
+    { name: 'no policy, IPv6-primary cluster', cidr: `${V6},${V4}`, spec: {}, policy: 'SingleStack', families: ['IPv6'], ips: [inV6] },
+    { name: 'SingleStack asking for the secondary family', spec: { ipFamilies: ['IPv6'] }, policy: 'SingleStack', families: ['IPv6'], ips: [inV6] },
+    { name: 'PreferDualStack gets both, primary first', spec: { ipFamilyPolicy: 'PreferDualStack' }, policy: 'PreferDualStack', families: ['IPv4', 'IPv6'], ips: [inV4, inV6] },
+    { name: 'PreferDualStack with IPv6 first', spec: { ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv6', 'IPv4'] }, policy: 'PreferDualStack', families: ['IPv6', 'IPv4'], ips: [inV6, inV4] },
+    { name: 'RequireDualStack naming IPv6 only adds IPv4 second', spec: { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6'] }, policy: 'RequireDualStack', families: ['IPv6', 'IPv4'], ips: [inV6, inV4] },
+    { name: 'PreferDualStack on a single-stack cluster', cidr: V4, spec: { ipFamilyPolicy: 'PreferDualStack' }, policy: 'PreferDualStack', families: ['IPv4'], ips: [inV4] },
+    { name: 'RequireDualStack on a single-stack cluster', cidr: V4, spec: { ipFamilyPolicy: 'RequireDualStack' }, causes: ['spec.ipFamilyPolicy'] },
+    { name: 'two families without a policy', spec: { ipFamilies: ['IPv4', 'IPv6'] }, causes: ['spec.ipFamilyPolicy'] },
+    { name: 'two cluster IPs with SingleStack', spec: { ipFamilyPolicy: 'SingleStack', clusterIPs: ['10.96.0.20', 'fd00:10:96::20'], clusterIP: '10.96.0.20' }, causes: ['spec.ipFamilyPolicy'] },
+    { name: 'requested IPs of both families are kept', spec: { ipFamilyPolicy: 'RequireDualStack', clusterIPs: ['fd00:10:96::20', '10.96.0.20'] }, policy: 'RequireDualStack', families: ['IPv6', 'IPv4'], ips: [(ip) => ip === 'fd00:10:96::20', (ip) => ip === '10.96.0.20'] },
+    { name: 'a requested IPv6 address on an IPv4 cluster', cidr: V4, spec: { clusterIP: 'fd00:10:96::20' }, causes: ['spec.clusterIPs[0]'] },
+    { name: 'a requested IPv6 address outside the IPv6 range', spec: { ipFamilyPolicy: 'PreferDualStack', clusterIPs: ['10.96.0.20', 'fd00:99::20'] }, causes: ['spec.clusterIPs'] },
+    { name: 'headless with selector follows the policy', spec: { clusterIP: 'None', ipFamilyPolicy: 'PreferDualStack' }, policy: 'PreferDualStack', families: ['IPv4', 'IPv6'], ips: 'None' },
+    { name: 'headless with selector, no policy', spec: { clusterIP: 'None' }, policy: 'SingleStack', families: ['IPv4'], ips: 'None' },
+    { name: 'headless without selector defaults to RequireDualStack', spec: { clusterIP: 'None', selector: {} }, policy: 'RequireDualStack', families: ['IPv4', 'IPv6'], ips: 'None' },
+    { name: 'headless without selector may be dual on a single-stack cluster', cidr: V4, spec: { clusterIP: 'None', selector: {} }, policy: 'RequireDualStack', families: ['IPv4', 'IPv6'], ips: 'None' },
+  ];
+  for (const row of rows) {
+    test(row.name, () => {
+      const allocator = new ServiceIpAllocator({ serviceCidr: row.cidr ?? `${V4},${V6}` });
+      const object = service('web', row.spec);
+      const causes = allocator.allocate(object, empty());
+      if (row.causes) {
+        assert.deepEqual(summaryOf(causes), row.causes);
+        assert.equal(spec(object)['ipFamilyPolicy'], row.spec['ipFamilyPolicy'], 'a refused Service is left untouched');
+        return;
+      }
+      assert.deepEqual(causes, []);
+      const s = spec(object);
+      assert.equal(s['ipFamilyPolicy'], row.policy);
+      assert.deepEqual(s['ipFamilies'], row.families);
+      if (row.ips === 'None') {
+        assert.deepEqual(s['clusterIPs'], ['None']);
+      } else {
+        const ips = s['clusterIPs'] as unknown[];
+        assert.equal(ips.length, row.ips?.length);
+        row.ips?.forEach((check, i) => assert.ok(check(ips[i]), `clusterIPs[${i}] = ${String(ips[i])}`));
+        assert.equal(s['clusterIP'], ips[0], 'clusterIP is clusterIPs[0]');
+      }
+      // The strategy's validation accepts what the allocator wrote.
+      assert.deepEqual(strategyFor('Service').validate(object), []);
+    });
+  }
+
+  test('the kubernetes Service stays on the primary family', () => {
+    for (const [cidr, expected] of [[`${V4},${V6}`, '10.96.0.1'], [`${V6},${V4}`, 'fd00:10:96::1']] as const) {
+      const allocator = new ServiceIpAllocator({ serviceCidr: cidr });
+      assert.equal(allocator.kubernetesServiceIP, expected);
+      const kubernetes = service('kubernetes', { clusterIP: allocator.kubernetesServiceIP, ports: [{ port: 443, name: 'https' }] });
+      assert.deepEqual(allocator.allocate(kubernetes, empty()), []);
+      assert.deepEqual(spec(kubernetes)['clusterIPs'], [expected]);
+    }
+  });
+
+  test('dual picks are unique per family across many services', () => {
+    const allocator = new ServiceIpAllocator({ serviceCidr: `${V4},${V6}` });
+    const used = allocateAll(allocator, Array.from({ length: 100 }, (_, i) => service(`s${i}`, { ipFamilyPolicy: 'RequireDualStack' })));
+    assert.equal([...used.clusterIPs].filter(inV4).length, 100);
+    assert.equal([...used.clusterIPs].filter(inV6).length, 100);
+  });
+
+  test('update: upgrade to dual-stack keeps the primary IP; SingleStack releases the secondary', () => {
+    const allocator = new ServiceIpAllocator({ serviceCidr: `${V4},${V6}` });
+    const old = service('web');
+    assert.deepEqual(allocator.allocate(old, empty()), []);
+    const primary = spec(old)['clusterIP'];
+
+    const upgrade = structuredClone(old);
+    spec(upgrade)['ipFamilyPolicy'] = 'PreferDualStack';
+    assert.deepEqual(allocator.allocate(upgrade, serviceResourcesInUse([old]), old), []);
+    const ips = spec(upgrade)['clusterIPs'] as unknown[];
+    assert.equal(ips[0], primary);
+    assert.ok(inV6(ips[1]));
+    assert.deepEqual(spec(upgrade)['ipFamilies'], ['IPv4', 'IPv6']);
+
+    const shrink = structuredClone(upgrade);
+    spec(shrink)['clusterIPs'] = [primary];
+    spec(shrink)['ipFamilies'] = ['IPv4'];
+    assert.deepEqual(summaryOf(allocator.allocate(shrink, serviceResourcesInUse([upgrade]), upgrade)), ['spec.ipFamilyPolicy', 'spec.ipFamilyPolicy'], 'PreferDualStack may not drop the secondary');
+
+    const downgrade = structuredClone(upgrade);
+    spec(downgrade)['ipFamilyPolicy'] = 'SingleStack';
+    assert.deepEqual(allocator.allocate(downgrade, serviceResourcesInUse([upgrade]), upgrade), []);
+    assert.deepEqual(spec(downgrade)['clusterIPs'], [primary]);
+    assert.deepEqual(spec(downgrade)['ipFamilies'], ['IPv4']);
   });
 });

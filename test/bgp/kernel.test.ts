@@ -79,8 +79,9 @@ async function monitorRoutes(ns: string): Promise<{ mark: (tag: number) => Promi
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   const lines = (): string[] => output.split('\n').filter((line) => line.trim() !== '');
   // A sentinel route of another protocol: once the monitor printed its addition, every event
-  // before it has been printed too. (Re)added until seen, since the monitor may not have
-  // subscribed yet. Returns the events since the previous mark.
+  // before it has been printed too. Deleted and added again until seen, since the monitor may
+  // not have subscribed yet (a replace of an identical route is not always announced).
+  // Returns the events since the previous mark.
   let consumed = 0;
   const mark = async (tag: number): Promise<string[]> => {
     const sentinel = `192.0.2.${tag}`;
@@ -88,12 +89,18 @@ async function monitorRoutes(ns: string): Promise<{ mark: (tag: number) => Promi
     const added = (): number => lines().findIndex((line, i) => i >= consumed && line.startsWith(`${sentinel} `));
     await poll(`ip monitor to show the sentinel ${sentinel}`, () => {
       if (added() >= 0) return true;
-      lab.exec(ns, 'ip', ['route', 'replace', ...route]);
+      try {
+        lab.exec(ns, 'ip', ['route', 'del', ...route]);
+      } catch {
+        // not there yet
+      }
+      lab.exec(ns, 'ip', ['route', 'add', ...route]);
       return false;
     }, { timeoutMs: 10_000, intervalMs: 100 });
-    const events = lines().slice(consumed, added());
+    const seen = added();
+    const events = lines().slice(consumed, seen).filter((line) => !line.includes(` ${sentinel} `) && !line.startsWith(`${sentinel} `));
     lab.exec(ns, 'ip', ['route', 'del', ...route]);
-    const deleted = (): number => lines().findIndex((line) => line.startsWith(`Deleted ${sentinel} `));
+    const deleted = (): number => lines().findIndex((line, i) => i > seen && line.startsWith(`Deleted ${sentinel} `));
     await poll(`ip monitor to show the sentinel ${sentinel} deleted`, () => deleted() >= 0, { timeoutMs: 10_000 });
     consumed = deleted() + 1;
     return events;

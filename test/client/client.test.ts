@@ -311,10 +311,10 @@ describe('KubeClient TLS and token checks', () => {
     dir.remove();
   });
 
-  test('anonymous clients may read but their writes are refused with 401/403', async () => {
+  test('anonymous clients may neither read nor write objects (403), and get discovery', async () => {
     const anonymous = new KubeClient({ server: server.url, ca: caPem });
-    const list = await anonymous.list(RESOURCE.pods, 'default');
-    assert.equal(list.kind, 'PodList');
+    await assert.rejects(anonymous.list(RESOURCE.pods, 'default'), (err: unknown) => err instanceof ApiError && err.code === 403 && err.status.reason === 'Forbidden');
+    assert.match(await anonymous.requestText('GET', '/version'), /"major"/);
     await assert.rejects(anonymous.create(RESOURCE.pods, podObject('anon')), (err: unknown) => {
       assert.ok(err instanceof ApiError, String(err));
       assert.ok(err.code === 401 || err.code === 403, `got ${err.code}`);

@@ -193,6 +193,47 @@ describe('crash and garbage collection', () => {
   });
 });
 
+describe('DEL order', () => {
+  test('a DEL killed between its steps never lets an ADD take an address the old veth still answers for', () => {
+    const node = lab.netns('n9');
+    const oldPod = lab.netns('n9old');
+    const newPod = lab.netns('n9new');
+    const dataDir = lab.tempDir('ipam');
+    // One address in the range: whoever holds the reservation holds the only address.
+    const config = bridgeConf(dataDir, { ranges: [[{ subnet: '10.86.0.0/24', rangeStart: '10.86.0.2', rangeEnd: '10.86.0.2' }]] });
+    const call = (command: string, netns: string, id: string, env?: Record<string, string>) =>
+      cni({ plugin: 'pontoon-bridge', command, config, containerId: id, netns: lab.path(netns), ifname: 'eth0', nodeNetns: node, ...(env ? { env } : {}) });
+    const first = call('ADD', oldPod, 'old');
+    assert.equal(first.status, 0, first.stdout + first.stderr);
+    const address = ipsOf(first.json ?? {})[0]?.split('/')[0] ?? '';
+    assert.equal(address, '10.86.0.2');
+
+    const killed = call('DEL', oldPod, 'old', { PONTOON_CNI_CRASH_AT: 'del-between-link-and-ipam' });
+    assert.ok(killed.signal === 'SIGKILL' || killed.status === 137, `expected a kill, got ${killed.status}/${killed.signal}`);
+
+    const second = call('ADD', newPod, 'new');
+    const oldAddresses = lab.exec(oldPod, 'ip', ['-o', '-4', 'addr', 'show']);
+    if (second.status === 0) {
+      const given = ipsOf(second.json ?? {})[0]?.split('/')[0] ?? '';
+      assert.ok(!oldAddresses.includes(`inet ${given}/`), `ADD handed out ${given} while the old pod still has it:\n${oldAddresses}`);
+    } else {
+      // The range is exhausted until the runtime retries the DEL: a leak, not a duplicate.
+      assert.equal(second.json?.['code'], 11, `ADD failed for another reason: ${second.stdout}${second.stderr}`);
+    }
+
+    // The runtime retries the DEL; the address comes back and the new pod gets it.
+    const retried = call('DEL', oldPod, 'old');
+    assert.equal(retried.status, 0, retried.stdout + retried.stderr);
+    assert.deepEqual(linkNames(oldPod), ['lo']);
+    if (second.status !== 0) {
+      const third = call('ADD', newPod, 'new');
+      assert.equal(third.status, 0, third.stdout + third.stderr);
+      assert.deepEqual(ipsOf(third.json ?? {}), ['10.86.0.2/24']);
+    }
+    ping(newPod, '10.86.0.1');
+  });
+});
+
 describe('concurrency', () => {
   test('50 parallel ADDs get 50 distinct addresses; 50 parallel DELs leave no files', async () => {
     const node = lab.netns('n6');

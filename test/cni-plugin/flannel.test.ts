@@ -70,3 +70,28 @@ test('delegates to the reference bridge plugin when asked', () => {
   cniOk({ ...call, command: 'DEL' });
   assert.equal(existsSync(join(dir, 'flannel', 'refbr-ctr')), false);
 });
+
+test('dual-stack subnet.env: the pod gets an address and a route of each family, DAD off, the node forwards both', () => {
+  const { call, subnetFile, pod, node, dir } = setup('dual');
+  writeFileSync(subnetFile, `${SUBNET_ENV}FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:7::1/64\n`);
+  const result = cniOk({ ...call, command: 'ADD' });
+  assert.deepEqual((result['ips'] as { address: string }[]).map((ip) => ip.address), ['10.244.7.2/24', 'fd00:10:244:7::2/64'], 'the CNI result lists both');
+  assert.match(lab.exec(pod, 'ip', ['-6', 'route']), /fd00:10:244::\/56 via fd00:10:244:7::1 dev eth0/);
+  assert.match(lab.exec(pod, 'ip', ['route']), /10\.244\.0\.0\/16 via 10\.244\.7\.1 dev eth0/);
+  assert.equal(lab.exec(pod, 'sysctl', ['-n', 'net.ipv6.conf.eth0.accept_dad']).trim(), '0');
+  assert.doesNotMatch(lab.exec(pod, 'ip', ['-6', 'addr', 'show', 'eth0']), /tentative/, 'no address waits for DAD');
+  assert.match(lab.exec(node, 'ip', ['-6', 'addr', 'show', 'cni0']), /fd00:10:244:7::1\/64/, 'the bridge is the IPv6 gateway');
+  assert.equal(lab.exec(node, 'sysctl', ['-n', 'net.ipv6.conf.all.forwarding']).trim(), '1');
+  assert.equal(lab.exec(node, 'sysctl', ['-n', 'net.ipv4.ip_forward']).trim(), '1');
+  lab.exec(pod, 'ping', ['-6', '-c', '1', '-W', '2', 'fd00:10:244:7::1']);
+  cniOk({ ...call, command: 'DEL' });
+  assert.deepEqual(readdirSync(join(dir, 'ipam', 'ptflannel')).filter((f) => /^[\dfd]/.test(f) && f !== 'lock' && !f.startsWith('last_reserved')), [], 'both addresses released');
+});
+
+test('IPv6-only subnet.env (no FLANNEL_NETWORK) gives the pod only IPv6', () => {
+  const { call, subnetFile } = setup('v6only');
+  writeFileSync(subnetFile, 'FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:8::1/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=true\n');
+  const result = cniOk({ ...call, command: 'ADD' });
+  assert.deepEqual((result['ips'] as { address: string }[]).map((ip) => ip.address), ['fd00:10:244:8::2/64']);
+  cniOk({ ...call, command: 'DEL' });
+});

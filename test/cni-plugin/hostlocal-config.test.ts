@@ -10,9 +10,9 @@ import {
   requestedIps,
   validAttachments,
 } from '../../src/cni-plugin/ipam/hostlocal.js';
-import { CniError, CniErrorCode } from '../../src/cni-plugin/skel/errors.js';
+import { CniError, CniErrorCode } from '../../src/cni/errors.js';
 import { parseCniArgs } from '../../src/cni-plugin/skel/skel.js';
-import type { CmdArgs, NetConf } from '../../src/cni-plugin/skel/types.js';
+import type { CmdArgs, NetConf } from '../../src/cni/types.js';
 import { IpamConfigError } from '../../src/ipam/errors.js';
 import { formatIp, InvalidAddressError } from '../../src/lib/ip.js';
 

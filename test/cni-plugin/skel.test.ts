@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CniError, CniErrorCode } from '../../src/cni-plugin/skel/errors.js';
+import { CniError, CniErrorCode } from '../../src/cni/errors.js';
 import { type CniHandlers, type ErrorClassifier, parseCniArgs, type PluginIo, runPlugin } from '../../src/cni-plugin/skel/skel.js';
-import { type CmdArgs, parseResult, type Result, SUPPORTED_VERSIONS, toVersion, versionAtLeast } from '../../src/cni-plugin/skel/types.js';
+import { type CmdArgs, parseResult, type Result, SUPPORTED_VERSIONS, toVersion, versionAtLeast } from '../../src/cni/types.js';
 
 interface Outcome {
   code: number;

@@ -4,7 +4,7 @@ import { objectKey } from '../../src/api/meta.js';
 import { RESOURCE } from '../../src/api/resources.js';
 import type { Deployment, Pod, ReplicaSet } from '../../src/api/types.js';
 import { POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION } from '../../src/controllers/deployment-util.js';
-import { isPodReady } from '../../src/controllers/pods.js';
+import { isPodReady } from '../../src/api/pods.js';
 import { createNode, listPods, startControlPlane, waitFor, type ControlPlane } from './harness.js';
 
 function deployment(name: string, replicas: number, image = 'busybox:1', strategy?: Deployment['spec']['strategy']): Deployment {

@@ -166,3 +166,39 @@ describe('slice planning', () => {
     assert.equal(planSlices(svc, new Map(), []).create[0]?.endpoints.length, 0);
   });
 });
+
+describe('dual-stack', () => {
+  function dualPod(name: string, v4: string, v6: string): Pod {
+    const p = pod(name, v4);
+    p.status = { ...p.status, podIPs: [{ ip: v4 }, { ip: v6 }] };
+    return p;
+  }
+  const pods = [dualPod('a', '10.244.1.2', 'fd00:10:244:1::2'), dualPod('b', '10.244.2.2', 'fd00:10:244:2::2'), pod('c', '10.244.3.2')];
+
+  test('a dual-stack Service gets one slice group per family with each pod’s address of that family', () => {
+    const groups = computeEndpointGroups(service([{ name: 'http', port: 80, targetPort: 8080 }], { ipFamilies: ['IPv4', 'IPv6'], clusterIPs: ['10.96.0.10', 'fd00:10:96::a'] }), pods);
+    const byType = new Map([...groups.values()].map((g) => [g.addressType, [...g.endpoints.values()].map((e) => e.addresses[0]).sort()]));
+    assert.deepEqual(byType.get('IPv4'), ['10.244.1.2', '10.244.2.2', '10.244.3.2']);
+    assert.deepEqual(byType.get('IPv6'), ['fd00:10:244:1::2', 'fd00:10:244:2::2'], 'a pod without IPv6 is not in the IPv6 slice');
+  });
+
+  test('v1 Endpoints list the Service’s primary family only (IPv6 first → IPv6 addresses)', () => {
+    const v6First = service([{ name: 'http', port: 80, targetPort: 8080 }], { ipFamilies: ['IPv6', 'IPv4'], clusterIP: 'fd00:10:96::a', clusterIPs: ['fd00:10:96::a', '10.96.0.10'] });
+    const addresses = computeEndpointSubsets(v6First, pods).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)).sort();
+    assert.deepEqual(addresses, ['fd00:10:244:1::2', 'fd00:10:244:2::2']);
+    const v4First = service([{ name: 'http', port: 80, targetPort: 8080 }], { ipFamilies: ['IPv4', 'IPv6'] });
+    assert.deepEqual(computeEndpointSubsets(v4First, pods).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)).sort(), ['10.244.1.2', '10.244.2.2', '10.244.3.2']);
+  });
+});
+
+test('an unnamed Service port: the stored slice (port name defaulted to "") is left alone, not recreated', () => {
+  const svc = service([{ port: 80, targetPort: 8080 }], { ipFamilies: ['IPv4', 'IPv6'] });
+  const pods = [pod('a', '10.244.1.2')];
+  pods[0]!.status = { ...pods[0]!.status, podIPs: [{ ip: '10.244.1.2' }, { ip: 'fd00:10:244:1::2' }] };
+  const first = planSlices(svc, computeEndpointGroups(svc, pods), []);
+  assert.deepEqual(first.create.map((s) => s.addressType).sort(), ['IPv4', 'IPv6']);
+  // As the apiserver stores them: names given, ports[*].name defaulted.
+  const stored = first.create.map((s, i) => ({ ...s, metadata: { ...s.metadata, name: `web-${i}` }, ports: (s.ports ?? []).map((p) => ({ ...p, name: p.name ?? '' })) }));
+  const again = planSlices(svc, computeEndpointGroups(svc, pods), stored);
+  assert.deepEqual([again.create.length, again.update.length, again.delete.length], [0, 0, 0]);
+});

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { RESOURCE } from '../../src/api/resources.js';
+import type { KubeObject } from '../../src/api/meta.js';
+import { RESOURCE, type ResourceDescriptor } from '../../src/api/resources.js';
 import type { ConfigMap, Lease, Node, Pod } from '../../src/api/types.js';
+import type { GarbageCollector } from '../../src/controllers/garbage-collector.js';
 import { createNode, startControlPlane, waitFor, type ControlPlane } from './harness.js';
 
 function configMap(name: string, owners: { kind: string; apiVersion: string; name: string; uid: string }[]): ConfigMap {
@@ -17,13 +18,16 @@ describe('garbage collector', () => {
   after(async () => {
     await plane?.close();
   });
+  /** Waits until the collector has processed `object`; asserting "kept" before that proves nothing. */
+  const settled = (descriptor: ResourceDescriptor, object: KubeObject): Promise<boolean> =>
+    waitFor(`the collector to settle after ${object.metadata.name}`, () => plane.manager!.controller<GarbageCollector>('garbage-collector')!.settled(descriptor, object));
 
   test('an object whose only owner never existed is deleted; one with a living owner stays', async () => {
     const owner = await plane.api.create<ConfigMap>(RESOURCE.configmaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'owner', namespace: 'default' } });
     const live = { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: owner.metadata.uid ?? '' };
     const ghost = { apiVersion: 'v1', kind: 'ConfigMap', name: 'ghost', uid: '00000000-0000-0000-0000-000000000000' };
     await plane.api.create(RESOURCE.configmaps, configMap('orphaned', [ghost]));
-    await plane.api.create(RESOURCE.configmaps, configMap('owned', [live]));
+    const owned = await plane.api.create<ConfigMap>(RESOURCE.configmaps, configMap('owned', [live]));
     await plane.api.create(RESOURCE.configmaps, configMap('half', [live, ghost]));
     await waitFor('orphaned deleted', async () => (await plane.api.get(RESOURCE.configmaps, 'orphaned', 'default')) === undefined);
     const half = await waitFor('dangling reference dropped', async () => {
@@ -31,7 +35,7 @@ describe('garbage collector', () => {
       return current?.metadata.ownerReferences?.length === 1 && current;
     });
     assert.equal(half.metadata.ownerReferences?.[0]?.uid, owner.metadata.uid);
-    await sleep(200);
+    await settled(RESOURCE.configmaps, owned);
     assert.ok(await plane.api.get(RESOURCE.configmaps, 'owned', 'default'), 'owned by a live object: kept');
   });
 
@@ -41,8 +45,8 @@ describe('garbage collector', () => {
   });
 
   test('owners of unknown kinds are assumed alive', async () => {
-    await plane.api.create(RESOURCE.configmaps, configMap('foreign', [{ apiVersion: 'example.com/v1', kind: 'Widget', name: 'w', uid: 'w-uid' }]));
-    await sleep(300);
+    const foreign = await plane.api.create<ConfigMap>(RESOURCE.configmaps, configMap('foreign', [{ apiVersion: 'example.com/v1', kind: 'Widget', name: 'w', uid: 'w-uid' }]));
+    await settled(RESOURCE.configmaps, foreign);
     assert.ok(await plane.api.get(RESOURCE.configmaps, 'foreign', 'default'));
   });
 
@@ -58,8 +62,7 @@ describe('garbage collector', () => {
       },
       spec: { holderIdentity: 'gc-node' },
     };
-    await plane.api.create(RESOURCE.leases, lease);
-    await sleep(300);
+    await settled(RESOURCE.leases, await plane.api.create<Lease>(RESOURCE.leases, lease));
     assert.ok(await plane.api.get(RESOURCE.leases, 'gc-node', 'kube-node-lease'), 'owner alive: kept');
     await plane.api.delete(RESOURCE.nodes, 'gc-node');
     await waitFor('lease gone with its node', async () => (await plane.api.get(RESOURCE.leases, 'gc-node', 'kube-node-lease')) === undefined);

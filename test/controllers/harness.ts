@@ -13,7 +13,7 @@ import { isConflict, isNotFound } from '../../src/client/api.js';
 import { KubeClient } from '../../src/client/client.js';
 import { Informer } from '../../src/client/informer.js';
 import { ControllerManager, type ControllerManagerOptions, type ControllerName } from '../../src/controllers/manager.js';
-import { Reconciler } from '../../src/controllers/queue.js';
+import { Reconciler } from '../../src/client/workqueue.js';
 import { createLogger } from '../../src/lib/log.js';
 import { Scheduler, type SchedulerOptions } from '../../src/scheduler/scheduler.js';
 import { poll } from '../helpers/wait.js';

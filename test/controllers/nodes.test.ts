@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { RESOURCE } from '../../src/api/resources.js';
+import type { KubeObject } from '../../src/api/meta.js';
 import type { Lease, Node, Pod } from '../../src/api/types.js';
 import { ControllerManager } from '../../src/controllers/manager.js';
 import { NODE_LEASE_NAMESPACE, UNREACHABLE_TAINT_KEY, tolerationMs } from '../../src/controllers/node-lifecycle.js';
@@ -54,10 +54,53 @@ describe('node IPAM', () => {
 
     // Deleting a node frees its subnet for later nodes.
     await plane.api.delete(RESOURCE.nodes, 'n1');
-    await sleep(200);
     const ipam = restarted.controller<import('../../src/controllers/node-ipam.js').NodeIpamController>('node-ipam')!;
-    assert.equal(ipam.cidrs.isUsed(byName['n1'] ?? ''), false);
+    await waitFor("n1's subnet released", () => !ipam.cidrs.isUsed(byName['n1'] ?? ''));
     assert.equal(ipam.cidrs.isUsed(n4), true);
+  });
+  test('dual-stack: every node gets a subnet of each family, primary first; a full family allocates neither', async () => {
+    // IPv6 first, to see the flag's order (not the family) decides the primary.
+    const plane = await startControlPlane({
+      controllers: ['node-ipam'],
+      managerOptions: { clusterCidr: 'fd00:10:244::/63,10.244.0.0/16', nodeCidrMaskSizeIpv4: 24, nodeCidrMaskSizeIpv6: 64 },
+    });
+    planes.push(plane);
+    for (const name of ['d1', 'd2']) await createNode(plane.api, name);
+    const nodes = await waitFor('two dual-stack nodes', async () => {
+      const listed = (await plane.api.list<Node>(RESOURCE.nodes)).items;
+      return listed.length === 2 && listed.every((n) => (n.spec?.podCIDRs?.length ?? 0) === 2) && listed;
+    });
+    const v6 = new Set<string>();
+    const v4 = new Set<string>();
+    for (const node of nodes) {
+      const [first, second] = node.spec?.podCIDRs ?? [];
+      assert.match(first ?? '', /^fd00:10:244:(1:)?:\/64$/, JSON.stringify(node.spec));
+      assert.match(second ?? '', /^10\.244\.\d+\.0\/24$/);
+      assert.equal(node.spec?.podCIDR, first, 'podCIDR is podCIDRs[0]');
+      v6.add(first ?? '');
+      v4.add(second ?? '');
+    }
+    assert.equal(v6.size, 2);
+    assert.equal(v4.size, 2);
+    // The /63 holds two /64s: a third node finds the IPv6 set full and gets no IPv4 subnet either.
+    await createNode(plane.api, 'd3');
+    const event = await waitFor('CIDRNotAvailable event', async () => {
+      const events = (await plane.api.list<KubeObject & { reason?: string; involvedObject?: { name?: string } }>(RESOURCE.events)).items;
+      return events.find((e) => e.reason === 'CIDRNotAvailable' && e.involvedObject?.name === 'd3');
+    });
+    assert.ok(event);
+    const d3 = await plane.api.get<Node>(RESOURCE.nodes, 'd3');
+    assert.equal(d3?.spec?.podCIDRs, undefined);
+    const ipam = plane.manager!.controller<import('../../src/controllers/node-ipam.js').NodeIpamController>('node-ipam')!;
+    assert.equal(ipam.cidrSets[1]?.usedCount, 2, 'the IPv4 subnet taken for d3 was given back');
+  });
+
+  test('dual-stack flags are checked', async () => {
+    const { cidrSetsFor } = await import('../../src/controllers/node-ipam.js');
+    assert.throws(() => cidrSetsFor({ clusterCidr: '10.244.0.0/16,10.245.0.0/16', nodeCidrMaskSize: 24 }), { name: 'NodeIpamConfigError' });
+    assert.throws(() => cidrSetsFor({ clusterCidr: '10.244.0.0/16,fd00::/56,fd01::/56', nodeCidrMaskSize: 24 }), { name: 'NodeIpamConfigError' });
+    const sets = cidrSetsFor({ clusterCidr: '10.244.0.0/16, fd00:10:244::/56', nodeCidrMaskSize: 24 });
+    assert.deepEqual(sets.map((set) => [set.maskSize, set.subnetCount]), [[24, 256], [64, 256]]);
   });
 });
 

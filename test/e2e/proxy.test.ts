@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -27,6 +27,12 @@ import { canonicalIptables, canonicalNft } from '../proxy/listing.js';
 
 const ECHO = join(ROOT, 'test', 'fixtures', 'proxy', 'echo.mjs');
 const OUTSIDE_IP = '198.18.0.200';
+
+/** The proxy's recent warnings and syncs, for a failure message. */
+function proxyLogTail(nodeDir: string): string {
+  const lines = readFileSync(join(nodeDir, 'proxy.log'), 'utf8').split('\n');
+  return lines.filter((line) => /"level":(40|50)|"msg":"synced"/.test(line)).slice(-12).join('\n');
+}
 
 for (const mode of ['nftables', 'iptables'] as const) {
   describe(`Services in the lab (${mode})`, () => {
@@ -217,7 +223,13 @@ for (const mode of ['nftables', 'iptables'] as const) {
       await waitUntil('the restarted proxy to answer /healthz', 30_000, async () => (await healthz(node.netns)) === 200);
       // The restarted proxy keeps the old rules until its first full sync, which must end
       // where the killed one was.
-      await waitUntil('the restarted proxy to converge to the same rules', 30_000, () => listing() === before_).catch(() => assert.equal(listing(), before_, 'the restarted proxy converged to the same rules'));
+      await waitUntil('the restarted proxy to converge to the same rules', 30_000, () => listing() === before_).catch(() => {
+        const now = listing().split('\n');
+        const was = before_.split('\n');
+        const lost = was.filter((line) => !now.includes(line));
+        const gained = now.filter((line) => !was.includes(line));
+        assert.fail(`the restarted proxy did not converge to the killed one's rules\nonly before:\n${lost.join('\n')}\nonly after:\n${gained.join('\n')}\nproxy log:\n${proxyLogTail(node.dir)}`);
+      });
       await waitUntil('a new connection after the restart', 30_000, () => connects(node.netns, ip, 5201));
       // `cluster restart proxy` works like the other daemons.
       await restartComponent(state, 'proxy', node.name);

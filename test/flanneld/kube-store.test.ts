@@ -119,3 +119,40 @@ test('watch: other nodes’ leases appear when published, change, and go with th
 async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
   await poll('the lease events', condition, { timeoutMs, intervalMs: 20 });
 }
+
+test('dual-stack: the lease waits for both podCIDRs and publishes flannel’s IPv6 annotations; IPv6-only uses only those', async () => {
+  await createNode('d1');
+  const d1 = store('d1');
+  const attrs = { ...vxlanAttrs('198.18.0.21', 'aa:bb:cc:00:00:21'), publicIpv6: 'fd00:198:18::21', backendV6Data: { VtepMAC: 'aa:bb:cc:00:06:21' } };
+  const acquiring = d1.acquireLease(attrs, [], 3600);
+  // An IPv4 podCIDR alone is not enough for a dual-stack lease.
+  await client.patch(RESOURCE.nodes, 'd1', undefined, { spec: { podCIDR: '10.244.21.0/24', podCIDRs: ['10.244.21.0/24'] } }, 'merge');
+  await sleep(200);
+  const early = await client.get<Node>(RESOURCE.nodes, 'd1');
+  assert.equal(early?.metadata.annotations?.['flannel.alpha.coreos.com/public-ipv6'], undefined, 'nothing published before both subnets exist');
+  await client.delete(RESOURCE.nodes, 'd1');
+  await client.create<Node>(RESOURCE.nodes, { metadata: { name: 'd1' }, spec: { podCIDR: '10.244.21.0/24', podCIDRs: ['10.244.21.0/24', 'fd00:10:244:21::/64'] } });
+  const lease = await acquiring;
+  assert.equal(formatIpNet(lease.subnet), '10.244.21.0/24');
+  assert.equal(lease.ipv6Subnet && formatIpNet(lease.ipv6Subnet), 'fd00:10:244:21::/64');
+  const node = await client.get<Node>(RESOURCE.nodes, 'd1');
+  const annotations = node?.metadata.annotations ?? {};
+  assert.equal(annotations['flannel.alpha.coreos.com/public-ipv6'], 'fd00:198:18::21');
+  assert.deepEqual(JSON.parse(annotations['flannel.alpha.coreos.com/backend-v6-data'] ?? '{}'), { VtepMAC: 'aa:bb:cc:00:06:21' });
+  assert.equal(annotations['flannel.alpha.coreos.com/public-ip'], '198.18.0.21');
+  const seen = leaseOf(node!);
+  assert.deepEqual(seen?.attrs, lease.attrs);
+  assert.equal(seen?.ipv6Subnet && formatIpNet(seen.ipv6Subnet), 'fd00:10:244:21::/64');
+  await d1.close();
+
+  // IPv6-only: the primary family is IPv6, published as public-ipv6/backend-v6-data only.
+  await createNode('d2', 'fd00:10:244:22::/64');
+  const d2 = store('d2');
+  const v6 = await d2.acquireLease(vxlanAttrs('fd00:198:18::22', 'aa:bb:cc:00:06:22'), [], 3600);
+  assert.equal(formatIpNet(v6.subnet), 'fd00:10:244:22::/64');
+  const v6Node = await client.get<Node>(RESOURCE.nodes, 'd2');
+  assert.equal(v6Node?.metadata.annotations?.['flannel.alpha.coreos.com/public-ip'], undefined);
+  assert.equal(v6Node?.metadata.annotations?.['flannel.alpha.coreos.com/public-ipv6'], 'fd00:198:18::22');
+  assert.deepEqual(leaseOf(v6Node!)?.attrs, v6.attrs);
+  await d2.close();
+});

@@ -4,6 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BackendName, clusterDown, clusterUp, type ClusterState, type NodeState, type PodState, type ProxyChoice } from '../../src/cli/cluster/cluster.js';
+import type { IpFamilyChoice } from '../../src/cli/cluster/addressing.js';
+import type { ControlPlaneAccess } from '../../src/cli/cluster/control-plane.js';
 import { openRtnl } from '../../src/lib/netns.js';
 import type { Rtnl } from '../../src/lib/netlink/rtnl.js';
 import { TEST_NETNS_PREFIX } from './lab.js';
@@ -17,7 +19,7 @@ let counter = 0;
  */
 export async function testCluster(
   backend: BackendName,
-  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean; proxy?: ProxyChoice; routeReflectors?: number; ipip?: IpipMode; bgpTopology?: BgpTopology } = {},
+  options: { nodes?: number; racks?: number; directRouting?: boolean; leaseTtlSeconds?: number; pods?: number; controlPlane?: boolean; proxy?: ProxyChoice; routeReflectors?: number; ipip?: IpipMode; bgpTopology?: BgpTopology; ipFamily?: IpFamilyChoice; controlPlaneAccess?: ControlPlaneAccess } = {},
 ): Promise<ClusterState> {
   const name = `${TEST_NETNS_PREFIX}c${(counter++).toString(36)}`;
   try {
@@ -35,6 +37,8 @@ export async function testCluster(
       ...(options.routeReflectors !== undefined ? { routeReflectors: options.routeReflectors } : {}),
       ...(options.ipip !== undefined ? { ipip: options.ipip } : {}),
       ...(options.bgpTopology !== undefined ? { bgpTopology: options.bgpTopology } : {}),
+      ...(options.ipFamily !== undefined ? { ipFamily: options.ipFamily } : {}),
+      ...(options.controlPlaneAccess !== undefined ? { controlPlaneAccess: options.controlPlaneAccess } : {}),
       progress: () => undefined,
     });
   } catch (err) {

@@ -17,9 +17,22 @@ function randomPort(): number {
   return 20000 + Math.floor(Math.random() * 20000);
 }
 
-async function waitHealthy(endpoint: string, timeoutMs = 15000): Promise<void> {
+/**
+ * Waits for /health to answer; fails at once, with the reason, if the process cannot be
+ * spawned (no etcd binary: ENOENT) or exits first (a port taken, a bad flag), instead of
+ * polling a dead port until the deadline.
+ */
+async function waitHealthy(endpoint: string, child: ChildProcess, timeoutMs = 15000): Promise<void> {
+  let failure: Error | undefined;
+  child.once('error', (err) => {
+    failure = new Error(`failed to start etcd (is it installed? scripts/setup.sh installs it): ${err.message}`, { cause: err });
+  });
+  child.once('exit', (code, signal) => {
+    failure ??= new Error(`etcd exited before becoming healthy (code ${String(code)}, signal ${String(signal)})`);
+  });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (failure) throw failure;
     try {
       const response = await fetch(`${endpoint}/health`);
       if (response.ok) return;
@@ -28,7 +41,7 @@ async function waitHealthy(endpoint: string, timeoutMs = 15000): Promise<void> {
     }
     await sleep(100);
   }
-  throw new Error(`etcd at ${endpoint} did not become healthy`);
+  throw failure ?? new Error(`etcd at ${endpoint} did not become healthy within ${timeoutMs} ms`);
 }
 
 /** Starts etcd on 127.0.0.1 in the current namespace (loopback only). */
@@ -53,7 +66,7 @@ export async function startEtcd(): Promise<TestEtcd> {
       ],
       { stdio: 'ignore' },
     );
-    await waitHealthy(endpoint);
+    await waitHealthy(endpoint, child);
   };
   const kill = async (): Promise<void> => {
     const running = child;
@@ -62,7 +75,13 @@ export async function startEtcd(): Promise<TestEtcd> {
     running.kill('SIGKILL');
     await exited;
   };
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    await kill();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     endpoint,
     kill,

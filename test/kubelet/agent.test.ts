@@ -203,16 +203,16 @@ describe('kubelet node agent', () => {
   });
 
   test('graceful deletion: containers stopped, network torn down, then the pod is removed with grace 0', async () => {
-    const created = await createPod(makePod('doomed', [{ name: 'c', command: sleepForever }]));
+    // A grace period far longer than the wait below: the pod can only be gone in time if
+    // SIGTERM ended its container (no clock is read).
+    const created = await createPod(makePod('doomed', [{ name: 'c', command: sleepForever }], { terminationGracePeriodSeconds: 600 }));
     await waitForPod('doomed', 'Running', running);
     const sandbox = sandboxName(node.options.netnsPrefix ?? '', created.metadata.uid ?? '');
     assert.ok(listNetns().includes(sandbox));
-    const t0 = Date.now();
     await api.delete(RESOURCE.pods, 'doomed', 'default');
     const marked = await podNamed('doomed');
     assert.ok(marked === undefined || marked.metadata.deletionTimestamp, 'graceful: first only marked');
-    await eventually('the pod to be gone', 10_000, async () => (await podNamed('doomed')) === undefined);
-    assert.ok(Date.now() - t0 < 5000, 'SIGTERM ended it well inside the 2 s grace period');
+    await eventually('the pod to be gone (SIGTERM ended it, long before its 600 s grace period)', 60_000, async () => (await podNamed('doomed')) === undefined);
     assert.equal(listNetns().includes(sandbox), false);
     assert.equal(existsSync(join(node.rootDir, 'pods', created.metadata.uid ?? '')), false);
   });
@@ -222,11 +222,12 @@ describe('kubelet node agent', () => {
     const pod = await waitForPod('job', 'Failed', (p) => p.status?.phase === 'Failed');
     assert.equal(pod.status?.containerStatuses?.[0]?.state.terminated?.exitCode, 2);
     assert.equal(pod.status?.containerStatuses?.[0]?.restartCount, 0);
-    await new Promise((r) => setTimeout(r, 1500)); // resyncs
+    // The sandbox goes once the pod is final (the kubelet's next pass after Failed); by then
+    // a kubelet that would restart the container has had its chance.
+    await eventually('the network released', 30_000, async () => !listNetns().includes(sandboxName(node.options.netnsPrefix ?? '', pod.metadata.uid ?? '')));
     const later = await podNamed('job');
     assert.equal(later?.status?.phase, 'Failed');
     assert.equal(later?.status?.containerStatuses?.[0]?.restartCount, 0);
-    assert.equal(listNetns().includes(sandboxName(node.options.netnsPrefix ?? '', pod.metadata.uid ?? '')), false, 'network released');
   });
 
   test('a restarted kubelet adopts running pods, finishes deletions and tears down pods removed while it was away', async () => {

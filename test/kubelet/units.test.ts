@@ -73,7 +73,9 @@ describe('kubelet units', () => {
 
   test('env and argv: order, fieldRef, configMapKeyRef, missing keys', async () => {
     const pod = makePod('p', [{ name: 'a' }]);
-    const ctx = { pod, podIPs: ['10.0.0.2'], hostIPs: ['198.18.0.11'], nodeName: 'n1', configMapKey: async (_ns: string, name: string, key: string) => (name === 'cm' && key === 'k' ? 'v' : undefined) };
+    const ctx = { pod, podIPs: ['10.0.0.2'], hostIPs: ['198.18.0.11'], nodeName: 'n1',
+      objects: { configMap: async (_ns: string, name: string) => (name === 'cm' ? { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { k: 'v' } } : undefined), secret: async () => undefined },
+    };
     const env = await containerEnv(
       {
         name: 'a',

@@ -71,7 +71,11 @@ describe('scheduler against a real apiserver', () => {
 
   test('pods for another scheduler are left alone', async () => {
     await plane.api.create(RESOURCE.pods, pod('not-mine', { schedulerName: 'other-scheduler' }));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Proof the scheduler has had its turn with not-mine: a pod of ours created after it gets
+    // bound. The pod watch is ordered and the scheduler's one worker takes its queue in order,
+    // so had not-mine been queued it would have been bound first.
+    await plane.api.create(RESOURCE.pods, pod('mine-after', { tolerations: [{ key: 'dedicated', operator: 'Exists' }] }));
+    await nodeOf(plane, 'mine-after');
     const current = await plane.api.get<Pod>(RESOURCE.pods, 'not-mine', 'default');
     assert.equal(current?.spec.nodeName, undefined);
     assert.equal(current?.status?.conditions?.find((c) => c.type === 'PodScheduled'), undefined);

@@ -32,8 +32,8 @@ function defaultTemplate(spec: JsonObject): void {
   if (podSpec) defaultPodSpec(podSpec);
 }
 
-/** Selector, replicas and template: what Deployments and ReplicaSets validate alike. */
-function validateWorkload(spec: JsonObject, kind: string, check: TypeChecker): FieldCause[] {
+/** Selector, replicas and template: what Deployments, ReplicaSets and DaemonSets validate alike. */
+function validateWorkload(spec: JsonObject, kind: string, check: TypeChecker, forbidActiveDeadline = 'activeDeadlineSeconds in ReplicaSet is not Supported'): FieldCause[] {
   const causes: FieldCause[] = [...nonNegative(spec, 'replicas', check), ...nonNegative(spec, 'minReadySeconds', check)];
 
   const selectorValue = spec['selector'];
@@ -62,20 +62,20 @@ function validateWorkload(spec: JsonObject, kind: string, check: TypeChecker): F
   causes.push(
     ...validatePodSpec(template['spec'], templatePath.child('spec'), {
       restartPolicies: ['Always'],
-      forbidActiveDeadline: 'activeDeadlineSeconds in ReplicaSet is not Supported',
+      forbidActiveDeadline,
     }),
   );
   return causes;
 }
 
-function selectorImmutable(object: KubeObject, old: KubeObject): FieldCause[] {
+export function selectorImmutable(object: KubeObject, old: KubeObject): FieldCause[] {
   const selector = asObject(object['spec'])?.['selector'];
   const oldSelector = asObject(old['spec'])?.['selector'];
   return jsonEqual(selector, oldSelector) ? [] : [invalid(specPath('selector'), selector ?? null, 'field is immutable')];
 }
 
 /** A RollingUpdate parameter: a non-negative integer or a percentage string. */
-function validateIntOrPercent(value: unknown, path: FieldPath): FieldCause[] {
+export function validateIntOrPercent(value: unknown, path: FieldPath): FieldCause[] {
   if (value === undefined || value === null) return [];
   if (typeof value === 'number') {
     return Number.isInteger(value) && value >= 0 ? [] : [invalid(path, value, 'must be greater than or equal to 0')];
@@ -211,5 +211,85 @@ export class ReplicaSetStrategy extends GenericStrategy {
   protected override initialStatus(): unknown {
     // ReplicaSetStatus.replicas has no omitempty upstream: a new ReplicaSet shows replicas: 0.
     return { replicas: 0 };
+  }
+}
+
+const DAEMONSET_STRATEGY_TYPES = ['OnDelete', 'RollingUpdate'];
+
+/** ValidateDaemonSetUpdateStrategy: OnDelete, or RollingUpdate with a budget that can make progress. */
+function validateDaemonSetUpdateStrategy(spec: JsonObject, check: TypeChecker): FieldCause[] {
+  const causes: FieldCause[] = [];
+  const path = specPath('updateStrategy');
+  const strategy = check.object(spec['updateStrategy'], path);
+  if (!strategy) return causes;
+  const type = check.string(strategy['type'], path.child('type'));
+  if (!type) causes.push(required(path.child('type'), ''));
+  else if (!DAEMONSET_STRATEGY_TYPES.includes(type)) causes.push(notSupported(path.child('type'), type, DAEMONSET_STRATEGY_TYPES));
+  const rolling = check.object(strategy['rollingUpdate'], path.child('rollingUpdate'));
+  if (type === 'RollingUpdate' && !rolling) causes.push(required(path.child('rollingUpdate'), ''));
+  if (!rolling || type !== 'RollingUpdate') return causes;
+  const rollingPath = path.child('rollingUpdate');
+  const maxUnavailable = rolling['maxUnavailable'];
+  const maxSurge = rolling['maxSurge'];
+  causes.push(...validateIntOrPercent(maxUnavailable, rollingPath.child('maxUnavailable')));
+  causes.push(...validateIntOrPercent(maxSurge, rollingPath.child('maxSurge')));
+  for (const [key, value] of [['maxUnavailable', maxUnavailable], ['maxSurge', maxSurge]] as const) {
+    if (typeof value === 'string' && PERCENT.test(value) && Number.parseInt(value, 10) > 100) {
+      causes.push(invalid(rollingPath.child(key), value, 'must not be greater than 100%'));
+    }
+  }
+  // A DaemonSet has one pod per node: with no surge and nothing allowed down, nothing moves.
+  if (isZero(maxUnavailable ?? 0) && isZero(maxSurge ?? 0)) {
+    causes.push(invalid(rollingPath.child('maxUnavailable'), maxUnavailable ?? 0, 'may not be 0 when `maxSurge` is 0'));
+  }
+  return causes;
+}
+
+/**
+ * apps/v1 DaemonSet (SetDefaults_DaemonSet, ValidateDaemonSet): a pod template for every
+ * eligible node, updated RollingUpdate (one node at a time by default) or OnDelete.
+ */
+export class DaemonSetStrategy extends GenericStrategy {
+  constructor() {
+    super({ namespaced: true, hasStatus: true, tracksGeneration: true });
+  }
+
+  override applyDefaults(object: KubeObject): void {
+    const spec = ensureObject(object, 'spec');
+    if (!spec) return;
+    const strategy = ensureObject(spec, 'updateStrategy');
+    if (strategy) {
+      defaultValue(strategy, 'type', 'RollingUpdate');
+      if (strategy['type'] === 'RollingUpdate') {
+        const rolling = ensureObject(strategy, 'rollingUpdate');
+        if (rolling) {
+          defaultValue(rolling, 'maxUnavailable', 1);
+          defaultValue(rolling, 'maxSurge', 0);
+        }
+      }
+    }
+    defaultValue(spec, 'revisionHistoryLimit', 10);
+    defaultTemplate(spec);
+  }
+
+  protected override validateBody(object: KubeObject): FieldCause[] {
+    const causes: FieldCause[] = [];
+    const check = new TypeChecker(causes);
+    if (object['spec'] === undefined || object['spec'] === null) return [required(FieldPath.of('spec'), '')];
+    const spec = check.object(object['spec'], FieldPath.of('spec'));
+    if (!spec) return causes;
+    causes.push(...validateWorkload(spec, 'daemonset', check, 'activeDeadlineSeconds in DaemonSet is not Supported'));
+    causes.push(...validateDaemonSetUpdateStrategy(spec, check));
+    causes.push(...nonNegative(spec, 'revisionHistoryLimit', check));
+    return causes;
+  }
+
+  protected override validateBodyUpdate(object: KubeObject, old: KubeObject): FieldCause[] {
+    return selectorImmutable(object, old);
+  }
+
+  protected override initialStatus(): unknown {
+    // The four counters have no omitempty upstream: a new DaemonSet shows them as 0.
+    return { currentNumberScheduled: 0, numberMisscheduled: 0, desiredNumberScheduled: 0, numberReady: 0 };
   }
 }

@@ -17,10 +17,23 @@ import { TAINT_EFFECTS } from './pod.js';
 import { TypeChecker, asArray, asObject, asString, ensureObject, jsonEqual } from './values.js';
 
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+/** Holds a deleted namespace until the apiserver's NamespaceLifecycle has emptied it. */
+export const NAMESPACE_CONTENTS_FINALIZER = 'pontoon.dev/namespace-contents';
+const UNDELETABLE = new Set(['default', 'kube-system', 'kube-public']);
 
 export class NamespaceStrategy extends GenericStrategy {
   constructor() {
     super({ namespaced: false, hasStatus: true, nameValidator: nameIsDnsLabel });
+  }
+
+  deletionRefusal(object: KubeObject): string | undefined {
+    return UNDELETABLE.has(object.metadata.name ?? '') ? 'this namespace may not be deleted' : undefined;
+  }
+
+  /** Terminating until emptied: new content is refused meanwhile (the registry checks the phase's timestamp). */
+  prepareForDeletion(object: KubeObject): void {
+    object.metadata.finalizers = [...(object.metadata.finalizers ?? []), NAMESPACE_CONTENTS_FINALIZER];
+    object['status'] = { ...(asObject(object['status']) ?? {}), phase: 'Terminating' };
   }
 
   override applyDefaults(object: KubeObject): void {

@@ -4,7 +4,7 @@
  * spec kept out of status updates) around per-kind hooks.
  */
 import type { KubeObject } from '../../api/meta.js';
-import type { KindStrategy } from './strategy.js';
+import type { KindStrategy } from './kind-strategy.js';
 import type { FieldCause } from './field.js';
 import { validateMeta, validateMetaUpdate } from './meta.js';
 import { nameIsDnsSubdomain, type NameValidator } from './names.js';

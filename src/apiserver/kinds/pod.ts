@@ -513,8 +513,21 @@ function validateIps(status: JsonObject, single: string, plural: string, path: F
 // ---- strategy --------------------------------------------------------------------------------
 
 export class PodStrategy extends GenericStrategy {
+  readonly deleteAnswersWithObject = true;
+
   constructor() {
     super({ namespaced: true, hasStatus: true });
+  }
+
+  /** A pod bound to a node that has not finished gets time to stop; others go at once. */
+  deletionGracePeriodSeconds(pod: KubeObject, requested: number | undefined): number {
+    const spec = (pod['spec'] ?? {}) as { nodeName?: unknown; terminationGracePeriodSeconds?: unknown };
+    const phase = ((pod['status'] ?? {}) as { phase?: unknown }).phase;
+    if (!spec.nodeName || phase === 'Succeeded' || phase === 'Failed') return 0;
+    if (requested !== undefined) return requested;
+    if (pod.metadata.deletionGracePeriodSeconds !== undefined) return pod.metadata.deletionGracePeriodSeconds;
+    const configured = spec.terminationGracePeriodSeconds;
+    return typeof configured === 'number' && configured >= 0 ? configured : 30;
   }
 
   override applyDefaults(object: KubeObject): void {

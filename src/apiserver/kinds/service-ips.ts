@@ -16,10 +16,10 @@
  */
 import type { KubeObject } from '../../api/meta.js';
 import { PontoonError } from '../../lib/errors.js';
-import { bitsOf, formatIp, netContains, networkOf, offsetIp, parseIpNet, tryParseIp, type Ip, type IpNet } from '../../lib/ip.js';
+import { bitsOf, formatIp, netContains, networkOf, offsetIp, parseIp, parseIpNet, tryParseIp, type Ip, type IpNet } from '../../lib/ip.js';
 import { FieldPath, invalid, type FieldCause } from './field.js';
 import { needsClusterIP, needsHealthCheckNodePort, needsNodePorts } from './service.js';
-import { asArray, asNumber, asObject, asString, objectsOf, type JsonObject } from './values.js';
+import { asArray, asNumber, asObject, asString, jsonEqual, objectsOf, type JsonObject } from './values.js';
 
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 export const DEFAULT_NODE_PORT_RANGE = '30000-32767';
@@ -33,7 +33,10 @@ export interface ServiceResourcesInUse {
 }
 
 export interface ServiceIpAllocatorOptions {
-  /** The Service CIDR (`--service-cluster-ip-range`), default 10.96.0.0/12. */
+  /**
+   * The Service CIDR (`--service-cluster-ip-range`), default 10.96.0.0/12; `v4,v6` or
+   * `v6,v4` for dual-stack, the first being the primary family.
+   */
   serviceCidr?: string;
   /** `--service-node-port-range`, default 30000-32767. */
   nodePortRange?: string;
@@ -129,45 +132,117 @@ interface PendingWrite {
   apply(): void;
 }
 
-export class ServiceIpAllocator {
-  readonly serviceCidr: IpNet;
-  readonly nodePorts: PortRange;
+type FamilyName = 'IPv4' | 'IPv6';
+const FAMILY_POLICIES = { single: 'SingleStack', prefer: 'PreferDualStack', require: 'RequireDualStack' } as const;
+
+function familyName(ip: Ip): FamilyName {
+  return ip.family === 4 ? 'IPv4' : 'IPv6';
+}
+
+function otherFamily(family: FamilyName): FamilyName {
+  return family === 'IPv4' ? 'IPv6' : 'IPv4';
+}
+
+function stringsOf(value: unknown): string[] {
+  return (asArray(value) ?? []).filter((item): item is string => typeof item === 'string');
+}
+
+/** One family's range: its reserved addresses, the static band, and the picks. */
+class ServiceIpRange {
+  readonly family: FamilyName;
   /** The address reserved for the `default/kubernetes` Service: the range's first host. */
   readonly kubernetesServiceIP: string;
-  private readonly family: 'IPv4' | 'IPv6';
   private readonly lastOffset: bigint;
   /** Offsets 2..staticBandEnd are left to explicit requests while the rest has room. */
   private readonly staticBandEnd: bigint;
-  private readonly random: () => number;
 
-  constructor(options: ServiceIpAllocatorOptions = {}) {
-    const cidrText = options.serviceCidr ?? DEFAULT_SERVICE_CIDR;
-    let cidr: IpNet;
-    try {
-      cidr = networkOf(parseIpNet(cidrText));
-    } catch (err) {
-      throw new InvalidServiceRangeError(`invalid service CIDR "${cidrText}"`, { cause: err });
-    }
+  constructor(
+    readonly cidr: IpNet,
+    private readonly random: () => number,
+  ) {
     const hostBits = bitsOf(cidr.family) - cidr.prefixLength;
-    // Upstream's limits: at most 2^20 addresses (/12 for IPv4), and room for more than the
-    // network address and the kubernetes Service.
-    if (hostBits > 20 || hostBits < 2) {
-      throw new InvalidServiceRangeError(`service CIDR "${cidrText}" must hold between 4 and 2^20 addresses`);
-    }
-    this.serviceCidr = cidr;
-    this.family = cidr.family === 4 ? 'IPv4' : 'IPv6';
+    this.family = familyName(cidr);
     const size = 1n << BigInt(hostBits);
     // IPv4 loses the broadcast address too; IPv6 has none.
     this.lastOffset = cidr.family === 4 ? size - 2n : size - 1n;
     const band = size / 16n < 16n ? 16n : size / 16n > 256n ? 256n : size / 16n;
     this.staticBandEnd = band + 1n > this.lastOffset ? 1n : band + 1n;
     this.kubernetesServiceIP = formatIp(offsetIp(cidr, 1n));
-    this.nodePorts = parsePortRange(options.nodePortRange ?? DEFAULT_NODE_PORT_RANGE);
+  }
+
+  get text(): string {
+    return `${formatIp(this.cidr)}/${this.cidr.prefixLength}`;
+  }
+
+  problem(ip: Ip, text: string, service: KubeObject, used: ServiceResourcesInUse): string | undefined {
+    const offset = ip.value - this.cidr.value;
+    if (!netContains(this.cidr, ip) || offset < 1n || offset > this.lastOffset) {
+      return `the provided IP (${text}) is not in the valid range. The range of valid IPs is ${this.text}`;
+    }
+    if (offset === 1n && !isKubernetesService(service)) return 'the provided IP is reserved for the kubernetes service';
+    if (used.clusterIPs.has(text)) return 'provided IP is already allocated';
+    return undefined;
+  }
+
+  pick(service: KubeObject, used: ServiceResourcesInUse): string {
+    const taken = (offset: bigint): boolean => used.clusterIPs.has(formatIp(offsetIp(this.cidr, offset)));
+    if (isKubernetesService(service) && !taken(1n)) return this.kubernetesServiceIP;
+    const offset = scan(this.staticBandEnd + 1n, this.lastOffset, this.random, taken) ?? scan(2n, this.staticBandEnd, this.random, taken);
+    if (offset === undefined) throw new ServiceRangeFullError('serviceIP', this.text);
+    return formatIp(offsetIp(this.cidr, offset));
+  }
+}
+
+export class ServiceIpAllocator {
+  /** The primary range (the first of `--service-cidr`). */
+  readonly serviceCidr: IpNet;
+  /** Every configured range, primary first: one, or one per family on a dual-stack cluster. */
+  readonly serviceCidrs: readonly IpNet[];
+  readonly nodePorts: PortRange;
+  /** The address reserved for the `default/kubernetes` Service, on the primary family. */
+  readonly kubernetesServiceIP: string;
+  private readonly ranges = new Map<FamilyName, ServiceIpRange>();
+  private readonly primary: FamilyName;
+  private readonly random: () => number;
+
+  constructor(options: ServiceIpAllocatorOptions = {}) {
+    const cidrText = options.serviceCidr ?? DEFAULT_SERVICE_CIDR;
     this.random = options.random ?? Math.random;
+    const texts = cidrText.split(',').map((text) => text.trim());
+    if (texts.length > 2) throw new InvalidServiceRangeError(`service CIDR "${cidrText}": at most two ranges, one per IP family`);
+    for (const text of texts) {
+      let cidr: IpNet;
+      try {
+        cidr = networkOf(parseIpNet(text));
+      } catch (err) {
+        throw new InvalidServiceRangeError(`invalid service CIDR "${text}"`, { cause: err });
+      }
+      const hostBits = bitsOf(cidr.family) - cidr.prefixLength;
+      // Upstream's limits: at most 2^20 addresses (/12 for IPv4, /108 for IPv6), and room
+      // for more than the network address and the kubernetes Service.
+      if (hostBits > 20 || hostBits < 2) {
+        throw new InvalidServiceRangeError(`service CIDR "${text}" must hold between 4 and 2^20 addresses`);
+      }
+      const range = new ServiceIpRange(cidr, this.random);
+      if (this.ranges.has(range.family)) {
+        throw new InvalidServiceRangeError(`service CIDR "${cidrText}": a dual-stack range needs one IPv4 and one IPv6 CIDR`);
+      }
+      this.ranges.set(range.family, range);
+    }
+    const primary = [...this.ranges.values()][0]!;
+    this.primary = primary.family;
+    this.serviceCidr = primary.cidr;
+    this.serviceCidrs = [...this.ranges.values()].map((range) => range.cidr);
+    this.kubernetesServiceIP = primary.kubernetesServiceIP;
+    this.nodePorts = parsePortRange(options.nodePortRange ?? DEFAULT_NODE_PORT_RANGE);
+  }
+
+  get dualStack(): boolean {
+    return this.ranges.size === 2;
   }
 
   /**
-   * Fills spec.clusterIP/clusterIPs (and ipFamilies/ipFamilyPolicy), ports[*].nodePort and
+   * Fills spec.clusterIP/clusterIPs and ipFamilies/ipFamilyPolicy, ports[*].nodePort and
    * healthCheckNodePort where the Service's type needs them and it has none. Requested values
    * are checked: out of range or already in `used` is a cause (field `spec.clusterIPs` or
    * `spec.ports[i].nodePort`), and then the Service is left untouched. On update pass the
@@ -182,14 +257,19 @@ export class ServiceIpAllocator {
     const writes: PendingWrite[] = [];
     // Node ports this Service takes, so its health-check port never lands on one of them.
     const claimed = new Set<number>();
-    if (needsClusterIP(service)) this.allocateClusterIP(service, spec, used, previous, causes, writes);
+    if (needsClusterIP(service)) this.allocateClusterIPs(service, spec, used, previous, causes, writes);
     if (needsNodePorts(service)) this.allocateNodePorts(spec, used, previous, claimed, causes, writes);
     if (needsHealthCheckNodePort(service)) this.allocateHealthCheckNodePort(spec, used, previous, claimed, causes, writes);
     if (causes.length === 0) for (const write of writes) write.apply();
     return causes;
   }
 
-  private allocateClusterIP(
+  /**
+   * Upstream's initIPFamilyFields (pkg/registry/core/service/storage/alloc.go) and then one
+   * address per family. The policy is not a static default: on create it is SingleStack
+   * (RequireDualStack for a headless Service without selector), on update the stored one.
+   */
+  private allocateClusterIPs(
     service: KubeObject,
     spec: JsonObject,
     used: ServiceResourcesInUse,
@@ -197,87 +277,107 @@ export class ServiceIpAllocator {
     causes: FieldCause[],
     writes: PendingWrite[],
   ): void {
-    const path = FieldPath.of('spec', 'clusterIPs');
-    const requested = clusterIPsOf(spec);
-    const families = (asArray(spec['ipFamilies']) ?? []).filter((f): f is string => typeof f === 'string');
-    const policy = asString(spec['ipFamilyPolicy']) ?? 'SingleStack';
-    if (policy === 'RequireDualStack') {
-      causes.push(invalid(FieldPath.of('spec', 'ipFamilyPolicy'), policy, 'this cluster is not configured for dual-stack services'));
-      return;
-    }
-    if (families[0] !== undefined && families[0] !== this.family) {
-      causes.push(invalid(FieldPath.of('spec', 'ipFamilies').index(0), families[0], 'not configured on this cluster'));
-      return;
-    }
-    const setFamilies = (): void => {
-      // A single-stack cluster serves one family: PreferDualStack settles for it.
-      spec['ipFamilies'] = [this.family];
-      if (spec['ipFamilyPolicy'] === undefined) spec['ipFamilyPolicy'] = 'SingleStack';
-    };
+    const policyPath = FieldPath.of('spec', 'ipFamilyPolicy');
+    const ipsPath = FieldPath.of('spec', 'clusterIPs');
+    const previousSpec = previous && needsClusterIP(previous) ? specOf(previous) : undefined;
+    let requested = clusterIPsOf(spec);
+    let families = stringsOf(spec['ipFamilies']);
+    const headless = requested[0] === 'None';
+    const selectorless = Object.keys(asObject(spec['selector']) ?? {}).length === 0;
+    const policy =
+      asString(spec['ipFamilyPolicy']) ??
+      asString(previousSpec?.['ipFamilyPolicy']) ??
+      (headless && selectorless ? FAMILY_POLICIES.require : FAMILY_POLICIES.single);
 
-    if (requested[0] === 'None') {
-      writes.push({
-        apply: () => {
-          spec['clusterIP'] = 'None';
-          spec['clusterIPs'] = ['None'];
-          setFamilies();
-        },
-      });
-      return;
-    }
-    if (requested.length > 1) {
-      causes.push(invalid(path.index(1), requested[1], 'not configured on this cluster: it serves one IP family'));
-      return;
-    }
-    const previousIPs = previous && needsClusterIP(previous) ? clusterIPsOf(specOf(previous)).map((ip) => canonical(ip) ?? ip) : [];
-    let chosen: string;
-    const wanted = requested[0];
-    if (wanted !== undefined) {
-      const ip = tryParseIp(wanted);
-      if (!ip) {
-        causes.push(invalid(path.index(0), wanted, "must be empty, 'None', or a valid IP address"));
-        return;
+    if (previousSpec) {
+      const before = clusterIPsOf(previousSpec);
+      const beforeFamilies = stringsOf(previousSpec['ipFamilies']);
+      if (policy === FAMILY_POLICIES.single) {
+        // Switching to SingleStack with the fields left as they were is the intent to drop
+        // the secondary; clusterIPs[0] is immutable, so keeping it is safe.
+        if (jsonEqual(before, requested) && requested.length > 1) requested = requested.slice(0, 1);
+        if (jsonEqual(beforeFamilies, families) && families.length > 1) families = families.slice(0, 1);
+      } else {
+        if (requested.length > 0 && requested.length < before.length) {
+          causes.push(invalid(policyPath, policy, "must be 'SingleStack' to release the secondary cluster IP"));
+        }
+        if (families.length > 0 && families.length < beforeFamilies.length) {
+          causes.push(invalid(policyPath, policy, "must be 'SingleStack' to release the secondary IP family"));
+        }
       }
+    }
+    if (policy === FAMILY_POLICIES.single) {
+      if (requested.length === 2) causes.push(invalid(policyPath, policy, "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified"));
+      if (families.length === 2) causes.push(invalid(policyPath, policy, "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified"));
+    }
+    // Families follow from requested IPs; an IP of a family this cluster lacks is named.
+    for (const [i, text] of requested.entries()) {
+      if (text === 'None') break;
+      const ip = tryParseIp(text);
+      if (!ip) {
+        causes.push(invalid(ipsPath.index(i), text, "must be empty, 'None', or a valid IP address"));
+        continue;
+      }
+      if (i < families.length) continue;
+      const family = familyName(ip);
+      if (!this.ranges.has(family)) causes.push(invalid(ipsPath.index(i), requested, `${family} is not configured on this cluster`));
+      else families.push(family);
+    }
+    if (causes.length > 0) return;
+
+    if (headless && selectorless) {
+      // Upstream lets these carry families the cluster lacks: no addresses are allocated.
+      if (families.length === 0) families = [this.primary];
+      if (families.length < 2 && policy !== FAMILY_POLICIES.single) families.push(otherFamily(families[0] as FamilyName));
+      this.writeFamilies(spec, ['None'], families, policy, writes);
+      return;
+    }
+    if (policy === FAMILY_POLICIES.require && !this.dualStack) {
+      causes.push(invalid(policyPath, policy, 'this cluster is not configured for dual-stack services'));
+    }
+    for (const [i, family] of families.entries()) {
+      if (!this.ranges.has(family as FamilyName)) causes.push(invalid(FieldPath.of('spec', 'ipFamilies').index(i), family, 'not configured on this cluster'));
+    }
+    if (causes.length > 0) return;
+    if (families.length === 0) families = [this.primary];
+    if (policy !== FAMILY_POLICIES.single && families.length === 1 && this.dualStack) families.push(otherFamily(families[0] as FamilyName));
+
+    if (headless) {
+      this.writeFamilies(spec, ['None'], families, policy, writes);
+      return;
+    }
+    const previousIPs = previousSpec ? clusterIPsOf(previousSpec).map((ip) => canonical(ip) ?? ip) : [];
+    const chosen: string[] = [];
+    for (const [i, family] of families.entries()) {
+      const range = this.ranges.get(family as FamilyName)!;
+      const wanted = requested[i];
+      if (wanted === undefined || wanted === '') {
+        chosen.push(range.pick(service, used));
+        continue;
+      }
+      const ip = parseIp(wanted); // parsed above
       const text = formatIp(ip);
-      if (previousIPs[0] !== text) {
-        const problem = this.clusterIPProblem(ip, text, service, used);
+      if (previousIPs[i] !== text) {
+        const problem = range.problem(ip, text, service, used);
         if (problem) {
-          causes.push(invalid(path, requested, `failed to allocate IP ${wanted}: ${problem}`));
+          causes.push(invalid(ipsPath, requested, `failed to allocate IP ${wanted}: ${problem}`));
           return;
         }
       }
-      chosen = wanted;
-    } else {
-      chosen = this.pickClusterIP(service, used);
+      chosen.push(wanted);
     }
+    this.writeFamilies(spec, chosen, families, policy, writes);
+  }
+
+  private writeFamilies(spec: JsonObject, clusterIPs: string[], families: string[], policy: string, writes: PendingWrite[]): void {
     writes.push({
       apply: () => {
-        spec['clusterIP'] = chosen;
-        spec['clusterIPs'] = [chosen];
-        setFamilies();
+        spec['clusterIP'] = clusterIPs[0];
+        spec['clusterIPs'] = clusterIPs;
+        spec['ipFamilies'] = families;
+        spec['ipFamilyPolicy'] = policy;
       },
     });
-  }
-
-  private clusterIPProblem(ip: Ip, text: string, service: KubeObject, used: ServiceResourcesInUse): string | undefined {
-    const offset = ip.value - this.serviceCidr.value;
-    if (!netContains(this.serviceCidr, ip) || offset < 1n || offset > this.lastOffset) {
-      return `the provided IP (${text}) is not in the valid range. The range of valid IPs is ${formatIp(this.serviceCidr)}/${this.serviceCidr.prefixLength}`;
-    }
-    if (offset === 1n && !isKubernetesService(service)) return 'the provided IP is reserved for the kubernetes service';
-    if (used.clusterIPs.has(text)) return 'provided IP is already allocated';
-    return undefined;
-  }
-
-  private pickClusterIP(service: KubeObject, used: ServiceResourcesInUse): string {
-    const taken = (offset: bigint): boolean => used.clusterIPs.has(formatIp(offsetIp(this.serviceCidr, offset)));
-    if (isKubernetesService(service) && !taken(1n)) return this.kubernetesServiceIP;
-    const offset =
-      scan(this.staticBandEnd + 1n, this.lastOffset, this.random, taken) ?? scan(2n, this.staticBandEnd, this.random, taken);
-    if (offset === undefined) {
-      throw new ServiceRangeFullError('serviceIP', `${formatIp(this.serviceCidr)}/${this.serviceCidr.prefixLength}`);
-    }
-    return formatIp(offsetIp(this.serviceCidr, offset));
   }
 
   private nodePortProblem(port: number, used: ServiceResourcesInUse, claimed: Set<number>, previous: Set<number>): string | undefined {

@@ -294,12 +294,9 @@ export class ServiceStrategy extends GenericStrategy {
       const clusterIPs = asArray(spec['clusterIPs']);
       if (clusterIP && (!clusterIPs || clusterIPs.length === 0)) spec['clusterIPs'] = [clusterIP];
       else if (!clusterIP && clusterIPs && typeof clusterIPs[0] === 'string') spec['clusterIP'] = clusterIPs[0];
-      defaultValue(spec, 'ipFamilyPolicy', 'SingleStack');
-      const families = asArray(spec['ipFamilies']);
-      if (!families || families.length === 0) {
-        const known = clusterIPsOf(spec).map(ipFamilyOf).filter((family) => family !== undefined);
-        if (known.length > 0) spec['ipFamilies'] = known;
-      }
+      // ipFamilyPolicy and ipFamilies have no static default: they depend on the cluster's
+      // service ranges and, on update, on the stored object, so ServiceIpAllocator sets them
+      // (as upstream's registry does, not its SetDefaults_Service).
     }
   }
 
@@ -353,6 +350,8 @@ function patchAllocatedValues(object: KubeObject, spec: JsonObject, old: KubeObj
     // Defaulting ran before this and may have set a single-stack default; the old one wins.
     const families = asArray(spec['ipFamilies']);
     if ((!families || families.length === 0) && oldSpec['ipFamilies'] !== undefined) spec['ipFamilies'] = structuredClone(oldSpec['ipFamilies']);
+    // An update without a policy keeps the stored one (upstream: "use the old policy").
+    if (spec['ipFamilyPolicy'] === undefined && oldSpec['ipFamilyPolicy'] !== undefined) spec['ipFamilyPolicy'] = oldSpec['ipFamilyPolicy'];
   }
   if (needsNodePorts(old) && needsNodePorts(object)) {
     const oldPorts = objectsOf(oldSpec['ports']).map(([, port]) => port);

@@ -19,46 +19,36 @@
  * deletion (deletionTimestamp) and pod binding (spec.nodeName) are server writes that must
  * not go through prepareForUpdate/validateUpdate (a pod's spec is immutable to clients).
  */
-import type { KubeObject, ObjectMeta } from '../../api/meta.js';
+import type { ObjectMeta } from '../../api/meta.js';
 import { RESOURCES } from '../../api/resources.js';
-import { DeploymentStrategy, ReplicaSetStrategy } from './apps.js';
+import { CertificateSigningRequestStrategy } from './certificates.js';
+import { DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy } from './apps.js';
+import { JobStrategy } from './batch.js';
 import { NamespaceStrategy, NodeStrategy } from './cluster.js';
 import { EndpointSliceStrategy, EndpointsStrategy } from './endpoints.js';
 import type { FieldCause } from './field.js';
+import type { KindStrategy } from './kind-strategy.js';
 import { GenericStrategy } from './generic.js';
+import { SecretStrategy, ServiceAccountStrategy } from './identity.js';
 import { validateMeta } from './meta.js';
 import { nameIsDns1035Label, nameIsDnsLabel, nameIsDnsSubdomain, nameIsPathSegment, type NameValidator } from './names.js';
 import { PodStrategy } from './pod.js';
 import { ConfigMapStrategy, EventStrategy, LeaseStrategy } from './records.js';
+import { RoleBindingStrategy, RoleStrategy } from './rbac.js';
 import { ServiceStrategy } from './service.js';
 
 export type { CauseReason, FieldCause } from './field.js';
 export { FieldPath, invalidMessage } from './field.js';
 
-export interface KindStrategy {
-  /** Defaults applied on create (and to the new object on update): mutate in place. */
-  applyDefaults(object: KubeObject): void;
-  /**
-   * Field errors as StatusCause { reason: 'FieldValueRequired'|'FieldValueInvalid'|
-   * 'FieldValueNotSupported'|'FieldValueDuplicate'|'FieldValueTooLong'|'FieldValueTooMany'|
-   * 'FieldValueForbidden', message, field }; metadata included.
-   */
-  validate(object: KubeObject): FieldCause[];
-  /** Extra checks on update, e.g. immutable fields. */
-  validateUpdate(object: KubeObject, old: KubeObject): FieldCause[];
-  /** Called on update of the main resource (not status): keeps status from old, bumps metadata.generation when spec changed. */
-  prepareForUpdate(object: KubeObject, old: KubeObject): void;
-  /** Called on update of the status subresource: keeps everything but status from old. */
-  prepareForStatusUpdate(object: KubeObject, old: KubeObject): void;
-  /** Called on create: clears status where the API does (pods get phase Pending and qosClass), sets generation 1. */
-  prepareForCreate(object: KubeObject): void;
-}
+export type { KindStrategy } from './kind-strategy.js';
 
 const STRATEGIES: ReadonlyMap<string, KindStrategy> = new Map<string, KindStrategy>([
   ['Pod', new PodStrategy()],
   ['Service', new ServiceStrategy()],
   ['Deployment', new DeploymentStrategy()],
   ['ReplicaSet', new ReplicaSetStrategy()],
+  ['DaemonSet', new DaemonSetStrategy()],
+  ['Job', new JobStrategy()],
   ['Namespace', new NamespaceStrategy()],
   ['Node', new NodeStrategy()],
   ['ConfigMap', new ConfigMapStrategy()],
@@ -66,6 +56,13 @@ const STRATEGIES: ReadonlyMap<string, KindStrategy> = new Map<string, KindStrate
   ['EndpointSlice', new EndpointSliceStrategy()],
   ['Lease', new LeaseStrategy()],
   ['Event', new EventStrategy()],
+  ['Secret', new SecretStrategy()],
+  ['ServiceAccount', new ServiceAccountStrategy()],
+  ['CertificateSigningRequest', new CertificateSigningRequestStrategy()],
+  ['Role', new RoleStrategy(false)],
+  ['ClusterRole', new RoleStrategy(true)],
+  ['RoleBinding', new RoleBindingStrategy(false)],
+  ['ClusterRoleBinding', new RoleBindingStrategy(true)],
 ]);
 
 const genericStrategies = new Map<string, KindStrategy>();
@@ -93,6 +90,11 @@ export function nameValidatorFor(kind: string | undefined): NameValidator {
       return nameIsDnsLabel;
     case 'Service':
       return nameIsDns1035Label;
+    case 'Role':
+    case 'ClusterRole':
+    case 'RoleBinding':
+    case 'ClusterRoleBinding':
+      return nameIsPathSegment;
     default:
       return kind === undefined || RESOURCES.some((descriptor) => descriptor.kind === kind) ? nameIsDnsSubdomain : nameIsPathSegment;
   }

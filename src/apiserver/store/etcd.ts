@@ -20,8 +20,24 @@
  *   be past events it has not delivered, and "no gaps" is the contract. Callers re-watch from
  *   the last revision they saw.
  * - Every key is `keyPrefix + key`, so several clusters can share one etcd.
+ * - Several endpoints (an etcd cluster): the client library spreads calls over them and skips
+ *   a member whose calls fail (a circuit breaker per member). On top of that, `request`
+ *   retries for a while what fails only because a member is gone or the cluster is electing
+ *   a leader (gRPC UNAVAILABLE, "leader changed", "no leader", "request timed out"), so
+ *   losing one member of three costs writes a delay, not an error.
+ * - Retrying a write whose first attempt may have been applied (the answer was lost with the
+ *   member) must not apply it twice: the compare does that (a second create finds the key,
+ *   a second guarded update finds a newer mod_revision). When such a "failure" follows a
+ *   retry, it is recognised as our own write by its value — the stored bytes are exactly
+ *   ours, uid and timestamps included — and answered as the success it was. (Only after a
+ *   retry: a first attempt that finds an equal value met someone else's write. The library's
+ *   own retry is off so that `request` knows.) An unguarded update re-puts the same value.
+ *   A delete retried after its first attempt applied answers NotFound: etcd keeps no record
+ *   of who deleted a key.
  */
-import { Etcd3, type ICompare, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Etcd3, ICompare, IKeyValue, IOptions, IWatchResponse, Watcher } from 'etcd3';
+import { etcd3 } from '../../lib/lazy.js';
 import type { KubeObject } from '../../api/meta.js';
 import { describeError } from '../../lib/errors.js';
 import {
@@ -50,6 +66,43 @@ export interface EtcdStoreOptions {
   requestTimeoutMs?: number;
   /** Keys per range request in list(); pages keep responses under gRPC's message limit. */
   listPageSize?: number;
+  /** How long a request is retried through member loss and leader elections (default twice requestTimeoutMs: 20 s). */
+  retryBudgetMs?: number;
+  /**
+   * Deadline of one attempt (default 2.5 s, at most requestTimeoutMs). etcd holds a request
+   * sent to a follower whose leader died until its own request timeout (5 s + two election
+   * timeouts, 7 s by default) and then fails it; a shorter attempt plus a retry reaches the
+   * new leader after the election (~1-2 s) instead.
+   */
+  attemptTimeoutMs?: number;
+}
+
+/**
+ * Errors that say "this member or this moment", not "this request": retrying, through the
+ * library's member rotation, reaches a member with a leader. etcd's own messages are the
+ * ones its clientv3 retries on (rpctypes ErrLeaderChanged, ErrNoLeader, ErrTimeout, ...).
+ */
+const TRANSIENT_MESSAGES = ['leader changed', 'no leader', 'request timed out', 'too many requests', 'unhealthy cluster', 'Broken circuit', 'UNAVAILABLE', 'No connection established', 'Connection dropped', 'connect ECONNREFUSED', 'ENOENT'];
+
+type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/**
+ * The library's own retry (three attempts on UNAVAILABLE) is off: `request` retries instead,
+ * and it must know when an attempt was a retry, because only then may a failed compare be our
+ * own earlier attempt (see the design note). The per-member circuit breakers stay.
+ */
+const NO_LIBRARY_RETRY: GlobalPolicy = {
+  _altReturn: undefined as never,
+  onSuccess: () => ({ dispose: () => undefined }),
+  onFailure: () => ({ dispose: () => undefined }),
+  execute: async (fn) => fn({ signal: new AbortController().signal }),
+};
+
+function isTransient(err: unknown): boolean {
+  const name = err instanceof Error ? err.constructor.name : '';
+  if (name === 'GRPCUnavailableError' || name === 'BrokenCircuitError' || name === 'GRPCDeadlineExceededError') return true;
+  const message = describeError(err);
+  return TRANSIENT_MESSAGES.some((m) => message.includes(m));
 }
 
 interface ActiveWatch {
@@ -69,6 +122,8 @@ export class EtcdStore implements Store {
   private readonly keyPrefix: string;
   private readonly timeoutMs: number;
   private readonly pageSize: number;
+  private readonly retryBudgetMs: number;
+  private readonly attemptTimeoutMs: number;
   private readonly watches = new Set<ActiveWatch>();
   private closed = false;
 
@@ -76,10 +131,13 @@ export class EtcdStore implements Store {
     this.keyPrefix = options.keyPrefix ?? DEFAULT_ETCD_KEY_PREFIX;
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.pageSize = options.listPageSize ?? 500;
-    this.client = new Etcd3({
+    this.retryBudgetMs = options.retryBudgetMs ?? 2 * this.timeoutMs;
+    this.attemptTimeoutMs = Math.min(options.attemptTimeoutMs ?? 2500, this.timeoutMs);
+    this.client = new (etcd3().Etcd3)({
       hosts: endpoints,
       dialTimeout: this.timeoutMs,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
+      faultHandling: { global: NO_LIBRARY_RETRY },
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.attemptTimeoutMs }),
     });
     this.description = `etcd ${endpoints.join(',')} ${this.keyPrefix}`;
   }
@@ -125,27 +183,41 @@ export class EtcdStore implements Store {
   async create(key: string, object: KubeObject): Promise<StoredObject> {
     const etcdKey = this.etcdKey(key);
     const value = encode(object);
-    const response = await this.request(`create key "${key}"`, () =>
-      this.client.kv.txn({
+    let retried = false;
+    const response = await this.request(`create key "${key}"`, (attempt) => {
+      retried ||= attempt > 0;
+      return this.client.kv.txn({
         compare: [{ key: etcdKey, target: 'Create', result: 'Equal', create_revision: 0 }],
         success: [{ request_put: { key: etcdKey, value } }],
-      }),
-    );
-    if (!response.succeeded) throw new KeyExistsError(key);
+        failure: [{ request_range: { key: etcdKey } }],
+      });
+    });
+    if (!response.succeeded) {
+      const current = response.responses[0]?.response_range?.kvs[0];
+      // Our own create, applied by an attempt whose answer was lost (see the design note).
+      if (retried && current && current.value.equals(value)) return storedFrom(current, Number(current.mod_revision));
+      throw new KeyExistsError(key);
+    }
     return storedFrom({ value }, Number(response.header.revision));
   }
 
   async update(key: string, object: KubeObject, expectedResourceVersion?: number): Promise<StoredObject> {
     const etcdKey = this.etcdKey(key);
     const value = encode(object);
-    const response = await this.request(`update key "${key}"`, () =>
-      this.client.kv.txn({
+    let retried = false;
+    const response = await this.request(`update key "${key}"`, (attempt) => {
+      retried ||= attempt > 0;
+      return this.client.kv.txn({
         compare: this.currentIs(etcdKey, expectedResourceVersion),
         success: [{ request_put: { key: etcdKey, value } }],
         failure: [{ request_range: { key: etcdKey } }],
-      }),
-    );
-    if (!response.succeeded) this.explainFailure(key, response.responses[0], expectedResourceVersion);
+      });
+    });
+    if (!response.succeeded) {
+      const current = response.responses[0]?.response_range?.kvs[0];
+      if (retried && current && current.value.equals(value)) return storedFrom(current, Number(current.mod_revision));
+      this.explainFailure(key, response.responses[0], expectedResourceVersion);
+    }
     return storedFrom({ value }, Number(response.header.revision));
   }
 
@@ -204,6 +276,19 @@ export class EtcdStore implements Store {
     const response = await this.request('read the current revision', () => this.client.kv.range({ key: this.etcdKey(''), count_only: true }));
     return Number(response.header.revision);
   }
+
+  /**
+   * `/readyz`'s `[+]etcd ok`: a linearizable read, which only a member with a leader and a
+   * quorum answers (upstream's etcd check reads a key the same way). No retries: the probe
+   * reports the moment.
+   */
+  readonly health = {
+    name: 'etcd',
+    check: async (): Promise<void> => {
+      this.checkOpen();
+      await this.client.kv.range({ key: this.etcdKey('health'), count_only: true });
+    },
+  };
 
   async close(): Promise<void> {
     if (this.closed) return;
@@ -342,12 +427,19 @@ export class EtcdStore implements Store {
     return high;
   }
 
-  private async request<T>(what: string, call: () => Promise<T>): Promise<T> {
-    this.checkOpen();
-    try {
-      return await call();
-    } catch (err) {
-      throw new StoreError(`failed to ${what} in ${this.description}: ${describeError(err)}`, { cause: err });
+  /** One call, retried with backoff while it fails transiently (member gone, election). */
+  private async request<T>(what: string, call: (attempt: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.retryBudgetMs;
+    for (let attempt = 0; ; attempt++) {
+      this.checkOpen();
+      try {
+        return await call(attempt);
+      } catch (err) {
+        if (!isTransient(err) || Date.now() >= deadline || this.closed) {
+          throw new StoreError(`failed to ${what} in ${this.description}: ${describeError(err)}`, { cause: err });
+        }
+        await sleep(Math.min(1000, 50 * 2 ** attempt));
+      }
     }
   }
 

@@ -4,6 +4,8 @@
  *   sqlite::memory:              private in-memory SQLite (tests, demos)
  *   memory:                      MemoryStore (tests)
  *   etcd://host:port[,host:port] etcd v3 over plain HTTP/2 (gRPC), keys under /registry
+ *   etcd://unix:/abs/sock[,...]  the same over etcd's unix-socket listeners (the lab's members
+ *                                live in network namespaces the apiserver has no route into)
  */
 import { PontoonError } from '../../lib/errors.js';
 import { EtcdStore } from './etcd.js';
@@ -16,7 +18,7 @@ export class StoreUrlError extends PontoonError {
     readonly url: string,
     reason: string,
   ) {
-    super(`invalid --store "${url}": ${reason} (expected sqlite:/abs/path.db, sqlite::memory:, memory: or etcd://host:port[,host:port])`);
+    super(`invalid --store "${url}": ${reason} (expected sqlite:/abs/path.db, sqlite::memory:, memory: or etcd://host:port[,host:port|,unix:/abs/socket])`);
   }
 }
 
@@ -35,11 +37,12 @@ export async function openStore(url: string): Promise<Store> {
   throw new StoreUrlError(url, 'unknown scheme');
 }
 
-/** `etcd://a:2379,b:2379` → `["http://a:2379", "http://b:2379"]`. */
+/** `etcd://a:2379,b:2379` → `["http://a:2379", "http://b:2379"]`; `unix:/path` entries stay as they are (a gRPC target). */
 export function parseEtcdEndpoints(url: string): string[] {
   const hosts = url.slice('etcd://'.length).replace(/\/+$/, '');
   if (hosts === '') throw new StoreUrlError(url, 'no etcd endpoint given');
   return hosts.split(',').map((hostPort) => {
+    if (hostPort.startsWith('unix:/')) return `unix://${hostPort.slice('unix:'.length).replace(/^\/+/, '/')}`;
     // host:port, [v6]:port; the port is required because etcd has no well-known default here
     // that a reader of the flag could be sure of (2379 is only a convention).
     const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(hostPort.trim());

@@ -61,6 +61,11 @@ export interface Store {
   watch(prefix: string, sinceResourceVersion: number, listener: StoreWatchListener): Promise<StoreWatch>;
   /** The revision of the newest write in the whole store. */
   currentResourceVersion(): Promise<number>;
+  /**
+   * The store's check in `/readyz` and `/healthz` (`etcd` for etcd, as upstream names it);
+   * absent when the store lives in the apiserver's process and cannot be down without it.
+   */
+  readonly health?: { name: string; check(): Promise<void> };
   close(): Promise<void>;
 }
 

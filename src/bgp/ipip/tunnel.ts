@@ -30,8 +30,6 @@
  *   arriving IPIP packet as a second IPPROTO_IPIP socket would be.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { hasErrno, PontoonError } from '../../lib/errors.js';
 import { formatIp, formatIpNet, type Ip, type IpNet, networkOf } from '../../lib/ip.js';
@@ -43,6 +41,7 @@ import { ensureSysctl } from '../../lib/sysctl.js';
 import { openTun, type TunDevice } from '../../lib/tun.js';
 import type { LoopData } from './loop.js';
 import { COUNTER_NAMES, type CounterName, maskOf, type PeerEntry, PeerTableWriter } from './peers.js';
+import { workerScript } from '../../lib/worker-script.js';
 
 /** Outer IPv4 header without options (RFC 2003 §3.1). */
 export const IPIP_OVERHEAD = 20;
@@ -83,14 +82,7 @@ function blockKey(block: IpNet): string {
   return formatIpNet(networkOf(block));
 }
 
-/** The loop script: bundled beside the CLI as .cjs, or tsc's .js next to this file. */
-function loopScript(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, 'ipip-loop.cjs'), join(here, 'loop.js')];
-  const found = candidates.find((path) => existsSync(path));
-  if (!found) throw new IpipTunnelError(`IPIP packet loop not found (looked for ${candidates.join(', ')}): run "npm run build"`);
-  return found;
-}
+const loopScript = (): string => workerScript(import.meta.url, 'ipip-loop', 'loop', 'IPIP packet loop');
 
 export class IpipTunnel {
   readonly deviceName: string;

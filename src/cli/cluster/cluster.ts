@@ -10,324 +10,38 @@
  * and the tests use to find it again.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { PontoonError } from '../../lib/errors.js';
-import { run, startDetached } from '../../lib/exec.js';
+import { run } from '../../lib/exec.js';
 import { formatIpNet, networkOf, parseIpNet } from '../../lib/ip.js';
 import { deleteNetns, deleteNetnsWithPrefix, listNetns } from '../../lib/netns.js';
-import { readSubnetEnv } from '../../flanneld/subnetenv.js';
-import { cniDistDir, packageRoot } from '../paths.js';
-import { formatTable } from '../table.js';
+import { readSubnetEnv } from '../../api/subnet-env.js';
+import { cniDistDir } from '../paths.js';
+import { waitHealthy } from './health.js';
+import { AGENTS_MODES, deployFile, nodeHostRoot } from './agents.js';
+import { deployAgents, deployDns } from './daemonset-mode.js';
+import { unplug } from './unplug.js';
 import { makeFabric, makeNamespace, makeRouter, netnsFile, plug, rackGateway, routeServiceNetwork } from './topology.js';
-import {
-  CONTROL_PLANE_COMPONENTS,
-  type ControlPlaneComponent,
-  type ControlPlaneState,
-  kubeletArgs,
-  logTail,
-  pickApiserverPort,
-  readTokens,
-  startComponent,
-  startControlPlane,
-  writeNodeKubeconfig,
-} from './control-plane.js';
-import { KubeClient } from '../../client/client.js';
+import { nodeUnderlayV6, POD_NETWORK, POD_SUBNET_LENGTH_V6, podNetworks, rackGatewayV6, SERVICE_NETWORK, SERVICE_NETWORK_V6, serviceNetworks, parseIpFamilyChoice, usesIpv4, usesIpv6 } from './addressing.js';
+import { CONTROL_PLANE_ACCESS, pickApiserverPort, startControlPlane, writeNodeKubeconfig, writeProxyKubeconfig } from './control-plane.js';
+import { etcdStoreUrl, planEtcdCluster, startEtcdCluster } from './etcd-cluster.js';
 import { RESOURCE } from '../../api/resources.js';
-import { ASN_ANNOTATION, BGP_TOPOLOGIES, type BgpTopology, DEFAULT_CLUSTER_ASN, DEFAULT_TOR_ASN, IPIP_MODES, type IpipMode, ROUTE_REFLECTOR_LABEL } from '../../bgp/node-agent.js';
-import { stringify as toYaml } from 'yaml';
-import { IPIP_OVERHEAD } from '../../bgp/ipip/index.js';
+import { ASN_ANNOTATION, BGP_TOPOLOGIES, DEFAULT_CLUSTER_ASN, DEFAULT_TOR_ASN, IPIP_MODES, type IpipMode, ROUTE_REFLECTOR_LABEL } from '../../bgp/node-agent.js';
+import { DEFAULT_CLUSTER_NAME, CTL_IP, ETCD_IP, APISERVER_FABRIC_PORT, BACKENDS, PROXY_CHOICES, type PodState, type NodeState, type ClusterState, type UpOptions, APISERVER_STORES, removeStateDir, ClusterError, stateDirOf, loadState, saveState, cliPath, podNetnsPrefix, nodeSubnetFile, adminClient, networkConfigJson } from './state.js';
+import { startDaemon, startFlanneld, startKubelet, startProxy, rackAsn, routerBgpSocket, startRouterBgp, startBgp, BGP_MARKER, PROXY_MARKER, runsProxy, stopProcess, nodeDaemonWatches, stopProcessesMentioning } from './supervision.js';
 
-export const DEFAULT_CLUSTER_NAME = 'pontoon';
-export const STATE_ROOT = '/run/pontoon';
-export const POD_NETWORK = '10.244.0.0/16';
-const ETCD_IP = '198.18.0.2';
-const BACKENDS = ['host-gw', 'vxlan', 'udp', 'bgp'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-export const PROXY_CHOICES = ['nftables', 'iptables', 'none'] as const;
-export type ProxyChoice = (typeof PROXY_CHOICES)[number];
-/** The Service range the apiserver allocates cluster IPs from (its default). */
-export const SERVICE_NETWORK = '10.96.0.0/12';
-
-export interface PodState {
-  name: string;
-  netns: string;
-  containerId: string;
-  ip: string;
-}
-
-export interface NodeState {
-  name: string;
-  netns: string;
-  rack: number;
-  underlayIp: string;
-  dir: string;
-  flanneldPid: number;
-  kubeletPid?: number;
-  proxyPid?: number;
-  /** the BGP node agent (backend bgp) */
-  bgpPid?: number;
-  subnet: string;
-  pods: PodState[];
-}
-
-export type SubnetStoreKind = 'kube' | 'etcd';
-
-export interface ClusterState {
-  name: string;
-  backend: BackendName;
-  racks: number;
-  directRouting: boolean;
-  stateDir: string;
-  etcd: { netns: string; pid: number; endpoint: string };
-  subnetStore: SubnetStoreKind;
-  /** The service proxy mode every node runs (absent in state files of older labs: none). */
-  proxy?: ProxyChoice;
-  /**
-   * backend bgp: route reflectors per rack (0: full mesh) and the IPIP mode; topology tor
-   * (absent: mesh) adds the router namespace's speaker (its pid, config and socket).
-   */
-  bgp?: { routeReflectors: number; ipip: IpipMode; topology?: BgpTopology; routerPid?: number; routerConfig?: string; routerSocket?: string };
-  controlPlane?: ControlPlaneState;
-  fabric: string;
-  router?: string;
-  leaseTtlSeconds: number;
-  nodes: NodeState[];
-}
-
-export interface UpOptions {
-  name: string;
-  nodes: number;
-  backend: BackendName;
-  racks: number;
-  podsPerNode: number;
-  directRouting: boolean;
-  leaseTtlSeconds: number;
-  /** Start the apiserver, controllers, scheduler and a kubelet per node. */
-  controlPlane: boolean;
-  /** Where flanneld keeps leases; 'kube' needs the control plane. */
-  subnetStore: SubnetStoreKind;
-  /** The service proxy on every node ('none': no proxy); needs the control plane. */
-  proxy: ProxyChoice;
-  /** backend bgp: route reflectors per rack (0: full mesh; default 0) */
-  routeReflectors?: number;
-  /** backend bgp: always, cross-subnet (default with mesh) or never (default with tor) */
-  ipip?: IpipMode;
-  /** backend bgp: mesh (default: full mesh or route reflectors) or tor (each rack its own AS, eBGP with the router) */
-  bgpTopology?: BgpTopology;
-  /** Progress lines go here (stdout for the CLI, nowhere in tests). */
-  progress: (line: string) => void;
-}
-
-export class ClusterError extends PontoonError {}
-
-export function stateDirOf(name: string): string {
-  return join(STATE_ROOT, name);
-}
-
-export function loadState(name: string): ClusterState {
-  const path = join(stateDirOf(name), 'state.json');
-  if (!existsSync(path)) throw new ClusterError(`no cluster "${name}" (no ${path}): run "pontoon cluster up --name ${name}" first`);
-  return JSON.parse(readFileSync(path, 'utf8')) as ClusterState;
-}
-
-export function saveState(state: ClusterState): void {
-  writeFileSync(join(state.stateDir, 'state.json'), JSON.stringify(state, null, 2));
-}
-
-export function cliPath(): string {
-  return join(packageRoot(), 'dist', 'cli', 'pontoon.cjs');
-}
-
-/** Starts a long-running process inside a namespace, detached, output to `logFile`. */
-function startDaemon(netns: string, argv: readonly string[], logFile: string, sharedMounts = false): number {
-  // `ip netns exec` also gives the process a private mount namespace (to show the netns's
-  // own /sys), where new mounts do not propagate back. A kubelet mounts every pod sandbox
-  // it creates on /run/netns/<name>, and those must be visible to everyone else (CNI DEL
-  // from a restarted kubelet, `cluster exec pod/...`), so it enters the network namespace
-  // alone, with nsenter.
-  const enter = sharedMounts ? ['nsenter', `--net=${netnsFile(netns)}`, '--'] : ['ip', 'netns', 'exec', netns];
-  return startDetached([...enter, ...argv], logFile);
-}
-
-
-/**
- * True when `pid` runs and its command line contains `marker`. Checking the command line
- * keeps us from signalling an unrelated process that inherited a recycled pid.
- */
-export function isAlive(pid: number, marker?: string): boolean {
-  if (pid <= 0) return false;
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return marker === undefined || cmdline.includes(marker);
-  } catch {
-    return false;
-  }
-}
-
-
-export function networkConfigJson(backend: BackendName, directRouting: boolean, ipip: IpipMode = 'cross-subnet'): string {
-  // bgp: flanneld only leases subnets (flannel's alloc backend); the BGP agent routes, and
-  // pods get IPIP's MTU when any packet may be wrapped.
-  const backendConfig: Record<string, unknown> = backend === 'bgp' ? { Type: 'alloc', MTU: ipip === 'never' ? 1500 : 1500 - IPIP_OVERHEAD } : { Type: backend };
-  if (backend === 'vxlan') Object.assign(backendConfig, { VNI: 1, Port: 8472, DirectRouting: directRouting });
-  if (backend === 'udp') Object.assign(backendConfig, { Port: 8285 });
-  return JSON.stringify({ Network: POD_NETWORK, SubnetLen: 24, Backend: backendConfig });
-}
-
-function flanneldArgs(state: ClusterState, node: NodeState): string[] {
-  const store =
-    state.subnetStore === 'kube'
-      ? ['--kube-subnet-mgr', '--kubeconfig-file', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--net-config-path', join(state.stateDir, 'net-conf.json')]
-      : ['--etcd-endpoints', state.etcd.endpoint];
-  return [
-    process.execPath,
-    cliPath(),
-    'flanneld',
-    ...store,
-    '--iface',
-    'eth0',
-    '--subnet-file',
-    join(node.dir, 'subnet.env'),
-    '--ip-masq',
-    '--subnet-lease-ttl',
-    String(state.leaseTtlSeconds),
-    '--subnet-lease-renew-margin',
-    String(Math.max(1, Math.floor(state.leaseTtlSeconds / 3))),
-    '--resync',
-    '5',
-  ];
-}
-
-/** (Re)starts a node's flanneld; returns its pid. */
-export function startFlanneld(state: ClusterState, node: NodeState): number {
-  return startDaemon(node.netns, flanneldArgs(state, node), join(node.dir, 'flanneld.log'));
-}
-
-/** (Re)starts a node's kubelet; returns its pid. */
-export function startKubelet(state: ClusterState, node: NodeState): number {
-  const args = kubeletArgs({
-    cli: [process.execPath, cliPath()],
-    kubeconfig: join(node.dir, 'kubeconfig'),
-    nodeName: node.name,
-    nodeIp: node.underlayIp,
-    cniConfDir: join(node.dir, 'net.d'),
-    rootDir: join(node.dir, 'kubelet'),
-    netnsPrefix: podNetnsPrefix(state.name, node.name),
-  });
-  return startDaemon(node.netns, args, join(node.dir, 'kubelet.log'), true);
-}
-
-/** The node's service proxy, in the node's namespace, with the node's credentials. */
-function proxyArgs(state: ClusterState, node: NodeState): string[] {
-  return [process.execPath, cliPath(), 'proxy', '--kubeconfig', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--mode', state.proxy ?? 'nftables', '--cluster-cidr', POD_NETWORK];
-}
-
-/** (Re)starts a node's service proxy; returns its pid. */
-export function startProxy(state: ClusterState, node: NodeState): number {
-  return startDaemon(node.netns, proxyArgs(state, node), join(node.dir, 'proxy.log'));
-}
-
-/** The node's BGP agent (backend bgp): peers, announcements and routes from Node objects. */
-function bgpArgs(state: ClusterState, node: NodeState): string[] {
-  const tor = state.bgp?.topology === 'tor' ? ['--topology', 'tor', '--tor-peer', rackGateway(node.rack), '--tor-asn', String(DEFAULT_TOR_ASN)] : [];
-  return [process.execPath, cliPath(), 'bgp', 'node', '--kubeconfig', join(node.dir, 'kubeconfig'), '--node-name', node.name, '--ipip', state.bgp?.ipip ?? 'cross-subnet', '--control-socket', bgpSocket(node), '--ipip-socket', join(node.dir, 'ipip.sock'), '--hold-time', '9', ...tor];
-}
-
-/** Topology tor: rack r is AS 64512 + r. */
-export const rackAsn = (rack: number): number => DEFAULT_CLUSTER_ASN + rack;
-
-/**
- * The router namespace's speaker (topology tor) as `pontoon bgp --config` YAML: AS 65000, one
- * process acting for every rack. It does not listen (one listen address could not serve every
- * rack's gateway address); it connects to each node from the rack's gateway address, which is
- * the address the node expects, and installs the nodes' blocks into the router's kernel.
- */
-export function routerBgpConfig(state: ClusterState): string {
-  return toYaml({
-    localAsn: DEFAULT_TOR_ASN,
-    routerId: rackGateway(0),
-    holdTime: 9,
-    controlSocket: routerBgpSocket(state),
-    metricsAddress: '',
-    gracefulRestart: { enabled: true, restartTime: 120 },
-    kernelSync: true,
-    // One NEXT_HOP for every rack; a node routes it via its own rack's gateway (node-agent.ts).
-    nextHops: { ipv4: rackGateway(0) },
-    announce: [],
-    peers: state.nodes.map((n) => ({ address: n.underlayIp, asn: rackAsn(n.rack), port: 179, passive: false, description: `tor rack ${n.rack} ${n.name}` })),
-  });
-}
-
-export const routerBgpSocket = (state: ClusterState): string => join(state.stateDir, 'router-bgp.sock');
-
-/** (Re)writes the router speaker's configuration and (re)starts it; returns its pid. */
-export function startRouterBgp(state: ClusterState): number {
-  if (!state.router) throw new ClusterError('topology tor needs the router namespace');
-  const config = join(state.stateDir, 'router-bgp.yaml');
-  writeFileSync(config, routerBgpConfig(state));
-  return startDaemon(state.router, [process.execPath, cliPath(), 'bgp', '--config', config], join(state.stateDir, 'router-bgp.log'));
-}
-
-export const bgpSocket = (node: NodeState): string => join(node.dir, 'bgp.sock');
-
-/** (Re)starts a node's BGP agent; returns its pid. */
-export function startBgp(state: ClusterState, node: NodeState): number {
-  return startDaemon(node.netns, bgpArgs(state, node), join(node.dir, 'bgp.log'));
-}
-
-const BGP_MARKER = 'bgp';
-
-/** Peers of a node's agent that are Established, as `established/configured`, or why not. */
-function bgpPeers(node: NodeState): string {
-  return speakerPeers(node.bgpPid, bgpSocket(node));
-}
-
-function speakerPeers(pid: number | undefined, socket: string): string {
-  if (pid === undefined) return '-';
-  if (!isAlive(pid, BGP_MARKER)) return 'DOWN';
-  const result = spawnSync(process.execPath, [cliPath(), 'bgp', 'status', '--socket', socket, '--json'], { encoding: 'utf8', timeout: 5000 });
-  if (result.status !== 0) return 'starting';
-  const status = JSON.parse(result.stdout) as { peers: { state: string }[] };
-  return `${status.peers.filter((p) => p.state === 'Established').length}/${status.peers.length} peers`;
-}
-
-/** What a proxy's command line contains (its subcommand word), to tell it from a recycled pid. */
-const PROXY_MARKER = 'proxy';
-
-const runsProxy = (state: ClusterState): boolean => state.controlPlane !== undefined && state.proxy !== undefined && state.proxy !== 'none';
-
-/** Pod sandboxes are `<cluster>-<node>-pod-...`, so `down` deletes them with the rest. */
-export function podNetnsPrefix(clusterName: string, nodeName: string): string {
-  return `${clusterName}-${nodeName}-pod-`;
-}
-
-/** SIGTERM, then SIGKILL after 3 s, for a process whose command line contains `marker`. */
-export async function stopProcess(pid: number, marker: string): Promise<void> {
-  if (!isAlive(pid, marker)) return;
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 30 && isAlive(pid, marker); i++) await sleep(100);
-  if (isAlive(pid, marker)) process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 20 && isAlive(pid, marker); i++) await sleep(50);
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined, explain: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new ClusterError(`timed out waiting for ${what}\n${explain()}`);
-    await sleep(100);
-  }
-}
+// The lab's surface for the CLI and the tests: state, supervision and output live in their
+// own files (state.ts, supervision.ts, summary.ts); this one builds and tears down.
+export * from './state.js';
+export * from './supervision.js';
+export { summary } from './summary.js';
 
 export function pontoonNetwork(node: NodeState): Record<string, unknown> {
   return {
     cniVersion: '1.1.0',
     name: 'pontoon',
     type: 'pontoon-flannel',
-    subnetFile: join(node.dir, 'subnet.env'),
+    subnetFile: nodeSubnetFile(node),
     dataDir: join(node.dir, 'flannel'),
     delegate: { bridge: 'cni0', isDefaultGateway: true, hairpinMode: true, ipam: { dataDir: join(node.dir, 'ipam') } },
   };
@@ -350,8 +64,10 @@ export async function addPod(state: ClusterState, node: NodeState, index: number
   const netns = makeNamespace(`${state.name}-${name}`);
   const containerId = `${state.name}-${name}`;
   const result = JSON.parse(podCni(node, 'ADD', { netns, containerId })) as { ips: { address: string }[] };
-  const ip = result.ips[0]?.address.split('/')[0] ?? '';
-  const pod = { name, netns, containerId, ip };
+  const addresses = result.ips.map((ip) => ip.address.split('/')[0] ?? '');
+  const ip = addresses[0] ?? '';
+  const ipv6 = addresses.slice(1).find((address) => address.includes(':'));
+  const pod: PodState = { name, netns, containerId, ip, ...(ipv6 ? { ipv6 } : {}) };
   node.pods.push(pod);
   saveState(state);
   return pod;
@@ -372,13 +88,28 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   if (tor && (options.routeReflectors ?? 0) > 0) throw new ClusterError('--bgp-topology tor has no route reflectors (the rack router is every node’s only peer)');
   const ipip: IpipMode = options.ipip ?? (tor ? 'never' : 'cross-subnet');
   if ((options.routeReflectors ?? 0) < 0 || (options.routeReflectors ?? 0) > 8) throw new ClusterError('--route-reflectors must be between 0 and 8');
+  const agents = options.agents ?? 'process';
+  if (!AGENTS_MODES.includes(agents)) throw new ClusterError(`--agents must be one of ${AGENTS_MODES.join(', ')}, got "${String(agents)}"`);
+  if (agents === 'daemonset' && !options.controlPlane) throw new ClusterError('--agents daemonset runs the agents as pods: it needs the control plane (or use --agents process)');
+  if (agents === 'daemonset' && options.subnetStore !== 'kube') throw new ClusterError('--agents daemonset uses the kube subnet store (flanneld --kube-subnet-mgr, as kube-flannel.yml)');
+  // The rack router's address differs per rack, and one DaemonSet template serves every node.
+  if (agents === 'daemonset' && tor) throw new ClusterError('--bgp-topology tor needs per-node agent flags: use --agents process');
+  const access = options.controlPlaneAccess ?? 'network';
+  if (!CONTROL_PLANE_ACCESS.includes(access)) throw new ClusterError(`--control-plane-access must be one of ${CONTROL_PLANE_ACCESS.join(', ')}, got "${String(access)}"`);
   if (!PROXY_CHOICES.includes(options.proxy)) throw new ClusterError(`--proxy must be one of ${PROXY_CHOICES.join(', ')}, got "${options.proxy}"`);
+  const ipFamily = parseIpFamilyChoice(options.ipFamily);
+  if (usesIpv6(ipFamily)) {
+    // Leases with an IPv6 half live on Node objects (podCIDRs), as with flannel's kube subnet manager.
+    if (options.subnetStore !== 'kube') throw new ClusterError(`--ip-family ${ipFamily} needs the kube subnet store (the control plane)`);
+    if (options.backend === 'udp') throw new ClusterError(`--ip-family ${ipFamily}: the udp backend carries IPv4 only (as flannel's); use vxlan or host-gw`);
+    if (options.backend === 'bgp') throw new ClusterError(`--ip-family ${ipFamily}: the bgp backend is IPv4-only here; use vxlan or host-gw`);
+  }
 
   const stateDir = stateDirOf(options.name);
   if (existsSync(join(stateDir, 'state.json')) || listNetns().some((n) => n.startsWith(`${options.name}-`))) {
     throw new ClusterError(`cluster "${options.name}" already exists: run "pontoon cluster down --name ${options.name}" first`);
   }
-  rmSync(stateDir, { recursive: true, force: true });
+  removeStateDir(stateDir);
   mkdirSync(stateDir, { recursive: true });
   const step = (text: string, started: number): void => options.progress(`✔ ${text} (${Date.now() - started} ms)`);
   const ns = (suffix: string): string => `${options.name}-${suffix}`;
@@ -394,7 +125,11 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     ...(options.backend === 'bgp' ? { bgp: { routeReflectors: options.routeReflectors ?? 0, ipip, ...(tor ? { topology: 'tor' as const } : {}) } } : {}),
     fabric: ns('fabric'),
     leaseTtlSeconds: options.leaseTtlSeconds,
+    ipFamily,
     nodes: [],
+    agents,
+    // Only when this checkout has the manifest: a kubelet pointing pods at a DNS that never comes would break every lookup.
+    dns: (options.dns ?? agents === 'daemonset') && options.controlPlane && existsSync(deployFile('dns.yaml')),
   };
   saveState(state);
   // tor: even a single rack has its router (the nodes' only BGP peer and default gateway).
@@ -406,11 +141,22 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   makeFabric(state.fabric, options.racks);
   if (routed) {
     state.router = ns('router');
-    makeRouter(state.fabric, state.router, options.racks);
+    makeRouter(state.fabric, state.router, options.racks, usesIpv6(ipFamily));
   }
-  step(`fabric: ${options.racks} rack(s) 198.18.0.0/24${options.racks > 1 ? ` … 198.18.${options.racks - 1}.0/24 joined by a router` : ''}`, started);
+  const v6Underlay = usesIpv6(ipFamily) ? ` + fd00:198:18:<rack>::/64` : '';
+  step(`fabric: ${options.racks} rack(s) 198.18.0.0/24${options.racks > 1 ? ` … 198.18.${options.racks - 1}.0/24 joined by a router` : ''}${v6Underlay}`, started);
 
-  if (options.subnetStore === 'etcd') await startEtcd(state, options, gatewayFor);
+  if (options.subnetStore === 'etcd' || options.controlPlane) makeControlNamespace(state, gatewayFor);
+  if (options.subnetStore === 'etcd') await startEtcd(state, options);
+  const storeKind = options.store ?? 'sqlite';
+  if (!APISERVER_STORES.includes(storeKind)) throw new ClusterError(`--store must be one of ${APISERVER_STORES.join(', ')}, got "${String(storeKind)}"`);
+  if (storeKind === 'etcd' && options.controlPlane) {
+    started = Date.now();
+    state.etcdCluster = planEtcdCluster(options.name, stateDir, options.etcdMembers ?? 1);
+    saveState(state);
+    await startEtcdCluster(state.etcdCluster, state.fabric, gatewayFor(0));
+    step(`etcd: ${state.etcdCluster.members.map((m) => `${m.name} ${m.ip}`).join(', ')} (the apiserver's store)`, started);
+  }
   if (options.controlPlane) {
     started = Date.now();
     const nodeNames = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
@@ -419,61 +165,48 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       stateDir,
       cli: [process.execPath, cliPath()],
       nodeNames,
-      store: `sqlite:${join(stateDir, 'apiserver.db')}`,
-      clusterCidr: POD_NETWORK,
-      nodeCidrMaskSize: 24,
+      store: state.etcdCluster ? etcdStoreUrl(state.etcdCluster) : `sqlite:${join(stateDir, 'apiserver.db')}`,
+      apiservers: options.apiservers ?? 1,
+      clusterCidr: podNetworks(ipFamily).join(','),
+      nodeCidrMaskSize: usesIpv4(ipFamily) ? 24 : POD_SUBNET_LENGTH_V6,
+      ...(ipFamily === 'ipv4' ? {} : { serviceCidr: serviceNetworks(ipFamily).join(',') }),
       // The default cluster gets the well-known 6443 when free; others (tests) any free port.
       port: await pickApiserverPort(options.name === DEFAULT_CLUSTER_NAME ? 6443 : 0),
+      fabric: { netnsPath: netnsFile(state.etcd.netns), address: CTL_IP, port: APISERVER_FABRIC_PORT },
+      access,
     });
-    writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting, ipip));
+    writeFileSync(join(stateDir, 'net-conf.json'), networkConfigJson(options.backend, options.directRouting, ipip, ipFamily));
     saveState(state);
-    step(`control plane: apiserver ${state.controlPlane.url} (SQLite store), controller-manager, scheduler`, started);
+    const others = (state.controlPlane.replicas ?? []).map((r) => r.url).join(', ');
+    const nodesReach = access === 'network' ? `nodes reach it at ${[state.controlPlane.fabricUrl, ...(state.controlPlane.replicas ?? []).map((r) => r.fabricUrl)].filter(Boolean).join(', ')} (TLS), kubelets serve TLS on :10250` : `nodes reach it at unix:${state.controlPlane.socket}`;
+    step(`control plane: apiserver ${state.controlPlane.url}${others ? ` + ${others}` : ''} (${state.etcdCluster ? `etcd, ${state.etcdCluster.members.length} member(s)` : 'SQLite'} store), controller-manager, scheduler; ${nodesReach}`, started);
   }
 
   started = Date.now();
-  for (let i = 1; i <= options.nodes; i++) {
-    const rack = (i - 1) % options.racks;
-    const name = `n${i}`;
-    const node: NodeState = {
-      name,
-      netns: makeNamespace(ns(name), true),
-      rack,
-      underlayIp: `198.18.${rack}.${10 + i}`,
-      dir: join(stateDir, name),
-      flanneldPid: 0,
-      subnet: '',
-      pods: [],
-    };
-    mkdirSync(join(node.dir, 'net.d'), { recursive: true });
-    plug(state.fabric, rack, name, node.netns, 'eth0', parseIpNet(`${node.underlayIp}/24`), gatewayFor(rack));
-    // A real node has a default route; a lab node of a single rack has none, and the kernel
-    // would refuse a cluster-IP packet (no route) before the proxy's DNAT ever saw it.
-    if (!gatewayFor(rack)) routeServiceNetwork(node.netns, SERVICE_NETWORK);
-    const conflist = JSON.stringify({ cniVersion: '1.1.0', name: 'pontoon', plugins: [pontoonNetwork(node)] }, null, 2);
-    writeFileSync(join(node.dir, 'net.d', '10-pontoon.conflist'), conflist);
-    state.nodes.push(node);
-    if (state.controlPlane) {
-      writeNodeKubeconfig(state.controlPlane, state.name, node.name, join(node.dir, 'kubeconfig'));
-      node.kubeletPid = startKubelet(state, node);
-      if (runsProxy(state)) node.proxyPid = startProxy(state, node);
-    }
-    node.flanneldPid = startFlanneld(state, node);
+  for (let i = 1; i <= options.nodes; i++) createNode(state, `n${i}`, (i - 1) % options.racks, i, options.daemonEnv);
+  // Healthy, not merely started: see health.ts.
+  await waitHealthy(state.nodes.flatMap((node) => nodeDaemonWatches(node)));
+  if (state.agents === 'daemonset') {
+    step(`${options.nodes} node(s), kubelet running in each (NotReady until the agents install the CNI config)`, started);
+    started = Date.now();
+    const deployed = await deployAgents(state);
+    step(`agents: ${deployed.join(', ')} rolled out (kubectl apply -f deploy/pontoon.yaml)`, started);
+  }
+  for (const node of state.nodes) readNodeSubnets(node);
+  if (state.bgp && state.agents !== 'daemonset') {
+    await startBgpAgents(state, options.daemonEnv?.bgp);
+    await waitHealthy(state.nodes.flatMap((node) => nodeDaemonWatches(node).filter((w) => w.marker === BGP_MARKER)));
+  }
+  saveState(state);
+  if (state.dns) {
+    started = Date.now();
+    const dns = await deployDns(state);
+    if (dns) step(dns, started);
     saveState(state);
   }
-  for (const node of state.nodes) {
-    const env = await waitFor(
-      `flanneld on ${node.name} to write subnet.env`,
-      30_000,
-      () => (existsSync(join(node.dir, 'subnet.env')) ? readSubnetEnv(join(node.dir, 'subnet.env')) : undefined),
-      () => `flanneld log (${join(node.dir, 'flanneld.log')}):\n${logTail(join(node.dir, 'flanneld.log'))}\nkubelet log:\n${logTail(join(node.dir, 'kubelet.log'))}`,
-    );
-    node.subnet = formatIpNet(networkOf(env.subnet));
-  }
-  if (state.bgp) await startBgpAgents(state);
-  saveState(state);
   const bgpShape = state.bgp?.topology === 'tor' ? `eBGP with the rack router, AS ${DEFAULT_TOR_ASN}; rack r is AS ${DEFAULT_CLUSTER_ASN}+r` : state.bgp?.routeReflectors ? `${state.bgp.routeReflectors} route reflector(s) per rack` : 'full mesh';
   const daemons = [...(state.controlPlane ? ['kubelet'] : []), ...(runsProxy(state) ? [`proxy (${state.proxy})`] : []), `flanneld (${options.subnetStore} leases)`, ...(state.bgp ? [`bgp (${bgpShape}, ipip ${state.bgp.ipip})`] : [])];
-  step(`${options.nodes} node(s), ${daemons.join(', ')} running in each`, started);
+  if (state.agents !== 'daemonset') step(`${options.nodes} node(s), ${daemons.join(', ')} running in each`, started);
 
   started = Date.now();
   for (const node of state.nodes) {
@@ -484,10 +217,80 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
 }
 
 /**
+ * A node namespace on its rack with a kubelet, registered through the apiserver. In process
+ * mode the lab writes its conflist and starts flanneld (and the proxy) itself; in daemonset
+ * mode the node gets an empty "host filesystem" and its agents come from the DaemonSets.
+ */
+export function createNode(state: ClusterState, name: string, rack: number, index: number, daemonEnv?: UpOptions['daemonEnv']): NodeState {
+  const node = createNodeNamespace(state, name, rack, index);
+  if (state.controlPlane) writeNodeKubeconfig(state.controlPlane, state.name, node.name, join(node.dir, 'kubeconfig'));
+  startNodeDaemons(state, node, daemonEnv);
+  return node;
+}
+
+/**
+ * The node's namespace on its rack, its state dir and (process mode) its conflist, recorded
+ * in the state; no credentials, no daemons yet. A joining node gets its kubeconfig from
+ * `pontoon join` before startNodeDaemons.
+ */
+export function createNodeNamespace(state: ClusterState, name: string, rack: number, index: number): NodeState {
+  const gateway = state.router ? rackGateway(rack) : undefined;
+  const ipFamily = state.ipFamily ?? 'ipv4';
+  const node: NodeState = {
+    name,
+    netns: makeNamespace(`${state.name}-${name}`, true),
+    rack,
+    underlayIp: `198.18.${rack}.${10 + index}`,
+    ...(usesIpv6(ipFamily) ? { underlayIpv6: nodeUnderlayV6(rack, index) } : {}),
+    dir: join(state.stateDir, name),
+    flanneldPid: 0,
+    subnet: '',
+    pods: [],
+  };
+  mkdirSync(join(node.dir, 'net.d'), { recursive: true });
+  const v6 = node.underlayIpv6 ? { address: parseIpNet(`${node.underlayIpv6}/64`), ...(state.router ? { gateway: rackGatewayV6(rack) } : {}) } : undefined;
+  plug(state.fabric, rack, name, node.netns, 'eth0', parseIpNet(`${node.underlayIp}/24`), gateway, v6);
+  // A real node has a default route; a lab node of a single rack has none, and the kernel
+  // would refuse a cluster-IP packet (no route) before the proxy's DNAT ever saw it.
+  if (!gateway) {
+    if (usesIpv4(ipFamily)) routeServiceNetwork(node.netns, SERVICE_NETWORK);
+    if (usesIpv6(ipFamily)) routeServiceNetwork(node.netns, SERVICE_NETWORK_V6);
+  }
+  if (state.agents === 'daemonset') {
+    node.hostRoot = nodeHostRoot(node.dir);
+    mkdirSync(node.hostRoot, { recursive: true });
+  } else {
+    const conflist = JSON.stringify({ cniVersion: '1.1.0', name: 'pontoon', plugins: [pontoonNetwork(node)] }, null, 2);
+    writeFileSync(join(node.dir, 'net.d', '10-pontoon.conflist'), conflist);
+  }
+  state.nodes.push(node);
+  saveState(state);
+  return node;
+}
+
+/** The kubelet (and in process mode the proxy and flanneld), with the kubeconfig in the node's dir. */
+export function startNodeDaemons(state: ClusterState, node: NodeState, daemonEnv?: UpOptions['daemonEnv']): void {
+  if (state.controlPlane) {
+    writeProxyKubeconfig(state.controlPlane, state.name, join(node.dir, 'proxy.kubeconfig'));
+    node.kubeletPid = startKubelet(state, node, daemonEnv?.kubelet);
+    if (runsProxy(state) && state.agents !== 'daemonset') node.proxyPid = startProxy(state, node, daemonEnv?.proxy);
+  }
+  if (state.agents !== 'daemonset') node.flanneldPid = startFlanneld(state, node, daemonEnv?.flanneld);
+  saveState(state);
+}
+
+/** The node's pod subnet(s) from its subnet.env. */
+export function readNodeSubnets(node: NodeState): void {
+  const env = readSubnetEnv(nodeSubnetFile(node));
+  node.subnet = formatIpNet(networkOf(env.subnet));
+  if (env.ipv6Subnet) node.subnetV6 = formatIpNet(networkOf(env.ipv6Subnet));
+}
+
+/**
  * Labels the first K nodes of each rack as route reflectors (Calico picks them by a node
  * label too), then starts every node's agent; the agents read the labels from the Nodes.
  */
-async function startBgpAgents(state: ClusterState): Promise<void> {
+async function startBgpAgents(state: ClusterState, env?: Record<string, string>): Promise<void> {
   const k = state.bgp?.routeReflectors ?? 0;
   const client = adminClient(state);
   if (state.bgp?.topology === 'tor') {
@@ -505,13 +308,20 @@ async function startBgpAgents(state: ClusterState): Promise<void> {
     perRack.set(node.rack, count + 1);
     await client.patch(RESOURCE.nodes, node.name, undefined, { metadata: { labels: { [ROUTE_REFLECTOR_LABEL]: 'true' } } }, 'merge');
   }
-  for (const node of state.nodes) node.bgpPid = startBgp(state, node);
+  for (const node of state.nodes) node.bgpPid = startBgp(state, node, env);
 }
 
-async function startEtcd(state: ClusterState, options: UpOptions, gatewayFor: (rack: number) => string | undefined): Promise<void> {
-  const started = Date.now();
+/**
+ * The `ctl` namespace on rack 0 (198.18.0.2, default route via the rack router when there is
+ * one, so other racks reach it): etcd and the apiserver's fabric listener live there.
+ */
+function makeControlNamespace(state: ClusterState, gatewayFor: (rack: number) => string | undefined): void {
   makeNamespace(state.etcd.netns);
-  plug(state.fabric, 0, 'ctl', state.etcd.netns, 'eth0', parseIpNet(`${ETCD_IP}/24`), gatewayFor(0));
+  plug(state.fabric, 0, 'ctl', state.etcd.netns, 'eth0', parseIpNet(`${CTL_IP}/24`), gatewayFor(0));
+}
+
+async function startEtcd(state: ClusterState, options: UpOptions): Promise<void> {
+  const started = Date.now();
   const etcdDir = join(state.stateDir, 'etcd');
   state.etcd.pid = startDaemon(
     state.etcd.netns,
@@ -531,87 +341,6 @@ async function startEtcd(state: ClusterState, options: UpOptions, gatewayFor: (r
   saveState(state);
   run(process.execPath, [cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '20', '--set', networkConfigJson(options.backend, options.directRouting)], { netns: state.etcd.netns });
   options.progress(`✔ etcd at ${state.etcd.endpoint}, network ${POD_NETWORK}, backend ${options.backend} (${Date.now() - started} ms)`);
-}
-
-export function summary(state: ClusterState): string {
-  const rows = state.nodes.map((node) => [
-    node.name,
-    String(node.rack),
-    node.underlayIp,
-    node.subnet,
-    state.backend + (state.directRouting ? '+direct' : '') + (state.bgp ? `/ipip ${state.bgp.ipip}` : ''),
-    isAlive(node.flanneldPid, 'flanneld') ? 'running' : 'DOWN',
-    node.kubeletPid === undefined ? '-' : isAlive(node.kubeletPid, 'kubelet') ? 'running' : 'DOWN',
-    node.proxyPid === undefined ? '-' : `${state.proxy ?? '?'} ${isAlive(node.proxyPid, PROXY_MARKER) ? 'running' : 'DOWN'}`,
-    ...(state.bgp ? [bgpPeers(node)] : []),
-    node.pods.map((p) => `${p.name}=${p.ip}`).join(' ') || '-',
-  ]);
-  const table = formatTable(['NODE', 'RACK', 'UNDERLAY IP', 'SUBNET', 'BACKEND', 'FLANNELD', 'KUBELET', 'PROXY', ...(state.bgp ? ['BGP'] : []), 'STATIC PODS'], rows);
-  const router = state.bgp?.topology === 'tor' && state.router ? `router ${state.router}: bgp AS ${DEFAULT_TOR_ASN} ${speakerPeers(state.bgp.routerPid, routerBgpSocket(state))}\n` : '';
-  const cp = state.controlPlane;
-  if (!cp) return router ? `${router}\n${table}` : table;
-  const daemon = (pid: number, marker: string): string => `${marker} ${isAlive(pid, marker) ? 'running' : 'DOWN'}`;
-  const line = CONTROL_PLANE_COMPONENTS.map((component) => daemon(cp.pids[component], component)).join(', ');
-  return `control plane: ${cp.url} — ${line}\n${router}\n${table}`;
-}
-
-export function findNode(state: ClusterState, name: string): NodeState {
-  const node = state.nodes.find((n) => n.name === name);
-  if (!node) throw new ClusterError(`no node "${name}" in cluster ${state.name}: it has ${state.nodes.map((n) => n.name).join(', ')}`);
-  return node;
-}
-
-/**
- * Stops and starts one daemon with the same command line: a control-plane component, or a
- * node's kubelet or flanneld. Pods, routes and leases stay in place meanwhile; what the
- * daemon missed it learns again from the apiserver (informers re-list and resume).
- */
-export async function restartComponent(state: ClusterState, component: string, nodeName?: string): Promise<number> {
-  if ((CONTROL_PLANE_COMPONENTS as readonly string[]).includes(component)) {
-    const cp = state.controlPlane;
-    if (!cp) throw new ClusterError(`cluster ${state.name} runs no control plane`);
-    const which = component as ControlPlaneComponent;
-    await stopProcess(cp.pids[which], component);
-    const pid = await startComponent(cp, state.stateDir, which);
-    saveState(state);
-    return pid;
-  }
-  if (component !== 'kubelet' && component !== 'flanneld' && component !== 'proxy' && component !== 'bgp') {
-    throw new ClusterError(`cannot restart "${component}": want ${[...CONTROL_PLANE_COMPONENTS, 'kubelet', 'flanneld', 'proxy', 'bgp'].join(', ')}`);
-  }
-  if (!nodeName) throw new ClusterError(`restarting ${component} needs a node name`);
-  const node = findNode(state, nodeName);
-  if (component === 'flanneld') {
-    await restartFlanneld(state, node);
-    return node.flanneldPid;
-  }
-  if (component === 'bgp') {
-    if (node.bgpPid === undefined) throw new ClusterError(`node ${nodeName} runs no BGP agent (cluster up --backend bgp)`);
-    // SIGTERM: the agent leaves without a Cease and keeps its routes (graceful restart).
-    await stopProcess(node.bgpPid, BGP_MARKER);
-    node.bgpPid = startBgp(state, node);
-    saveState(state);
-    return node.bgpPid;
-  }
-  if (component === 'proxy') {
-    if (node.proxyPid === undefined) throw new ClusterError(`node ${nodeName} runs no service proxy (cluster up --proxy none)`);
-    await stopProcess(node.proxyPid, PROXY_MARKER);
-    node.proxyPid = startProxy(state, node);
-    saveState(state);
-    return node.proxyPid;
-  }
-  if (node.kubeletPid === undefined) throw new ClusterError(`node ${nodeName} runs no kubelet`);
-  await stopProcess(node.kubeletPid, 'kubelet');
-  node.kubeletPid = startKubelet(state, node);
-  saveState(state);
-  return node.kubeletPid;
-}
-
-/** Stops and starts a node's flanneld; the kernel data plane stays up meanwhile. */
-export async function restartFlanneld(state: ClusterState, node: NodeState): Promise<void> {
-  await stopProcess(node.flanneldPid, 'flanneld');
-  node.flanneldPid = startFlanneld(state, node);
-  saveState(state);
 }
 
 /**
@@ -637,30 +366,12 @@ export async function removeNode(state: ClusterState, node: NodeState): Promise<
   if (failures.length > 0) throw namespaceFailures(failures);
   for (const pod of node.pods) deleteNetns(pod.netns);
   deleteNetns(node.netns);
-  rmSync(node.dir, { recursive: true, force: true });
+  // The kernel frees a namespace (and with it our veth pair) only once nothing holds it; the
+  // fabric end goes now, so a node added later under the same name can be plugged in.
+  unplug(state.fabric, node.name);
+  removeStateDir(node.dir);
   state.nodes = state.nodes.filter((n) => n !== node);
   saveState(state);
-}
-
-/** SIGTERM, then SIGKILL, every process whose command line contains `marker`. */
-async function stopProcessesMentioning(marker: string): Promise<void> {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) pids.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  await Promise.all(pids.map((pid) => stopProcess(pid, marker)));
-}
-
-/** A client with the admin token over the apiserver's unix socket. */
-export function adminClient(state: ClusterState): KubeClient {
-  const cp = state.controlPlane;
-  if (!cp) throw new ClusterError(`cluster ${state.name} runs no control plane`);
-  return new KubeClient({ server: `unix:${cp.socket}`, token: readTokens(cp.tokensFile).get('admin') ?? '' });
 }
 
 /** Stops every process and deletes every namespace and file of the cluster. */
@@ -690,7 +401,7 @@ export async function clusterDown(name: string): Promise<void> {
   await stopProcessesMentioning(`${stateDirOf(name)}/`);
   // Containers outlive their kubelet (as in Kubernetes); a lab going away takes them along.
   const failures = deleteNetnsWithPrefix(`${name}-`, { killProcesses: true });
-  rmSync(stateDirOf(name), { recursive: true, force: true });
+  removeStateDir(stateDirOf(name));
   if (failures.length > 0) throw namespaceFailures(failures);
 }
 

@@ -1,4 +1,5 @@
 /** Registers `pontoon cluster ...`. */
+import { parseIpFamilyChoice } from './addressing.js';
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import type { KubeList } from '../../api/meta.js';
@@ -11,11 +12,16 @@ import { leaseOf } from '../../flanneld/subnet/kube.js';
 import { formatIpNet } from '../../lib/ip.js';
 import { formatTable } from '../table.js';
 import { podPaths } from './pods.js';
+import { addNode } from './add-node.js';
+import type { AgentsMode } from './agents.js';
+import type { ControlPlaneAccess } from './control-plane.js';
+import { agentStatus } from './daemonset-mode.js';
 import {
   adminClient,
   podNetnsPrefix,
   type BackendName,
   type ProxyChoice,
+  type ApiserverStoreKind,
   ClusterError,
   clusterDown,
   clusterUp,
@@ -25,7 +31,6 @@ import {
   loadState,
   removeNode,
   restartComponent,
-  restartFlanneld,
   summary,
   type ClusterState,
 } from './cluster.js';
@@ -80,7 +85,13 @@ export function registerCluster(program: Command): void {
     .option('--direct-routing', 'vxlan: plain routes to nodes on the same rack', false)
     .option('--lease-ttl <seconds>', 'subnet lease TTL', String(24 * 3600))
     .option('--proxy <mode>', 'service proxy on every node: nftables, iptables or none', 'nftables')
-    .action(async (flags: { name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string; routeReflectors: string; ipip?: string; bgpTopology: string }) => {
+    .option('--agents <mode>', 'node agents as DaemonSet pods (kubectl apply -f deploy/pontoon.yaml, plus cluster DNS) or as processes the lab starts: daemonset or process (default: daemonset; process without a control plane)')
+    .option('--store <kind>', 'the apiserver’s store: sqlite (one file) or etcd (an etcd cluster, each member in its own namespace)', 'sqlite')
+    .option('--etcd-members <n>', 'store etcd: members of the etcd cluster (1-5)', '1')
+    .option('--apiservers <n>', 'apiservers on the store (1-3; more than one needs --store etcd); clients fail over between them', '1')
+    .option('--ip-family <family>', 'pod and Service addresses: ipv4, ipv6 (fd00:10:244::/56, fd00:10:96::/112) or dual (IPv4 primary)', 'ipv4')
+    .option('--control-plane-access <mode>', 'how nodes reach the apiserver: network (https://198.18.0.2:6443 on the fabric, kubelets on TLS :10250) or socket (its unix socket; one host only)', 'network')
+    .action(async (flags: { controlPlaneAccess: string; name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string; routeReflectors: string; ipip?: string; bgpTopology: string; agents?: string; ipFamily: string; store: string; etcdMembers: string; apiservers: string }) => {
       if (flags.subnetStore !== 'kube' && flags.subnetStore !== 'etcd') throw new ClusterError(`--subnet-store must be kube or etcd, got "${flags.subnetStore}"`);
       const state = await clusterUp({
         name: flags.name,
@@ -96,13 +107,19 @@ export function registerCluster(program: Command): void {
         routeReflectors: Number(flags.routeReflectors),
         ...(flags.ipip !== undefined ? { ipip: flags.ipip as IpipMode } : {}),
         bgpTopology: flags.bgpTopology as BgpTopology,
+        agents: (flags.agents ?? (flags.controlPlane && flags.subnetStore === 'kube' && flags.bgpTopology !== 'tor' ? 'daemonset' : 'process')) as AgentsMode,
+        ipFamily: parseIpFamilyChoice(flags.ipFamily),
+        store: flags.store as ApiserverStoreKind,
+        etcdMembers: positiveInt(flags.etcdMembers, '--etcd-members'),
+        apiservers: positiveInt(flags.apiservers, '--apiservers'),
+        controlPlaneAccess: flags.controlPlaneAccess as ControlPlaneAccess,
         progress: (line) => console.log(line),
       }).catch(async (err: unknown) => {
         console.error(`cluster up failed; tearing down what was built`);
         await clusterDown(flags.name);
         throw err;
       });
-      console.log(`\n${summary(state)}\n`);
+      console.log(`\n${summary(state, state.agents === 'daemonset' ? await agentStatus(state) : undefined)}\n`);
       const firstPod = state.nodes[0]?.pods[0];
       const lastPod = state.nodes.at(-1)?.pods[0];
       if (firstPod && lastPod) console.log(`try: pontoon cluster exec --name ${state.name} ${firstPod.name} -- ping -c 2 ${lastPod.ip}`);
@@ -121,10 +138,32 @@ export function registerCluster(program: Command): void {
 
   cluster
     .command('status')
-    .description('nodes, subnets, daemons and pods')
+    .description('the lab’s own view: nodes, subnets, daemon pids or agent pods, static pods (what the daemons themselves say: pontoon status --cluster NAME)')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
-    .action((flags: { name: string }) => {
-      console.log(summary(loadState(flags.name)));
+    .action(async (flags: { name: string }) => {
+      const state = loadState(flags.name);
+      console.log(summary(state, state.agents === 'daemonset' ? await agentStatus(state) : undefined));
+    });
+
+  cluster
+    .command('add-node')
+    .description('add a node to a running cluster: namespace, kubelet, registration; its agents come from the DaemonSets (or are started, --agents process)')
+    .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
+    .argument('[node]', 'the new node’s name (default: n<next>)')
+    .option('--rack <r>', 'the rack to plug it into (default: round-robin)')
+    .option('--token <token>', 'bootstrap token to join with (pontoon token create); default: a new 15-minute token')
+    .option('--no-token', 'reference path: a static token for the node and an apiserver restart instead of pontoon join')
+    .action(async (nodeName: string | undefined, flags: { name: string; rack?: string; token?: string | boolean }) => {
+      const state = loadState(flags.name);
+      if (flags.rack !== undefined && !/^\d+$/.test(flags.rack)) throw new ClusterError(`--rack must be a rack number, got "${flags.rack}"`);
+      const node = await addNode(state, {
+        ...(nodeName ? { name: nodeName } : {}),
+        ...(flags.rack !== undefined ? { rack: Number(flags.rack) } : {}),
+        ...(typeof flags.token === 'string' ? { token: flags.token } : {}),
+        ...(flags.token === false ? { noToken: true } : {}),
+        progress: (line) => console.log(line),
+      });
+      console.log(`node ${node.name} joined cluster ${state.name}`);
     });
 
   cluster
@@ -171,22 +210,21 @@ export function registerCluster(program: Command): void {
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
     .argument('<node>', 'node name, e.g. n2')
     .action(async (nodeName: string, flags: { name: string }) => {
-      const state = loadState(flags.name);
-      const node = findNode(state, nodeName);
-      await restartFlanneld(state, node);
-      console.log(`flanneld on ${nodeName} restarted (pid ${node.flanneldPid})`);
+      const pid = await restartComponent(loadState(flags.name), 'flanneld', nodeName);
+      console.log(`flanneld on ${nodeName} restarted (${pid === 0 ? 'its pod deleted and recreated by the DaemonSet' : `pid ${pid}`})`);
     });
 
   cluster
     .command('restart')
-    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, or a node’s kubelet, flanneld, proxy or bgp')
+    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, a node’s kubelet, flanneld, proxy or bgp, or an etcd member (etcd etcd2)')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
     .argument('<component>', 'apiserver, controller-manager, scheduler, kubelet, flanneld, proxy or bgp')
-    .argument('[node]', 'the node, for kubelet, flanneld, proxy and bgp')
+    .argument('[node]', 'the node, for kubelet, flanneld, proxy and bgp; the member for etcd')
     .action(async (component: string, nodeName: string | undefined, flags: { name: string }) => {
       const state = loadState(flags.name);
       const pid = await restartComponent(state, component, nodeName);
-      console.log(`${component}${nodeName ? ` on ${nodeName}` : ''} restarted (pid ${pid})`);
+      const how = pid === 0 ? 'its pod deleted and recreated by the DaemonSet' : `pid ${pid}`;
+      console.log(`${component}${nodeName ? ` on ${nodeName}` : ''} restarted (${how})`);
     });
 
   cluster

@@ -10,7 +10,7 @@ import { sandboxName } from '../../kubelet/sandbox.js';
 import { describeError } from '../../lib/errors.js';
 import { listNetns, openRtnl } from '../../lib/netns.js';
 import { netnsFile } from './topology.js';
-import { adminClient, type ClusterState, podNetnsPrefix } from './cluster.js';
+import { adminClient, type ClusterState, podNetnsPrefix } from './state.js';
 
 export interface PodPath {
   pod: string;

@@ -13,6 +13,8 @@ import { type IpNet, parseIp, parseIpNet } from '../../lib/ip.js';
 import { ensureBridge } from '../../lib/link.js';
 import { createNetns, openNetns, openRtnl, withNetns } from '../../lib/netns.js';
 import { writeSysctl } from '../../lib/sysctl.js';
+import { IFA_F_NODAD } from '../../lib/netlink/rtnl.js';
+import { rackGatewayV6 } from './addressing.js';
 
 export function rackSegment(rack: number): string {
   return `198.18.${rack}.0/24`;
@@ -30,10 +32,15 @@ export function netnsFile(name: string): string {
   return `/run/netns/${name}`;
 }
 
-/** Creates a namespace and returns its name (lo up, forwarding on when asked). */
+/** Creates a namespace and returns its name (lo up, forwarding on when asked, both families). */
 export function makeNamespace(name: string, forwarding = false): string {
   createNetns(name);
-  if (forwarding) withNetns(netnsFile(name), () => writeSysctl('net.ipv4.ip_forward', '1'));
+  if (forwarding) {
+    withNetns(netnsFile(name), () => {
+      writeSysctl('net.ipv4.ip_forward', '1');
+      writeSysctl('net.ipv6.conf.all.forwarding', '1');
+    });
+  }
   return name;
 }
 
@@ -65,7 +72,7 @@ export function makeFabric(fabric: string, racks: number): void {
  * Plugs `netns` into rack `rack`: veth `fabricSide` on the rack bridge, `inside` in the
  * namespace with `address`, and a default route via `gateway` if given.
  */
-export function plug(fabric: string, rack: number, fabricSide: string, netns: string, inside: string, address: IpNet, gateway?: string): void {
+export function plug(fabric: string, rack: number, fabricSide: string, netns: string, inside: string, address: IpNet, gateway?: string, ipv6?: { address: IpNet; gateway?: string }): void {
   const fabricRtnl = openRtnl(netnsFile(fabric));
   const netnsFd = openNetns(netnsFile(netns));
   const innerRtnl = openRtnl(netnsFile(netns));
@@ -85,6 +92,12 @@ export function plug(fabric: string, rack: number, fabricSide: string, netns: st
     innerRtnl.addAddress(link.index, address);
     innerRtnl.setUp(link.index);
     if (gateway) innerRtnl.addRoute({ family: 4, gateway: parseIp(gateway), oif: link.index });
+    if (ipv6) {
+      // No DAD: the plan makes addresses unique, and a tentative address would hold the
+      // node's first second of IPv6 (flanneld's lookup, the VTEP's local address) back.
+      innerRtnl.addAddress(link.index, ipv6.address, { flags: IFA_F_NODAD });
+      if (ipv6.gateway) innerRtnl.addRoute({ family: 6, gateway: parseIp(ipv6.gateway), oif: link.index });
+    }
   } finally {
     innerRtnl.close();
     closeSync(netnsFd);
@@ -92,10 +105,11 @@ export function plug(fabric: string, rack: number, fabricSide: string, netns: st
   }
 }
 
-export function makeRouter(fabric: string, router: string, racks: number): void {
+export function makeRouter(fabric: string, router: string, racks: number, ipv6 = false): void {
   makeNamespace(router, true);
   for (let rack = 0; rack < racks; rack++) {
-    plug(fabric, rack, `rt${rack}`, router, `eth${rack}`, parseIpNet(`${rackGateway(rack)}/24`));
+    const v6 = ipv6 ? { address: parseIpNet(`${rackGatewayV6(rack)}/64`) } : undefined;
+    plug(fabric, rack, `rt${rack}`, router, `eth${rack}`, parseIpNet(`${rackGateway(rack)}/24`), undefined, v6);
   }
 }
 
@@ -105,7 +119,8 @@ export function routeServiceNetwork(netns: string, serviceNetwork = '10.96.0.0/1
   try {
     const eth0 = rtnl.linkByName('eth0');
     if (!eth0) throw new TopologyError(`${netns} has no eth0`);
-    rtnl.addRoute({ family: 4, dst: parseIpNet(serviceNetwork), oif: eth0.index });
+    const dst = parseIpNet(serviceNetwork);
+    rtnl.addRoute({ family: dst.family, dst, oif: eth0.index });
   } finally {
     rtnl.close();
   }

@@ -10,12 +10,12 @@ import { hasErrno } from '../../lib/errors.js';
 import { formatIp, type Ip, type IpNet, lastAddressOf, networkOf, offsetIp, parseIp, parseIpNet, ipEqual, netContains } from '../../lib/ip.js';
 import { deleteLinkByName, ensureAddress, ensureBridge } from '../../lib/link.js';
 import { IFA_F_NODAD, type Link, type Rtnl, RT_SCOPE_LINK } from '../../lib/netlink/rtnl.js';
-import { openNetns, openRtnl } from '../../lib/netns.js';
-import { ensureSysctl } from '../../lib/sysctl.js';
-import { execPlugin, execPluginAdd } from '../invoke.js';
+import { openNetns, openRtnl, withNetns } from '../../lib/netns.js';
+import { ensureSysctl, writeSysctl } from '../../lib/sysctl.js';
+import { execPlugin, execPluginAdd } from '../../cni/invoke.js';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, validAttachments } from '../ipam/hostlocal.js';
-import { CniError, CniErrorCode } from '../skel/errors.js';
-import { type CmdArgs, parseResult, type Result, type RouteConfig } from '../skel/types.js';
+import { CniError, CniErrorCode } from '../../cni/errors.js';
+import { type CmdArgs, parseResult, type Result, type RouteConfig } from '../../cni/types.js';
 import { type BridgeConf, parseBridgeConf } from './config.js';
 import { masqChainName, masqComment, setupMasq, staleMasqChains, teardownMasq } from './masq.js';
 
@@ -23,8 +23,8 @@ import { masqChainName, masqComment, setupMasq, staleMasqChains, teardownMasq } 
 export const IN_PROCESS_IPAM = 'pontoon-ipam';
 
 /**
- * Failure injection for crash tests: PONTOON_CNI_CRASH_AT=<point> makes ADD SIGKILL itself
- * there, exactly as a runtime timeout or OOM kill would.
+ * Failure injection for crash tests: PONTOON_CNI_CRASH_AT=<point> makes ADD or DEL SIGKILL
+ * itself there, exactly as a runtime timeout or OOM kill would.
  */
 function crashPoint(point: string): void {
   if (process.env['PONTOON_CNI_CRASH_AT'] === point) process.kill(process.pid, 'SIGKILL');
@@ -108,6 +108,18 @@ function gatewayFor(address: IpNet, gateway: string | undefined): Ip {
 
 function isDefaultRoute(dst: IpNet): boolean {
   return dst.prefixLength === 0;
+}
+
+/**
+ * As the reference plugin without `enableDad`: no DAD on the pod's interface, so its
+ * link-local address is not tentative for a second after the link comes up (the global
+ * addresses get IFA_F_NODAD). Set before the link is up, in the pod's namespace.
+ */
+function disableContainerDad(netns: string, ifname: string): void {
+  withNetns(netns, () => {
+    writeSysctl(`net.ipv6.conf.${ifname}.accept_dad`, '0');
+    if (existsSync(`/proc/sys/net/ipv6/conf/${ifname}/enhanced_dad`)) writeSysctl(`net.ipv6.conf.${ifname}.enhanced_dad`, '0');
+  });
 }
 
 /** Addresses, link up, then routes: routes via a gateway need the subnet route first. */
@@ -208,6 +220,7 @@ export async function bridgeAdd(args: CmdArgs): Promise<Result> {
       dns: args.config.dns ?? ipamResult.dns ?? {},
     };
     if (conf.isGateway) setupBridgeGateway(host, bridge, applyGateways(result, conf), conf);
+    if ((result.ips ?? []).some((ip) => ip.address.includes(':'))) disableContainerDad(args.netns, args.ifname);
     configureContainer(container, veth.container, result);
     if (conf.ipMasq) {
       masqChain = masqChainName(args.config.name, args.containerId, args.ifname);
@@ -245,8 +258,9 @@ async function tryQuietlyAsync(step: () => Promise<void>): Promise<void> {
 
 export async function bridgeDel(args: CmdArgs): Promise<void> {
   const conf = parseBridgeConf(args.config, args.args);
-  // Release the address first: it is the one resource that leaks silently.
-  await ipam.run('DEL', args, conf);
+  // The link goes before the address is released, as in the reference plugin: a DEL killed
+  // between the two steps then leaks a reservation (the runtime's retried DEL or GC frees
+  // it), never hands out an address that the old veth still answers for.
   if (args.netns && existsSync(args.netns)) {
     const container = openRtnl(args.netns);
     try {
@@ -255,6 +269,8 @@ export async function bridgeDel(args: CmdArgs): Promise<void> {
       container.close();
     }
   }
+  crashPoint('del-between-link-and-ipam');
+  await ipam.run('DEL', args, conf);
   if (conf.ipMasq) teardownMasq(new Set([masqChainName(args.config.name, args.containerId, args.ifname)]));
 }
 

@@ -1,6 +1,6 @@
 /** The bridge plugin's network configuration, field names as in the reference plugin. */
-import { CniError, CniErrorCode } from '../skel/errors.js';
-import type { NetConf } from '../skel/types.js';
+import { CniError, CniErrorCode } from '../../cni/errors.js';
+import type { NetConf } from '../../cni/types.js';
 
 export interface BridgeConf {
   bridge: string;

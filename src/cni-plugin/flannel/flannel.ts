@@ -12,11 +12,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { formatIpNet, networkOf } from '../../lib/ip.js';
 import { bridgeAdd, bridgeCheck, bridgeDel, bridgeGc } from '../bridge/bridge.js';
-import { execPlugin, execPluginAdd } from '../invoke.js';
+import { execPlugin, execPluginAdd } from '../../cni/invoke.js';
 import { validAttachments } from '../ipam/hostlocal.js';
-import { CniError, CniErrorCode } from '../skel/errors.js';
-import type { CmdArgs, NetConf, Result } from '../skel/types.js';
-import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv, SubnetEnvError } from '../../flanneld/subnetenv.js';
+import { CniError, CniErrorCode } from '../../cni/errors.js';
+import type { CmdArgs, NetConf, Result } from '../../cni/types.js';
+import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv, SubnetEnvError } from '../../api/subnet-env.js';
 
 export const DEFAULT_FLANNEL_DATA_DIR = '/var/lib/cni/flannel';
 const IN_PROCESS_DELEGATE = 'pontoon-bridge';
@@ -68,8 +68,10 @@ export function delegateConfig(config: NetConf, flannel: FlannelConf, env: Subne
     ipam: {
       type: 'pontoon-ipam',
       ...ipamOverrides,
-      ranges: [[{ subnet: formatIpNet(networkOf(env.subnet)) }]],
-      routes: [{ dst: formatIpNet(env.network) }],
+      // Dual-stack: one range set per family (the bridge gives the pod an address of each),
+      // as flannel's plugin does with FLANNEL_IPV6_SUBNET.
+      ranges: [[{ subnet: formatIpNet(networkOf(env.subnet)) }], ...(env.ipv6Subnet ? [[{ subnet: formatIpNet(networkOf(env.ipv6Subnet)) }]] : [])],
+      routes: [{ dst: formatIpNet(env.network) }, ...(env.ipv6Network ? [{ dst: formatIpNet(env.ipv6Network) }] : [])],
     },
     ...(config.runtimeConfig ? { runtimeConfig: config.runtimeConfig } : {}),
     ...(config.args ? { args: config.args } : {}),

@@ -9,8 +9,8 @@ import { IpamConfigError } from '../../ipam/errors.js';
 import { canonicalizeRangeSets, type RangeSpec } from '../../ipam/range.js';
 import { DiskStore, type Owner } from '../../ipam/store.js';
 import { formatIp, formatIpNet, parseIp, type Ip } from '../../lib/ip.js';
-import { CniError, CniErrorCode } from '../skel/errors.js';
-import { type CmdArgs, type Dns, type NetConf, parseRoute, type Result, type RouteConfig } from '../skel/types.js';
+import { CniError, CniErrorCode } from '../../cni/errors.js';
+import { type CmdArgs, type Dns, type NetConf, parseRoute, type Result, type RouteConfig } from '../../cni/types.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 

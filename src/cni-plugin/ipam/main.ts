@@ -1,10 +1,8 @@
 /** `pontoon-ipam`: host-local compatible IPAM as a CNI binary. */
-import { classifyError } from '../classify.js';
 import { pluginMain } from '../skel/skel.js';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from './hostlocal.js';
 
-pluginMain(
-  { add: ipamAdd, del: ipamDel, check: ipamCheck, status: ipamStatus, gc: ipamGc },
-  'CNI pontoon-ipam plugin',
-  classifyError,
-);
+// Handlers and error classes load only for commands that need them (see pluginMain).
+pluginMain(async () => {
+  const [{ ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus }, { classifyError }] = await Promise.all([import('./hostlocal.js'), import('../classify.js')]);
+  return { handlers: { add: ipamAdd, del: ipamDel, check: ipamCheck, status: ipamStatus, gc: ipamGc }, classify: classifyError };
+}, 'CNI pontoon-ipam plugin');

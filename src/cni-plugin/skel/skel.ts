@@ -3,9 +3,9 @@
  * code that prints results and error JSON. Handlers get parsed `CmdArgs` and either return a
  * result or throw; `toCniError` classifies whatever they throw.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { pontoonVersion } from '../../lib/version.js';
-import { CniError, CniErrorCode, type CniErrorJson } from './errors.js';
+import { CniError, CniErrorCode, type CniErrorJson } from '../../cni/errors.js';
 import {
   type CmdArgs,
   type CniCommand,
@@ -17,7 +17,7 @@ import {
   SUPPORTED_VERSIONS,
   toVersion,
   versionAtLeast,
-} from './types.js';
+} from '../../cni/types.js';
 
 export interface CniHandlers {
   add(args: CmdArgs): Promise<Result>;
@@ -36,10 +36,26 @@ export interface PluginIo {
   writeStdout(text: string): void;
 }
 
+/**
+ * Straight to fd 1: the first touch of `process.stdout` builds a stream (a net.Socket for
+ * the pipe a runtime gives us) and costs ~6 ms of a ~45 ms start. A pipe set non-blocking by
+ * whoever made it can refuse a write (EAGAIN); that rare case takes the stream instead.
+ */
+function writeStdoutFd(text: string): void {
+  const bytes = Buffer.from(text, 'utf8');
+  let offset = 0;
+  try {
+    while (offset < bytes.length) offset += writeSync(1, bytes, offset);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    process.stdout.write(bytes.subarray(offset));
+  }
+}
+
 const processIo: PluginIo = {
   env: process.env,
   readStdin: () => readFileSync(0),
-  writeStdout: (text) => process.stdout.write(text),
+  writeStdout: writeStdoutFd,
 };
 
 const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'];
@@ -158,6 +174,11 @@ function errorJson(err: CniError, version: string): string {
   return `${JSON.stringify(body)}\n`;
 }
 
+function answerVersion(io: PluginIo): number {
+  io.writeStdout(`${JSON.stringify({ cniVersion: requestedVersion(io.readStdin()), supportedVersions: SUPPORTED_VERSIONS })}\n`);
+  return 0;
+}
+
 /**
  * Runs one CNI invocation and returns the exit code. VERSION answers without reading config
  * beyond its cniVersion; ADD prints its result in the config's version.
@@ -165,11 +186,7 @@ function errorJson(err: CniError, version: string): string {
 export async function runPlugin(handlers: CniHandlers, classify: ErrorClassifier, io: PluginIo = processIo): Promise<number> {
   let version: string = LATEST_VERSION;
   try {
-    if (io.env['CNI_COMMAND'] === 'VERSION') {
-      const stdin = io.readStdin();
-      io.writeStdout(`${JSON.stringify({ cniVersion: requestedVersion(stdin), supportedVersions: SUPPORTED_VERSIONS })}\n`);
-      return 0;
-    }
+    if (io.env['CNI_COMMAND'] === 'VERSION') return answerVersion(io);
     const args = readArgs(io);
     version = args.config.cniVersion;
     switch (args.command) {
@@ -200,20 +217,35 @@ export async function runPlugin(handlers: CniHandlers, classify: ErrorClassifier
   }
 }
 
+/** A plugin's handlers and its error mapping, loaded by `pluginMain` only when a command needs them. */
+export interface CniPlugin {
+  handlers: CniHandlers;
+  classify: ErrorClassifier;
+}
+
 /**
  * Entry point for a plugin binary: run, then exit with the protocol's status. Run by hand
  * without CNI_COMMAND, it also says what it is on stderr, as the reference plugins do.
+ *
+ * `load` imports the handlers (a dynamic import, which the bundle keeps lazy): VERSION, which
+ * a runtime sends before using a plugin, answers without evaluating the netlink, IPAM and
+ * bridge modules at all, and every other command pays for them once.
  */
-export function pluginMain(handlers: CniHandlers, about: string, classify: ErrorClassifier): void {
+export function pluginMain(load: () => Promise<CniPlugin>, about: string): void {
   if (!process.env['CNI_COMMAND']) {
     process.stderr.write(`${about} ${pontoonVersion}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
   }
-  runPlugin(handlers, classify).then(
+  const run = async (): Promise<number> => {
+    if (process.env['CNI_COMMAND'] === 'VERSION') return answerVersion(processIo);
+    const { handlers, classify } = await load();
+    return runPlugin(handlers, classify);
+  };
+  run().then(
     (code) => {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stdout.write(errorJson(new CniError(CniErrorCode.Internal, String(err)), LATEST_VERSION));
+      writeStdoutFd(errorJson(new CniError(CniErrorCode.Internal, String(err)), LATEST_VERSION));
       process.exitCode = 1;
     },
   );

@@ -40,7 +40,7 @@ export class HostGwBackend implements Backend {
       if (typeof route === 'string') rejected.push({ lease, reason: `${route}: host-gw needs every node on one segment (use vxlan with DirectRouting across segments)` });
       else desired.push(route);
     }
-    return { ...syncRoutes(this.context.rtnl, desired), rejected };
+    return { ...syncRoutes(this.context.rtnl, this.context.network.network.family, desired), rejected };
   }
 
   async close(): Promise<void> {}

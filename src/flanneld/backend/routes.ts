@@ -1,6 +1,6 @@
 /** Diff-and-apply for the routes and neighbour entries backends own. */
 import { hasErrno } from '../../lib/errors.js';
-import { formatIp, formatIpNet, ipEqual } from '../../lib/ip.js';
+import { formatIp, formatIpNet, ipEqual, type IpFamily } from '../../lib/ip.js';
 import { AF_BRIDGE, type Neighbour, NUD_PERMANENT, type Route, type Rtnl, NTF_SELF } from '../../lib/netlink/rtnl.js';
 import { FLANNEL_ROUTE_PROTOCOL } from './backend.js';
 
@@ -13,9 +13,12 @@ function sameRoute(a: Route, b: Route): boolean {
   return gateway && a.oif === b.oif && Boolean(a.onlink) === Boolean(b.onlink);
 }
 
-/** Makes our routes (by protocol) in the main table exactly `desired`. */
-export function syncRoutes(rtnl: Rtnl, desired: readonly Route[]): { added: number; removed: number } {
-  const owned = [...rtnl.routes(4), ...rtnl.routes(6)].filter((r) => r.protocol === FLANNEL_ROUTE_PROTOCOL);
+/**
+ * Makes our routes (by protocol) of one family in the main table exactly `desired`. Per
+ * family because a dual-stack node runs one backend per family, each owning its own routes.
+ */
+export function syncRoutes(rtnl: Rtnl, family: IpFamily, desired: readonly Route[]): { added: number; removed: number } {
+  const owned = rtnl.routes(family).filter((r) => r.protocol === FLANNEL_ROUTE_PROTOCOL);
   const observed = new Map(owned.map((r) => [routeKey(r), r]));
   const wanted = new Map(desired.map((r) => [routeKey(r), { ...r, protocol: FLANNEL_ROUTE_PROTOCOL }]));
   let added = 0;

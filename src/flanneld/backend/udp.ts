@@ -20,9 +20,6 @@
  * The packet path runs in two worker threads (udp-loop.ts) making blocking system calls on
  * preallocated buffers; this class owns the devices, the socket and the lease table they share.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { formatIp, type IpNet, networkOf, parseIp } from '../../lib/ip.js';
 import * as libc from '../../lib/sys/libc.js';
@@ -32,20 +29,14 @@ import type { Lease } from '../subnet/lease.js';
 import { type Backend, type BackendContext, BackendError, type LocalSetup, type ReconcileReport, registerBackend } from './backend.js';
 import type { LoopData } from './udp-loop.js';
 import { COUNTER_NAMES, type CounterName, PEER_OFFLOAD, PeerTable, peerTableLayout } from './udp-peers.js';
+import { workerScript } from '../../lib/worker-script.js';
 
 export const UDP_OVERHEAD = 28;
 export const DEFAULT_UDP_PORT = 8285;
 const TUN_NAME = 'flannel0';
 const SOCKET_BUFFER_BYTES = 16 * 1024 * 1024;
 
-/** The loop script: bundled beside the CLI as .cjs, or tsc's .js next to this file. */
-function loopScript(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, 'udp-loop.cjs'), join(here, 'udp-loop.js')];
-  const found = candidates.find((path) => existsSync(path));
-  if (!found) throw new BackendError(`udp packet loop not found (looked for ${candidates.join(', ')}): run "npm run build"`);
-  return found;
-}
+const loopScript = (): string => workerScript(import.meta.url, 'udp-loop', 'udp-loop', 'udp packet loop');
 
 function ipv4Number(ip: { value: bigint }): number {
   return Number(ip.value);

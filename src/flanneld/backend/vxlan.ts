@@ -22,6 +22,8 @@ import { directRoute } from './hostgw.js';
 import { applyNeighbours, planNeighbours, syncRoutes } from './routes.js';
 
 export const VXLAN_OVERHEAD = 50;
+/** Over an IPv6 underlay the outer header is 20 bytes longer (flannel: MTU - 70). */
+export const VXLAN_OVERHEAD_V6 = 70;
 export const DEFAULT_VXLAN_PORT = 8472;
 
 function sameSpec(a: VxlanSpec, b: VxlanSpec): boolean {
@@ -40,7 +42,9 @@ export class VxlanBackend implements Backend {
   constructor(private readonly context: BackendContext) {
     const { backend } = context.network;
     const vni = backendNumber(backend, 'VNI', 1);
-    this.deviceName = `flannel.${vni}`;
+    // flannel's names: the IPv6 overlay (dual-stack or IPv6-only) has its own VTEP over the
+    // IPv6 underlay, since a VXLAN device has one local address of one family.
+    this.deviceName = context.network.network.family === 6 ? `flannel-v6.${vni}` : `flannel.${vni}`;
     this.spec = {
       vni,
       port: backendNumber(backend, 'Port', DEFAULT_VXLAN_PORT),
@@ -49,7 +53,7 @@ export class VxlanBackend implements Backend {
       learning: false,
     };
     this.directRouting = backendFlag(backend, 'DirectRouting');
-    this.mtu = backendNumber(backend, 'MTU', context.ext.link.mtu - VXLAN_OVERHEAD);
+    this.mtu = backendNumber(backend, 'MTU', context.ext.link.mtu - (context.ext.address.family === 6 ? VXLAN_OVERHEAD_V6 : VXLAN_OVERHEAD));
   }
 
   /** Adopts an existing VTEP if it matches; recreates it if its parameters changed. */
@@ -122,7 +126,7 @@ export class VxlanBackend implements Backend {
     const arp6Plan = planNeighbours(rtnl, AF_INET6, device.index, arp.filter((n) => n.family === AF_INET6));
     const fdbPlan = planNeighbours(rtnl, AF_BRIDGE, device.index, fdb);
     applyNeighbours(rtnl, [...fdbPlan.add, ...arpPlan.add, ...arp6Plan.add]);
-    const routeChanges = syncRoutes(rtnl, routes);
+    const routeChanges = syncRoutes(rtnl, this.context.network.network.family, routes);
     applyNeighbours(rtnl, [...arpPlan.remove, ...arp6Plan.remove, ...fdbPlan.remove], true);
     return {
       added: routeChanges.added + fdbPlan.add.length + arpPlan.add.length + arp6Plan.add.length,

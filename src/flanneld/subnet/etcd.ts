@@ -4,7 +4,8 @@
  * node's watch sees the DELETE. Acquisition is a transaction that writes only if the key was
  * never created, so two nodes racing for one subnet cannot both win.
  */
-import { Etcd3, type IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
+import { etcd3 } from '../../lib/lazy.js';
 import { formatIpNet, type IpNet } from '../../lib/ip.js';
 import {
   decodeLeaseAttrs,
@@ -38,7 +39,7 @@ export class EtcdSubnetStore implements SubnetStore {
   constructor(options: EtcdStoreOptions) {
     this.prefix = (options.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     this.timeoutMs = options.requestTimeoutMs ?? 5000;
-    this.client = new Etcd3({ hosts: options.endpoints, dialTimeout: this.timeoutMs });
+    this.client = new (etcd3().Etcd3)({ hosts: options.endpoints, dialTimeout: this.timeoutMs });
     this.description = `etcd ${options.endpoints.join(',')} ${this.prefix}`;
   }
 

@@ -1,6 +1,11 @@
 /**
  * Subnet leases in flannel's encoding: key `<prefix>/subnets/10.244.1.0-24`, value
  * `{"PublicIP":"198.18.0.11","BackendType":"vxlan","BackendData":{"VtepMAC":"..."}}`.
+ *
+ * Dual-stack leases carry flannel's second half: `ipv6Subnet`, `PublicIPv6` and
+ * `BackendV6Data` (the IPv6 VTEP's MAC). On an IPv6-only network the IPv6 subnet and address
+ * are the lease's primary `subnet`/`publicIp` and the v6 fields stay empty: backends are
+ * single-family and see one family's view of a lease (familyView).
  */
 import { PontoonError } from '../../lib/errors.js';
 import { formatIp, type IpNet, parseIp, parseIpNet, ipEqual } from '../../lib/ip.js';
@@ -9,10 +14,15 @@ export interface LeaseAttrs {
   publicIp: string;
   backendType: string;
   backendData: Record<string, unknown>;
+  /** Dual-stack: the node's IPv6 underlay address and the IPv6 backend's data. */
+  publicIpv6?: string;
+  backendV6Data?: Record<string, unknown>;
 }
 
 export interface Lease {
   subnet: IpNet;
+  /** Dual-stack: the node's IPv6 pod subnet. */
+  ipv6Subnet?: IpNet;
   attrs: LeaseAttrs;
   /** When the store drops the lease unless it is renewed (known for our own lease). */
   expiresAt?: Date;
@@ -38,7 +48,24 @@ export function parseSubnetKey(key: string): IpNet | undefined {
 }
 
 export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
-  return JSON.stringify({ PublicIP: attrs.publicIp, BackendType: attrs.backendType, BackendData: attrs.backendData });
+  return JSON.stringify({
+    PublicIP: attrs.publicIp,
+    ...(attrs.publicIpv6 ? { PublicIPv6: attrs.publicIpv6 } : {}),
+    BackendType: attrs.backendType,
+    BackendData: attrs.backendData,
+    ...(attrs.backendV6Data ? { BackendV6Data: attrs.backendV6Data } : {}),
+  });
+}
+
+/**
+ * The IPv6 half of a dual-stack lease as a single-family lease, for the IPv6 backend;
+ * undefined when the lease has no IPv6 half.
+ */
+export function ipv6View(lease: Lease): Lease | undefined {
+  const { ipv6Subnet } = lease;
+  const { publicIpv6, backendV6Data } = lease.attrs;
+  if (!ipv6Subnet || !publicIpv6) return undefined;
+  return { subnet: ipv6Subnet, attrs: { publicIp: publicIpv6, backendType: lease.attrs.backendType, backendData: backendV6Data ?? {} } };
 }
 
 export function decodeLeaseAttrs(text: string): LeaseAttrs {
@@ -53,10 +80,14 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
   if (typeof publicIp !== 'string') throw new LeaseDecodeError('lease value has no PublicIP');
   parseIp(publicIp);
   const backendData = source['BackendData'];
+  const publicIpv6 = source['PublicIPv6'];
+  const backendV6Data = source['BackendV6Data'];
   return {
     publicIp,
     backendType: typeof source['BackendType'] === 'string' ? source['BackendType'] : '',
     backendData: typeof backendData === 'object' && backendData !== null ? (backendData as Record<string, unknown>) : {},
+    ...(typeof publicIpv6 === 'string' && publicIpv6 ? { publicIpv6 } : {}),
+    ...(typeof backendV6Data === 'object' && backendV6Data !== null ? { backendV6Data: backendV6Data as Record<string, unknown> } : {}),
   };
 }
 
@@ -102,5 +133,6 @@ export function pickFree(candidates: readonly IpNet[], taken: readonly IpNet[], 
 }
 
 export function describeLease(lease: Lease): string {
-  return `${formatIp(lease.subnet)}/${lease.subnet.prefixLength} → ${lease.attrs.publicIp}`;
+  const v6 = lease.ipv6Subnet ? ` + ${formatIp(lease.ipv6Subnet)}/${lease.ipv6Subnet.prefixLength} → ${lease.attrs.publicIpv6 ?? '?'}` : '';
+  return `${formatIp(lease.subnet)}/${lease.subnet.prefixLength} → ${lease.attrs.publicIp}${v6}`;
 }

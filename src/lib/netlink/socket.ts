@@ -6,7 +6,15 @@
  * plugin is a one-shot process, and a blocking call cannot interleave with other code while
  * the thread is inside another network namespace (see netns.ts). The socket belongs to the
  * namespace the thread was in when it was opened and stays there.
+ *
+ * Dumps are retried when the kernel flags them NLM_F_DUMP_INTR: the table changed while it
+ * was being walked (a route added or removed between two recvs), so the reply may miss
+ * entries that never changed. A reconciler diffing that against its desired state would
+ * "re-add" what is already there, so an interrupted dump is never returned; after
+ * MAX_DUMP_ATTEMPTS tries in a row it fails with NetlinkDumpInterruptedError (what libnl's
+ * NLE_DUMP_INTR and iproute2's "Dump was interrupted" report).
  */
+import { constants } from 'node:os';
 import { SyscallError } from '../errors.js';
 import * as libc from '../sys/libc.js';
 import {
@@ -17,6 +25,7 @@ import {
   type NetlinkMessage,
   NLM_F_ACK,
   NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
   NLM_F_REQUEST,
   NLMSG_DONE,
   NLMSG_ERROR,
@@ -27,26 +36,62 @@ export const NETLINK_NETFILTER = 12;
 const RECEIVE_BUFFER_BYTES = 256 * 1024;
 const RECEIVE_TIMEOUT_SECONDS = 10;
 
+/** How often a dump is re-run while the kernel keeps flagging it interrupted. */
+export const MAX_DUMP_ATTEMPTS = 10;
+
 /** A request the kernel refused; `errno`/`code` say why (EEXIST, ENODEV, ...). */
 export class NetlinkError extends SyscallError {}
 
+/** Every attempt at a dump was interrupted by concurrent changes (errno EINTR). */
+export class NetlinkDumpInterruptedError extends NetlinkError {
+  constructor(what: string, readonly attempts: number) {
+    super(what, constants.errno.EINTR, `dump interrupted by concurrent changes ${attempts} times in a row`);
+  }
+}
+
+/** What the socket needs from the kernel; tests replay crafted replies through a fake. */
+export interface NetlinkTransport {
+  send(datagram: Buffer): void;
+  /** One datagram into `into`; returns its length. */
+  recv(into: Buffer): number;
+  setsockopt(level: number, name: number, value: Buffer): void;
+  close(): void;
+}
+
+/** A real AF_NETLINK socket in the caller's current network namespace. */
+function kernelTransport(protocol: number): NetlinkTransport {
+  const fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW | libc.SOCK_CLOEXEC, protocol);
+  return {
+    send: (datagram) => void libc.send(fd, datagram),
+    recv: (into) => libc.recv(fd, into),
+    setsockopt: (level, name, value) => libc.setsockopt(fd, level, name, value),
+    close: () => libc.close(fd),
+  };
+}
+
 export class NetlinkSocket {
-  private readonly fd: number;
+  private readonly transport: NetlinkTransport;
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private readonly receiveBuffer = Buffer.alloc(RECEIVE_BUFFER_BYTES);
   private closed = false;
+  private interruptedDumps = 0;
 
-  constructor(protocol = NETLINK_ROUTE) {
-    this.fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW | libc.SOCK_CLOEXEC, protocol);
+  constructor(protocol = NETLINK_ROUTE, transport?: NetlinkTransport) {
+    this.transport = transport ?? kernelTransport(protocol);
     try {
-      libc.setsockopt(this.fd, libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, Buffer.from([1, 0, 0, 0]));
+      this.transport.setsockopt(libc.SOL_NETLINK, libc.NETLINK_EXT_ACK, Buffer.from([1, 0, 0, 0]));
       const timeout = Buffer.alloc(16);
       timeout.writeBigInt64LE(BigInt(RECEIVE_TIMEOUT_SECONDS), 0);
-      libc.setsockopt(this.fd, libc.SOL_SOCKET, libc.SO_RCVTIMEO, timeout);
+      this.transport.setsockopt(libc.SOL_SOCKET, libc.SO_RCVTIMEO, timeout);
     } catch (err) {
-      libc.close(this.fd);
+      this.transport.close();
       throw err;
     }
+  }
+
+  /** Dumps that came back flagged NLM_F_DUMP_INTR and were re-run (a diagnostic). */
+  get dumpsInterrupted(): number {
+    return this.interruptedDumps;
   }
 
   /** Sends a request that changes state and waits for the kernel's ACK. */
@@ -77,17 +122,17 @@ export class NetlinkSocket {
     // reading, in case many messages fail at once.
     const size = Buffer.alloc(4);
     size.writeInt32LE(Math.min(datagram.length + 65536, 0x3fffffff));
-    libc.setsockopt(this.fd, libc.SOL_SOCKET, libc.SO_SNDBUFFORCE, size);
+    this.transport.setsockopt(libc.SOL_SOCKET, libc.SO_SNDBUFFORCE, size);
     const acks = ((lastSeq - firstSeq) >>> 0) + 1;
     size.writeInt32LE(Math.min(Math.max(acks * 64, RECEIVE_BUFFER_BYTES), 0x3fffffff));
-    libc.setsockopt(this.fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, size);
-    libc.send(this.fd, datagram);
+    this.transport.setsockopt(libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, size);
+    this.transport.send(datagram);
     const failures = new Map<number, { errno: number; text?: string }>();
     const inBatch = (seq: number): boolean => ((seq - firstSeq) >>> 0) <= ((lastSeq - firstSeq) >>> 0);
     for (;;) {
       let length: number;
       try {
-        length = libc.recv(this.fd, this.receiveBuffer);
+        length = this.transport.recv(this.receiveBuffer);
       } catch (err) {
         // A batch the kernel rejected as a whole may leave the last message unanswered;
         // the failures already read say why.
@@ -118,27 +163,40 @@ export class NetlinkSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    libc.close(this.fd);
+    this.transport.close();
   }
 
   private exchange(type: number, flags: number, head: Buffer, attrs: readonly Attr[], what: string): NetlinkMessage[] {
-    const seq = (this.seq = (this.seq + 1) >>> 0);
-    libc.send(this.fd, encodeMessage(type, flags | NLM_F_REQUEST, seq, head, attrs));
-    const replies: NetlinkMessage[] = [];
     const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    for (let attempt = 1; ; attempt++) {
+      const { replies, interrupted } = this.exchangeOnce(type, flags, head, attrs, what, dump);
+      if (!interrupted) return replies;
+      this.interruptedDumps++;
+      if (attempt >= MAX_DUMP_ATTEMPTS) throw new NetlinkDumpInterruptedError(what, attempt);
+    }
+  }
+
+  /** One request and its replies, read to the end even when the dump says it was interrupted. */
+  private exchangeOnce(type: number, flags: number, head: Buffer, attrs: readonly Attr[], what: string, dump: boolean): { replies: NetlinkMessage[]; interrupted: boolean } {
+    const seq = (this.seq = (this.seq + 1) >>> 0);
+    this.transport.send(encodeMessage(type, flags | NLM_F_REQUEST, seq, head, attrs));
+    const replies: NetlinkMessage[] = [];
+    let interrupted = false;
     for (;;) {
-      const length = libc.recv(this.fd, this.receiveBuffer);
+      const length = this.transport.recv(this.receiveBuffer);
       // Copy: the receive buffer is reused for the next datagram.
       for (const message of decodeMessages(Buffer.from(this.receiveBuffer.subarray(0, length)))) {
         if (message.seq !== seq) continue;
-        if (message.type === NLMSG_DONE) return replies;
+        // The kernel may flag any part of the dump, NLMSG_DONE included.
+        if (dump && (message.flags & NLM_F_DUMP_INTR) !== 0) interrupted = true;
+        if (message.type === NLMSG_DONE) return { replies, interrupted };
         if (message.type === NLMSG_ERROR) {
           const { errno, text } = decodeError(message);
           if (errno !== 0) throw new NetlinkError(what, errno, text);
-          return replies;
+          return { replies, interrupted };
         }
         replies.push(message);
-        if (!dump && (flags & NLM_F_ACK) === 0) return replies;
+        if (!dump && (flags & NLM_F_ACK) === 0) return { replies, interrupted };
       }
     }
   }

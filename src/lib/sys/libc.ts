@@ -55,6 +55,7 @@ interface Libc {
   sendto: NativeFn;
   recvfrom: NativeFn;
   shutdown: NativeFn;
+  getsockname: NativeFn;
 }
 
 let koffi: Koffi | undefined;
@@ -82,6 +83,7 @@ function lib(): { koffi: Koffi; libc: Libc } {
       sendto: c.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
       recvfrom: c.func('long recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *addrlen)'),
       shutdown: c.func('int shutdown(int fd, int how)'),
+      getsockname: c.func('int getsockname(int fd, void *addr, void *addrlen)'),
     };
   }
   return { koffi, libc };
@@ -183,6 +185,28 @@ export function shutdown(fd: number): void {
 
 export function bind(fd: number, address: Buffer): void {
   check('bind', lib().libc.bind(fd, address, address.length));
+}
+
+export const AF_INET6 = 10;
+/** sizeof(struct sockaddr_in6): the larger of the two, so a slot fits either family. */
+export const SOCKADDR_IN6_SIZE = 28;
+
+/** `struct sockaddr_in6` for an IPv6 address (16 bytes) and port. */
+export function sockaddrIn6(address: Uint8Array, port: number): Buffer {
+  const sockaddr = Buffer.alloc(SOCKADDR_IN6_SIZE);
+  sockaddr.writeUInt16LE(AF_INET6, 0);
+  sockaddr.writeUInt16BE(port, 2);
+  sockaddr.set(address, 8);
+  return sockaddr;
+}
+
+/** The port a bound socket got (either family: the port sits at the same offset). */
+export function boundPort(fd: number): number {
+  const sockaddr = Buffer.alloc(SOCKADDR_IN6_SIZE);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(sockaddr.length, 0);
+  check('getsockname', lib().libc.getsockname(fd, sockaddr, length));
+  return sockaddr.readUInt16BE(2);
 }
 
 /** `struct sockaddr_in` for an IPv4 address (as a 32-bit number) and port. */
@@ -300,4 +324,59 @@ export function addressIo(): AddressIo {
     recvmmsg: (fd, msgvec, count, flags) => c.recvmmsg(fd, msgvec, count, flags, 0),
     errno: () => k.errno(),
   };
+}
+
+// ---- pseudo-terminals (kubectl exec -t) ----
+
+export const O_RDWR = 2;
+export const O_NOCTTY = 0o400;
+export const O_CLOEXEC = 0o2000000;
+/** asm-generic ioctl numbers (x86-64, aarch64): set a terminal's window size. */
+export const TIOCSWINSZ = 0x5414;
+
+interface PtyLibc {
+  posixOpenpt: NativeFn;
+  grantpt: NativeFn;
+  unlockpt: NativeFn;
+  ptsnameR: NativeFn;
+  mkfifo: NativeFn;
+}
+
+let ptyLibc: PtyLibc | undefined;
+
+function ptyLib(): PtyLibc {
+  if (!ptyLibc) {
+    const c = lib().koffi.load('libc.so.6');
+    ptyLibc = {
+      posixOpenpt: c.func('int posix_openpt(int flags)'),
+      grantpt: c.func('int grantpt(int fd)'),
+      unlockpt: c.func('int unlockpt(int fd)'),
+      ptsnameR: c.func('int ptsname_r(int fd, char *buf, size_t len)'),
+      mkfifo: c.func('int mkfifo(const char *path, uint32_t mode)'),
+    };
+  }
+  return ptyLibc;
+}
+
+/** posix_openpt + grantpt + unlockpt: a new pty master (close-on-exec) and its slave's path. */
+export function openPtyMaster(): { master: number; slavePath: string } {
+  const c = ptyLib();
+  const master = check('posix_openpt', c.posixOpenpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  try {
+    check('grantpt', c.grantpt(master));
+    check('unlockpt', c.unlockpt(master));
+    const name = Buffer.alloc(128);
+    // ptsname_r returns the error number itself rather than -1 and errno.
+    const err = c.ptsnameR(master, name, name.length);
+    if (err !== 0) throw new SyscallError('ptsname_r', err);
+    return { master, slavePath: name.subarray(0, name.indexOf(0)).toString('utf8') };
+  } catch (err) {
+    lib().libc.close(master);
+    throw err;
+  }
+}
+
+/** mkfifo(3): a named pipe (a container's stdin that `kubectl attach -i` writes into). */
+export function mkfifo(path: string, mode: number): void {
+  check('mkfifo', ptyLib().mkfifo(path, mode), path);
 }

@@ -8,6 +8,7 @@
  * Should the kernel refuse that (a set whose definition changed between versions), the
  * table is deleted and built again, still in one transaction.
  */
+import { describeError } from '../../lib/errors.js';
 import type { IpFamily } from '../../lib/ip.js';
 import type { ChainState, Contribution, Plan, SetElement } from '../../lib/nftables/book.js';
 import { TableBook } from '../../lib/nftables/book.js';
@@ -130,10 +131,12 @@ export class NftablesSink implements RuleSink {
       changes.set(family, familyChanges);
       plans.push(book.plan(familyChanges, full));
     }
+    let rebuilt: string | undefined;
     try {
       this.nft.apply(plans.map((plan) => plan.transaction));
     } catch (err) {
       if (!full) throw err;
+      rebuilt = describeError(err);
       plans.length = 0;
       const rebuild: Transaction[] = [];
       for (const [family, book] of this.books) {
@@ -146,7 +149,7 @@ export class NftablesSink implements RuleSink {
     }
     for (const plan of plans) plan.commit();
     this.needFull = false;
-    return this.report(full, plans);
+    return { ...this.report(full, plans), ...(rebuilt !== undefined ? { rebuilt } : {}) };
   }
 
   private allocatorOf(family: IpFamily): EndpointBlockAllocator {
