@@ -34,6 +34,10 @@ have hyperfine || need+=(hyperfine)
 have bird || need+=(bird2)
 have gobgpd || need+=(gobgpd)
 have tshark || need+=(tshark)
+# pontoon trace --probe and the tunnel tests capture with tcpdump; the proxy clears UDP
+# conntrack entries of removed endpoints with conntrack(8).
+have tcpdump || need+=(tcpdump)
+have conntrack || need+=(conntrack)
 # The docs' `pi` Job (perl -Mbignum=bpi -wle 'print bpi(2000)'): bookworm's core Math::BigInt
 # dies above ~1000 digits ("Can't use an undefined value as an ARRAY reference"); the newer one works.
 [ -d /usr/share/perl5/Math/BigInt ] || need+=(libmath-bigint-perl)
