@@ -19,5 +19,8 @@ failed=$(grep -cE '^ *not ok [0-9]+ ' "$report" || true)
 # Count leaf tests only: suites are reported as tests too in TAP, so use the runner's totals.
 pass_total=$(grep -E '^# pass ' "$report" | tail -1 | awk '{print $3}')
 fail_total=$(grep -E '^# fail ' "$report" | tail -1 | awk '{print $3}')
+# A cancelled test (its file timed out or crashed) did not pass: count it as failed.
+cancelled=$(grep -E '^# cancelled ' "$report" | tail -1 | awk '{print $3}')
+if [ -n "$fail_total" ]; then fail_total=$((fail_total + ${cancelled:-0})); fi
 echo "${pass_total:-$passed} passed, ${fail_total:-$failed} failed"
 if [ "$status" -ne 0 ] || [ "${fail_total:-0}" -ne 0 ]; then exit 1; fi

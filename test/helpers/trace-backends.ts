@@ -1,9 +1,10 @@
 /**
- * `pontoon trace` on the backends trace-lab.test.ts does not build (it runs vxlan + nftables):
- * flannel udp with the iptables proxy, and bgp with IPIP always, never and cross-subnet. In
- * each lab every pod pair and pod → Service pair must arrive, agree with `--probe` (a real
- * packet captured on every hop), and show the encapsulation the backend really uses between
- * those two nodes — none for plain routing, IPIP only between racks for cross-subnet.
+ * The lab behind test/debug/trace-*.test.ts: `pontoon trace` on the backends trace-lab.test.ts
+ * does not build (it runs vxlan + nftables). Each variant is its own test file so each lab gets
+ * the runner's whole per-file time budget. In each lab every pod pair and pod → Service pair
+ * must arrive, agree with `--probe` (a real packet captured on every hop), and show the
+ * encapsulation the backend really uses between those two nodes — none for plain routing, IPIP
+ * only between racks for cross-subnet.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,8 +16,8 @@ import { stringify as toYaml } from 'yaml';
 import type { IpipMode } from '../../src/bgp/node-agent.js';
 import { type BackendName, cliPath, clusterDown, type ClusterState, findNode, type ProxyChoice } from '../../src/cli/cluster/cluster.js';
 import type { Hop } from '../../src/debug/trace/packet.js';
-import { ROOT } from '../helpers/cni.js';
-import { testCluster, waitUntil } from '../helpers/cluster.js';
+import { ROOT } from './cni.js';
+import { testCluster, waitUntil } from './cluster.js';
 
 const ECHO = join(ROOT, 'test', 'fixtures', 'proxy', 'echo.mjs');
 
@@ -26,7 +27,7 @@ interface TraceJson {
   probe?: { supported: boolean; mismatch?: boolean; mismatchDetail?: string };
 }
 
-interface Variant {
+export interface TraceVariant {
   title: string;
   backend: BackendName;
   proxy: ProxyChoice;
@@ -38,23 +39,8 @@ interface Variant {
   encap: (from: string, to: string, rackOf: (node: string) => number) => RegExp | undefined;
 }
 
-const VARIANTS: Variant[] = [
-  { title: 'udp + iptables', backend: 'udp', proxy: 'iptables', nodes: 2, racks: 1, encap: (a, b) => (a === b ? undefined : /^flannel udp via /) },
-  { title: 'bgp, IPIP always', backend: 'bgp', proxy: 'nftables', nodes: 2, racks: 1, ipip: 'always', encap: (a, b) => (a === b ? undefined : /^IPIP on /) },
-  { title: 'bgp, IPIP never', backend: 'bgp', proxy: 'iptables', nodes: 2, racks: 1, ipip: 'never', encap: () => undefined },
-  {
-    title: 'bgp, IPIP cross-subnet, 2 racks',
-    backend: 'bgp',
-    proxy: 'nftables',
-    nodes: 3,
-    racks: 2,
-    ipip: 'cross-subnet',
-    routeReflectors: 1,
-    encap: (a, b, rackOf) => (a === b || rackOf(a) === rackOf(b) ? undefined : /^IPIP on /),
-  },
-];
-
-for (const variant of VARIANTS) {
+/** One lab for `variant`: every pod pair and pod → Service pair traced, with and against `--probe`. */
+export function traceBackendSuite(variant: TraceVariant): void {
   describe(`pontoon trace in the lab (${variant.title})`, () => {
     let state: ClusterState;
     let home: string;
