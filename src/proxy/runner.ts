@@ -22,6 +22,8 @@ export class SyncRunner {
   private running = false;
   private again = false;
   private stopped = false;
+  /** Requests before start() wait for it: its full sync covers them. */
+  private started = false;
   private readonly backoff: Backoff;
   private readonly now: () => number;
 
@@ -36,13 +38,18 @@ export class SyncRunner {
 
   /** Starts with a full sync (a restarted daemon reconciles everything it owns). */
   start(): void {
+    this.started = true;
     this.scheduleFull();
     this.timer = setTimeout(() => void this.runOnce(true), 0);
   }
 
-  /** Asks for a sync; runs it now, or when the minimum interval allows. */
+  /**
+   * Asks for a sync; runs it now, or when the minimum interval allows. Before start() it
+   * does nothing: informers deliver their lists one after another, and a sync between them
+   * would program Services without the endpoints still being listed.
+   */
   request(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
     if (this.running) {
       this.again = true;
       return;

@@ -7,6 +7,7 @@ import { staleFlows } from '../../src/proxy/conntrack.js';
 import { ProxyHealth } from '../../src/proxy/health.js';
 import { servicePortKey, type Endpoint, type ServiceEntry, type ServicePort } from '../../src/proxy/model.js';
 import { SyncRunner } from '../../src/proxy/runner.js';
+import { EndpointBlockAllocator } from '../../src/proxy/nftables/sink.js';
 
 describe('SyncRunner', () => {
   test('runs at once when idle, coalesces a burst within the minimum interval into one sync, and starts full', async () => {
@@ -25,6 +26,26 @@ describe('SyncRunner', () => {
       mock.timers.tick(1);
       await Promise.resolve();
       assert.deepEqual(runs, [true, false], 'a hundred requests, one sync');
+      runner.stop();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('requests before start wait for it: the first sync is the full one, run once', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+    try {
+      const runs: boolean[] = [];
+      const runner = new SyncRunner((full) => void runs.push(full), { minIntervalMs: 0, fullIntervalMs: 0 });
+      // The Service informer has listed; the EndpointSlice informer has not yet.
+      runner.request();
+      mock.timers.tick(100);
+      await Promise.resolve();
+      assert.deepEqual(runs, [], 'no sync before start');
+      runner.start();
+      mock.timers.tick(0);
+      await Promise.resolve();
+      assert.deepEqual(runs, [true]);
       runner.stop();
     } finally {
       mock.timers.reset();
@@ -125,5 +146,35 @@ describe('proxy flags', () => {
     assert.throws(() => proxyConfigFromFlags({ ipFamilies: '5', masqueradeBit: '14' }), /--ip-families/);
     assert.deepEqual(parseBindAddress('[::1]:10256', '--x'), { host: '::1', port: 10256 });
     assert.throws(() => parseBindAddress('localhost', '--healthz-bind-address'), /--healthz-bind-address/);
+  });
+});
+
+describe('EndpointBlockAllocator', () => {
+  const claim = (allocator: EndpointBlockAllocator, service: string, chains: string[]): number[] => {
+    const { blocks, done } = allocator.forService(service);
+    const got = chains.map(blocks);
+    done();
+    return got;
+  };
+
+  test('a full sync keeps the blocks the kernel holds, fills gaps lowest first, and frees what nobody claims', () => {
+    const allocator = new EndpointBlockAllocator();
+    // The kernel: chain a reads block 3, b and c both claim block 5 (a damaged tag), d block 1.
+    allocator.adopt(new Map([['a', 3], ['b', 5], ['c', 5], ['d', 1]]));
+    assert.deepEqual(claim(allocator, 's1', ['a']), [3]);
+    assert.deepEqual(claim(allocator, 's2', ['b']), [5]);
+    // c lost the duplicate: it gets the lowest block no chain holds.
+    assert.deepEqual(claim(allocator, 's3', ['c', 'new']), [0, 2]);
+    allocator.releaseUnclaimed(); // d is gone: block 1 is free again
+    assert.deepEqual(claim(allocator, 's4', ['e', 'f']), [1, 4]);
+    assert.deepEqual(claim(allocator, 's5', ['g']), [6]);
+  });
+
+  test('a Service that drops a chain frees its block for the next new chain', () => {
+    const allocator = new EndpointBlockAllocator();
+    allocator.adopt(new Map());
+    assert.deepEqual(claim(allocator, 's1', ['a', 'b']), [0, 1]);
+    assert.deepEqual(claim(allocator, 's1', ['b']), [1]);
+    assert.deepEqual(claim(allocator, 's2', ['c']), [0]);
   });
 });
