@@ -7,6 +7,8 @@
  *     restore that replaces a whole namespace's tables)
  *   - one Service added, one endpoint changed, one Service removed (partial syncs), and the
  *     raw tool applying the same one-Service addition
+ *   - a restart: a fresh proxy's first full sync over the unchanged kernel state, vs the full
+ *     sync into an empty kernel (and how many chains it wrote: nftables reconciles, 0)
  *   - rules and elements held, proxy RSS
  *   - first-packet TCP connect latency from a pod to a Service vs the same connect to the
  *     endpoint pod before any rule exists ("no rules") and, interleaved with the Service
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const rows = [['MODE', 'SERVICES', 'FULL ms', 'RAW ms', 'FULL/RAW', 'ADD SVC ms', 'RAW ADD ms', 'EP CHANGE ms', 'DEL SVC ms', 'RULES', 'ELEMENTS', 'RSS MiB', 'CONNECT p50/p90 µs', 'DIRECT p50 µs', 'NO RULES p50 µs']];
+  const rows = [['MODE', 'SERVICES', 'FULL ms', 'RAW ms', 'FULL/RAW', 'ADD SVC ms', 'RAW ADD ms', 'EP CHANGE ms', 'DEL SVC ms', 'RESTART ms (chains written)', 'RULES', 'ELEMENTS', 'RSS MiB', 'CONNECT p50/p90 µs', 'DIRECT p50 µs', 'NO RULES p50 µs']];
   for (const c of cells) {
     rows.push([
       c.mode,
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
       ms(c.rawAddServiceMs),
       ms(c.changeEndpointMs),
       ms(c.removeServiceMs),
+      `${ms(c.restartSyncMs)} (${c.restartChainsWritten}), ${ratio(c.restartSyncMs, c.fullSyncMs)} of full`,
       String(c.rules),
       String(c.elements),
       c.rssMiB.toFixed(0),
@@ -104,6 +107,7 @@ async function main(): Promise<void> {
     checks.push(['nftables full sync at 10k ≤ 1 s', n10k.fullSyncMs <= 1000, `${ms(n10k.fullSyncMs)} ms (nft -f of the same rules: ${ms(n10k.rawFullMs)} ms, ${ratio(n10k.fullSyncMs, n10k.rawFullMs)})`]);
     checks.push(['nftables one Service added at 10k ≤ 20 ms', n10k.addServiceMs <= 20, `${ms(n10k.addServiceMs)} ms (nft -f of the same change: ${ms(n10k.rawAddServiceMs)} ms)`]);
     checks.push(['nftables one endpoint changed at 10k ≤ 20 ms', n10k.changeEndpointMs <= 20, `${ms(n10k.changeEndpointMs)} ms`]);
+    checks.push(['nftables restart over an unchanged table at 10k writes no chain', n10k.restartChainsWritten === 0, `${n10k.restartChainsWritten} chains, ${ms(n10k.restartSyncMs)} ms (${ratio(n10k.restartSyncMs, n10k.fullSyncMs)} of a full sync into an empty kernel)`]);
     checks.push(['nftables connect at 10k ≤ no-rules + 10 µs', n10k.connect.p50 <= n10k.connectNoRules.p50 + 10, `p50 ${n10k.connect.p50.toFixed(0)} µs vs no rules ${n10k.connectNoRules.p50.toFixed(0)} µs`]);
   }
   if (n10k && n20k) checks.push(['nftables full sync linear: 20k ≤ 2.2× 10k', n20k.fullSyncMs <= 2.2 * n10k.fullSyncMs, `${ratio(n20k.fullSyncMs, n10k.fullSyncMs)}`]);

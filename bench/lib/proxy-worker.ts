@@ -45,6 +45,10 @@ export interface ProxyCell {
   removeServiceMs: number;
   /** The raw tool applying the same one-Service addition to its copy. */
   rawAddServiceMs: number;
+  /** A restarted proxy's (a fresh sink's) first full sync over the unchanged kernel state. */
+  restartSyncMs: number;
+  /** Chains that restart sync wrote (nftables: 0, it reconciles; iptables: all, it rewrites). */
+  restartChainsWritten: number;
   rules: number;
   elements: number;
   rssMiB: number;
@@ -200,6 +204,12 @@ async function main(): Promise<void> {
       return timed(() => sink.sync(entries, new Set([key])));
     });
     report = sink.sync(entries, new Set());
+    // A restart: a fresh sink's first full sync over what the kernel holds.
+    const restarted: RuleSink = mode === 'nftables' ? new NftablesSink(CONFIG, nft) : new IptablesSink(CONFIG, new SystemIptables(nft));
+    let restartReport = report;
+    const restartSyncMs = timed(() => {
+      restartReport = restarted.sync(entries, 'all');
+    });
     const rules = [...report.rules.values()].reduce((a, b) => a + b, 0);
     const rssMiB = process.memoryUsage().rss / 1024 / 1024;
     nft.close();
@@ -263,6 +273,8 @@ async function main(): Promise<void> {
       changeEndpointMs,
       removeServiceMs,
       rawAddServiceMs,
+      restartSyncMs,
+      restartChainsWritten: restartReport.chainsWritten,
       rules,
       elements: report.elements,
       rssMiB,

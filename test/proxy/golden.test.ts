@@ -33,8 +33,7 @@ function golden(name: string, actual: string): void {
 /** The rendering a sink gives for a full sync, no kernel touched. */
 const offline = {
   apply: (): void => assert.fail('render must not apply'),
-  listChains: (): string[] => [],
-  listSets: (): string[] => [],
+  observe: () => ({ chains: [], sets: [] }),
 };
 
 describe('golden files', () => {

@@ -9,22 +9,35 @@
  * at 10k. Elements are reference-counted: two owners may contribute the same element (one
  * endpoint behind two Services), and it stays while either wants it.
  *
- * After a restart the book starts from the names the kernel lists (`reset(observed)`):
- * those chains are rewritten and those sets refilled on the first transaction, and the
- * ones nobody contributes any more are deleted — all in that one transaction, so there is
- * no moment without rules. Dynamic sets (filled by the packet path, e.g. session affinity)
- * are never flushed while wanted: their elements are state the kernel owns.
+ * After a restart the book starts from what the kernel lists (`reset(observed)`). Every
+ * chain the book writes carries its fingerprint on its first rule (user data nft does not
+ * show), so a chain whose fingerprint and rule count match is left as it is; a set whose
+ * definition matches keeps its elements, and only the ones that differ are deleted or
+ * added. What cannot be matched is rewritten, and what nobody contributes any more is
+ * deleted — all in the first transaction, so there is no moment without rules and an
+ * unchanged table sees no change at all. Knowing only names (`content` absent), every
+ * known chain is rewritten and every known set refilled. Dynamic sets (filled by the
+ * packet path, e.g. session affinity) are never flushed while wanted: their elements are
+ * state the kernel owns.
  *
  * Transaction order: table, new sets, every new or changed chain declared (so rules may
  * refer to any of them), their rules, element deletes then adds, then removals — chains
  * flushed before any is deleted, sets deleted last.
  */
+import { createHash } from 'node:crypto';
 import type { ChainDef, Element, NftFamily, Operation, Rule, SetDef, Transaction } from './ir.js';
 import { ruleText, verdictText } from './text.js';
+import { decodeKey, type ElementIdentity, elementIdentity, setIdentity } from './wire.js';
 
 export interface ChainState {
   readonly def: ChainDef;
   readonly rules: readonly Rule[];
+  /**
+   * Kept with the chain in the kernel (after the fingerprint in its first rule's tag) and
+   * handed back by `observedMemo`: what the chain's owner needs to build the same chain
+   * again after a restart (the proxy: which endpoint block the chain reads).
+   */
+  readonly memo?: string;
 }
 
 export interface SetElement {
@@ -38,10 +51,26 @@ export interface Contribution {
   readonly elements?: readonly SetElement[];
 }
 
-/** What the kernel is known to hold when nothing better is known: names only. */
+/** A chain as the kernel holds it: its rule count and its first rule's tag. */
+export interface ObservedChain {
+  readonly rules: number;
+  readonly tag?: string;
+}
+
+/** A set as the kernel holds it; `elements` absent for dynamic sets (never compared). */
+export interface ObservedSet {
+  readonly identity: string;
+  readonly elements?: readonly ElementIdentity[];
+}
+
+/** What the kernel holds: names, and — when read (Nftables.observe) — what is in them. */
 export interface ObservedTable {
   readonly chains: readonly string[];
   readonly sets: readonly string[];
+  readonly content?: {
+    readonly chains: ReadonlyMap<string, ObservedChain>;
+    readonly sets: ReadonlyMap<string, ObservedSet>;
+  };
 }
 
 export interface PlanStats {
@@ -76,6 +105,41 @@ function signatureOf(chain: ChainState, family: NftFamily): string {
   return signature;
 }
 
+const fingerprints = new WeakMap<ChainState, string>();
+
+/** The tag a chain's first rule carries: a digest of the chain's definition and rules. */
+export function fingerprintOf(chain: ChainState, family: NftFamily): string {
+  let fingerprint = fingerprints.get(chain);
+  if (fingerprint === undefined) {
+    fingerprint = createHash('sha1').update(signatureOf(chain, family)).digest('base64url').slice(0, 22);
+    fingerprints.set(chain, fingerprint);
+  }
+  return fingerprint;
+}
+
+/** The tag a chain's first rule carries: its fingerprint, then its memo if it has one. */
+function tagOf(chain: ChainState, family: NftFamily): string {
+  const fingerprint = fingerprintOf(chain, family);
+  return chain.memo === undefined ? fingerprint : `${fingerprint} ${chain.memo}`;
+}
+
+/** The memo (ChainState.memo) a chain the kernel holds was written with, if any. */
+export function observedMemo(chain: ObservedChain): string | undefined {
+  const at = chain.tag?.indexOf(' ') ?? -1;
+  return at < 0 ? undefined : chain.tag?.slice(at + 1);
+}
+
+/** The add-rule operations that write a chain, its first rule tagged (tagOf). */
+function ruleOps(chain: ChainState, family: NftFamily): Operation[] {
+  const name = chain.def.name;
+  return chain.rules.map((rule, index) => ({ op: 'add-rule', chain: name, rule: index === 0 ? { ...rule, tag: tagOf(chain, family) } : rule }));
+}
+
+/** Whether the kernel's chain is the one wanted, as far as its tag and rule count tell. */
+function unchanged(seen: ObservedChain | undefined, chain: ChainState, family: NftFamily): boolean {
+  return seen !== undefined && seen.rules === chain.rules.length && seen.rules > 0 && seen.tag === tagOf(chain, family);
+}
+
 /**
  * A cheap identity for an element key (the book keys maps by it; nft's text would do, but
  * formatting 40k addresses is a third of a large sync's bookkeeping).
@@ -103,6 +167,8 @@ export class TableBook {
   private readonly setOwners = new Map<string, number>();
   private readonly elements = new Map<string, Map<string, HeldElement>>();
   private ruleCount = 0;
+  /** What the kernel held at the last reset, until the first plan has been committed. */
+  private observed: ObservedTable['content'];
 
   constructor(
     readonly family: NftFamily,
@@ -117,6 +183,7 @@ export class TableBook {
     this.setOwners.clear();
     this.elements.clear();
     this.ruleCount = 0;
+    this.observed = observed.content;
     for (const name of observed.chains) this.chains.set(name, undefined);
     for (const name of observed.sets) this.sets.set(name, undefined);
   }
@@ -214,7 +281,7 @@ export class TableBook {
       }
       declare.push({ op: 'add-chain', chain: chain.def });
       if (exists) rules.push({ op: 'flush-chain', name });
-      for (const rule of chain.rules) rules.push({ op: 'add-rule', chain: name, rule });
+      rules.push(...ruleOps(chain, family));
       stats.chainsWritten++;
       const delta = chain.rules.length - (existing?.rules.length ?? 0);
       commits.push(() => {
@@ -301,6 +368,7 @@ export class TableBook {
       stats,
       commit: () => {
         for (const step of commits) step();
+        this.observed = undefined;
       },
     };
   }
@@ -334,10 +402,11 @@ export class TableBook {
       for (const chain of contribution.chains ?? []) {
         const name = chain.def.name;
         chains.set(name, chain);
+        ruleCount += chain.rules.length;
+        if (unchanged(this.observed?.chains.get(name), chain, this.family)) continue;
         declare.push({ op: 'add-chain', chain: chain.def });
         if (this.chains.has(name)) rules.push({ op: 'flush-chain', name });
-        for (const rule of chain.rules) rules.push({ op: 'add-rule', chain: name, rule });
-        ruleCount += chain.rules.length;
+        rules.push(...ruleOps(chain, this.family));
         stats.chainsWritten++;
       }
       for (const { set, element } of contribution.elements ?? []) {
@@ -349,14 +418,32 @@ export class TableBook {
         else held.set(key, { element, value: elementValue(element), refs: 1 });
       }
     }
+    // Sets the kernel holds as wanted keep their elements: only the differences are sent.
+    const kept = new Map<string, readonly ElementIdentity[] | undefined>();
     for (const [name, def] of setDefs) {
+      const seen = this.observed?.sets.get(name);
+      if (seen && seen.identity === setIdentity(this.family, def)) {
+        kept.set(name, seen.elements);
+        continue;
+      }
       head.push({ op: 'add-set', set: def });
       if (this.sets.has(name) && !def.dynamic) head.push({ op: 'flush-set', name });
     }
     const adds: Operation[] = [];
+    const elementDeletes: Operation[] = [];
     for (const [set, held] of elements) {
+      if (kept.has(set)) continue;
       adds.push({ op: 'add-elements', set, elements: [...held.values()].map((h) => h.element) });
       stats.elementsAdded += held.size;
+    }
+    for (const [set, inKernel] of kept) {
+      const def = setDefs.get(set);
+      if (!def || def.dynamic || !inKernel) continue;
+      const { add, remove } = elementDiff(inKernel, elements.get(set)?.values() ?? [], def);
+      if (remove.length) elementDeletes.push({ op: 'delete-elements', set, keys: remove });
+      if (add.length) adds.push({ op: 'add-elements', set, elements: add });
+      stats.elementsAdded += add.length;
+      stats.elementsDeleted += remove.length;
     }
     for (const name of this.chains.keys()) {
       if (chains.has(name)) continue;
@@ -365,8 +452,9 @@ export class TableBook {
       stats.chainsDeleted++;
     }
     for (const name of this.sets.keys()) if (!setDefs.has(name)) deletes.push({ op: 'delete-set', name });
+    const body = [...declare, ...rules, ...elementDeletes, ...adds, ...flushes, ...deletes];
     return {
-      transaction: { family: this.family, table: this.table, operations: [...head, ...declare, ...rules, ...adds, ...flushes, ...deletes] },
+      transaction: { family: this.family, table: this.table, operations: body.length === 0 && head.length === 1 ? [] : [...head, ...body] },
       stats,
       commit: () => {
         this.reset();
@@ -379,6 +467,27 @@ export class TableBook {
       },
     };
   }
+}
+
+/**
+ * What to change in a set the kernel holds so it holds `wanted`: keys it lacks or maps
+ * elsewhere are added (a changed one deleted first), keys nobody wants deleted.
+ */
+function elementDiff(inKernel: readonly ElementIdentity[], wanted: Iterable<HeldElement>, def: SetDef): { add: Element[]; remove: Element['key'][] } {
+  const held = new Map<string, string>();
+  for (const { key, value } of inKernel) held.set(key, value);
+  const add: Element[] = [];
+  const remove: Element['key'][] = [];
+  for (const { element } of wanted) {
+    const { key, value } = elementIdentity(element);
+    const current = held.get(key);
+    held.delete(key);
+    if (current === value) continue;
+    if (current !== undefined) remove.push(element.key);
+    add.push(element);
+  }
+  for (const key of held.keys()) remove.push(decodeKey(key, def.keys));
+  return { add, remove };
 }
 
 function push<T>(map: Map<string, T[]>, key: string, value: T): void {

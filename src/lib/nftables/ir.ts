@@ -75,6 +75,11 @@ export interface Rule {
   readonly statements: readonly Statement[];
   /** Shown by `nft list`; at most 127 bytes (NFT_USERDATA_MAXLEN is 256, comments 128). */
   readonly comment?: string;
+  /**
+   * Kept by the kernel in the rule's user data and not shown by `nft list`: the book tags a
+   * chain's first rule with the chain's fingerprint so a restart can tell what is unchanged.
+   */
+  readonly tag?: string;
 }
 
 export type Hook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';

@@ -1,15 +1,23 @@
 /**
  * An nf_tables handle on one network namespace (the one the thread is in when it is
  * opened): applies transactions as one netlink batch — all of it or none of it, like
- * `nft -f` — and lists the names of a table's chains and sets, which is all a reconciler
- * needs to find what it owns after a restart (never the rules themselves: see wire.ts).
+ * `nft -f` — and reads back what a reconciler needs after a restart: the names of a
+ * table's chains and sets, each chain's rule count and first-rule tag, each set's
+ * definition and (unless dynamic) its elements — never the rules' expressions (see wire.ts).
  */
 import { errnoName, PontoonError } from '../errors.js';
 import { cstring, decodeAttrs, NetlinkDecodeError, readCString } from '../netlink/codec.js';
 import { NETLINK_NETFILTER, NetlinkError, NetlinkSocket } from '../netlink/socket.js';
 import { transactionText } from './text.js';
+import type { ObservedChain, ObservedSet, ObservedTable } from './book.js';
 import type { NftFamily, Operation, Transaction } from './ir.js';
 import {
+  decodeElements,
+  decodeRuleTag,
+  decodeSet,
+  NFT_MSG_GETSETELEM,
+  NFTA_SET_ELEM_LIST_SET,
+  NFTA_SET_ELEM_LIST_TABLE,
   encodeBatch,
   familyNumber,
   NFT_MSG_GETCHAIN,
@@ -88,6 +96,35 @@ export class Nftables {
   /** Names of the table's sets and maps; empty when the table does not exist. */
   listSets(family: NftFamily, table: string): string[] {
     return this.dump(NFT_MSG_GETSET, family, [[NFTA_SET_TABLE, table]], `sets of ${family} ${table}`).flatMap((attrs) => readCString(attrs.get(NFTA_SET_NAME)) ?? []);
+  }
+
+  /**
+   * What the table holds, for a reconciler starting over: chain and set names, and what is
+   * in them (see ObservedTable). Empty when the table does not exist.
+   */
+  observe(family: NftFamily, table: string): ObservedTable {
+    const chainNames = this.listChains(family, table);
+    const chains = new Map<string, ObservedChain>(chainNames.map((name) => [name, { rules: 0 }]));
+    for (const attrs of this.dump(NFT_MSG_GETRULE, family, [[NFTA_RULE_TABLE, table]], `rules of ${family} ${table}`)) {
+      const rule = decodeRuleTag(attrs);
+      if (!rule) continue;
+      const seen = chains.get(rule.chain) ?? { rules: 0 };
+      // Rules come in chain order: the first one seen carries the chain's tag.
+      chains.set(rule.chain, seen.rules === 0 && rule.tag !== undefined ? { rules: 1, tag: rule.tag } : { ...seen, rules: seen.rules + 1 });
+    }
+    const sets = new Map<string, ObservedSet>();
+    for (const attrs of this.dump(NFT_MSG_GETSET, family, [[NFTA_SET_TABLE, table]], `sets of ${family} ${table}`)) {
+      const set = decodeSet(attrs);
+      if (!set) continue;
+      if (set.dynamic) {
+        sets.set(set.name, { identity: set.identity });
+        continue;
+      }
+      const filters = [[NFTA_SET_ELEM_LIST_TABLE, table], [NFTA_SET_ELEM_LIST_SET, set.name]] as const;
+      const elements = this.dump(NFT_MSG_GETSETELEM, family, filters, `elements of ${family} ${table} ${set.name}`).flatMap(decodeElements);
+      sets.set(set.name, { identity: set.identity, elements });
+    }
+    return { chains: chainNames, sets: [...sets.keys()], content: { chains, sets } };
   }
 
   /** The chains the rules of `chain` jump or go to; empty when table or chain do not exist. */

@@ -37,6 +37,7 @@ export const NFT_MSG_NEWSET = 9;
 export const NFT_MSG_GETSET = 10;
 export const NFT_MSG_DELSET = 11;
 export const NFT_MSG_NEWSETELEM = 12;
+export const NFT_MSG_GETSETELEM = 13;
 export const NFT_MSG_DELSETELEM = 14;
 
 // Attributes, each enum from its section of nf_tables.h.
@@ -122,6 +123,12 @@ const IPPROTO: Record<L4Proto, number> = { tcp: 6, udp: 17, sctp: 132 };
 
 // libnftnl's user data TLVs (what `nft list` reads comments and key byte order from).
 const UDATA_RULE_COMMENT = 0;
+/**
+ * Our own rule user data type: the fingerprint the book puts on a chain's first rule, read
+ * back after a restart to tell an unchanged chain from one to rewrite. nft skips user data
+ * types it does not know, so `nft list` shows nothing of it.
+ */
+const UDATA_RULE_TAG = 0xf0;
 const UDATA_CHAIN_COMMENT = 0;
 const UDATA_SET_KEYBYTEORDER = 0;
 const UDATA_SET_COMMENT = 7;
@@ -460,7 +467,11 @@ class Encoder {
     const list = this.w.beginNest(NFTA_RULE_EXPRESSIONS);
     for (const statement of rule.statements) this.statement(statement);
     this.w.endNest(list);
-    if (rule.comment !== undefined) this.w.bytes(NFTA_RULE_USERDATA, userdata(UDATA_RULE_COMMENT, rule.comment));
+    if (rule.comment === undefined && rule.tag === undefined) return;
+    const udata: Buffer[] = [];
+    if (rule.comment !== undefined) udata.push(userdata(UDATA_RULE_COMMENT, rule.comment));
+    if (rule.tag !== undefined) udata.push(userdata(UDATA_RULE_TAG, rule.tag));
+    this.w.bytes(NFTA_RULE_USERDATA, udata.length === 1 ? (udata[0] as Buffer) : Buffer.concat(udata));
   }
 
   chain(table: string, chain: ChainDef): void {
@@ -480,26 +491,19 @@ class Encoder {
 
   set(table: string, set: SetDef, id: number): void {
     const w = this.w;
-    const flags = (set.data ? NFT_SET_MAP : 0) | (set.timeoutSeconds !== undefined ? NFT_SET_TIMEOUT : 0) | (set.dynamic ? NFT_SET_EVAL : 0);
-    const byteorder = DATATYPE[set.keys[0] ?? 'mark'].byteorder;
-    const udata = set.data === 'endpoint' ? [endpointMapUserdata(this.family)] : [Buffer.from([UDATA_SET_KEYBYTEORDER, 4]), host32(byteorder)];
-    if (set.comment !== undefined) udata.push(userdata(UDATA_SET_COMMENT, set.comment));
+    const attributes = setAttributes(this.family, set);
     w.string(NFTA_SET_TABLE, table);
     w.string(NFTA_SET_NAME, set.name);
-    w.u32be(NFTA_SET_FLAGS, flags);
-    w.u32be(NFTA_SET_KEY_TYPE, keyTypeId(set.keys));
-    w.u32be(NFTA_SET_KEY_LEN, keyLength(set.keys));
-    if (set.data === 'verdict') {
-      w.u32be(NFTA_SET_DATA_TYPE, NFT_DATA_VERDICT);
-      w.u32be(NFTA_SET_DATA_LEN, 0);
-    } else if (set.data === 'endpoint') {
-      const address: KeyType = this.family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
-      w.u32be(NFTA_SET_DATA_TYPE, keyTypeId([address, 'inet_service']));
-      w.u32be(NFTA_SET_DATA_LEN, keyLength([address, 'inet_service']));
+    w.u32be(NFTA_SET_FLAGS, attributes.flags);
+    w.u32be(NFTA_SET_KEY_TYPE, attributes.keyType);
+    w.u32be(NFTA_SET_KEY_LEN, attributes.keyLength);
+    if (attributes.data) {
+      w.u32be(NFTA_SET_DATA_TYPE, attributes.data.type);
+      w.u32be(NFTA_SET_DATA_LEN, attributes.data.length);
     }
     w.u32be(NFTA_SET_ID, id);
-    if (set.timeoutSeconds !== undefined) w.u64be(NFTA_SET_TIMEOUT, BigInt(set.timeoutSeconds) * 1000n);
-    w.bytes(NFTA_SET_USERDATA, Buffer.concat(udata));
+    if (attributes.timeoutMs !== undefined) w.u64be(NFTA_SET_TIMEOUT, attributes.timeoutMs);
+    w.bytes(NFTA_SET_USERDATA, attributes.userdata);
   }
 
   element(element: Element): void {
@@ -509,6 +513,38 @@ class Encoder {
     else if (element.endpoint) this.dataValue(NFTA_SET_ELEM_DATA, keyBytes([{ ip: element.endpoint.ip }, { port: element.endpoint.port }]));
     this.w.endNest(nest);
   }
+}
+
+/** What a NEWSET message says of a set besides its name; the kernel lists the same back. */
+interface SetAttributes {
+  readonly flags: number;
+  readonly keyType: number;
+  readonly keyLength: number;
+  readonly data?: { readonly type: number; readonly length: number };
+  readonly timeoutMs?: bigint;
+  readonly userdata: Buffer;
+}
+
+function setAttributes(family: NftFamily, set: SetDef): SetAttributes {
+  const flags = (set.data ? NFT_SET_MAP : 0) | (set.timeoutSeconds !== undefined ? NFT_SET_TIMEOUT : 0) | (set.dynamic ? NFT_SET_EVAL : 0);
+  const byteorder = DATATYPE[set.keys[0] ?? 'mark'].byteorder;
+  const udata = set.data === 'endpoint' ? [endpointMapUserdata(family)] : [Buffer.from([UDATA_SET_KEYBYTEORDER, 4]), host32(byteorder)];
+  if (set.comment !== undefined) udata.push(userdata(UDATA_SET_COMMENT, set.comment));
+  const address: KeyType = family === 'ip' ? 'ipv4_addr' : 'ipv6_addr';
+  const data =
+    set.data === 'verdict'
+      ? { type: NFT_DATA_VERDICT, length: 0 }
+      : set.data === 'endpoint'
+        ? { type: keyTypeId([address, 'inet_service']), length: keyLength([address, 'inet_service']) }
+        : undefined;
+  return {
+    flags,
+    keyType: keyTypeId(set.keys),
+    keyLength: keyLength(set.keys),
+    ...(data ? { data } : {}),
+    ...(set.timeoutSeconds !== undefined ? { timeoutMs: BigInt(set.timeoutSeconds) * 1000n } : {}),
+    userdata: Buffer.concat(udata),
+  };
 }
 
 function prefixMask(net: IpNet): Buffer {
@@ -617,7 +653,124 @@ export function decodeRuleJumps(attrs: ReadonlyMap<number, Buffer>): string[] {
   return targets;
 }
 
-export { NFTA_RULE_TABLE, NFTA_RULE_CHAIN };
+export { NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET };
+
+// ---- identities: what a restarted reconciler compares with what it wants ---------------------
+
+/**
+ * A set's definition as one comparable string: the attributes the kernel lists back as they
+ * were sent (flags, key type and length, data type, timeout, user data). The data length
+ * is left out: for verdict maps the kernel lists its own size, not the 0 nft sends.
+ */
+function identityOf(flags: number, keyType: number, keyLength: number, dataType: number | undefined, timeoutMs: bigint | undefined, udata: Buffer | undefined): string {
+  return `${flags}.${keyType}.${keyLength}.${dataType ?? '-'}.${timeoutMs ?? '-'}.${udata?.toString('hex') ?? ''}`;
+}
+
+export function setIdentity(family: NftFamily, set: SetDef): string {
+  const a = setAttributes(family, set);
+  return identityOf(a.flags, a.keyType, a.keyLength, a.data?.type, a.timeoutMs, a.userdata);
+}
+
+export interface DumpedSet {
+  readonly name: string;
+  readonly identity: string;
+  /** Filled by the packet path (`update @set`): its elements are the kernel's state. */
+  readonly dynamic: boolean;
+}
+
+export function decodeSet(attrs: ReadonlyMap<number, Buffer>): DumpedSet | undefined {
+  const name = readCString(attrs.get(NFTA_SET_NAME));
+  if (name === undefined) return undefined;
+  const u32 = (type: number): number | undefined => attrs.get(type)?.readUInt32BE(0);
+  const flags = u32(NFTA_SET_FLAGS) ?? 0;
+  const timeout = attrs.get(NFTA_SET_TIMEOUT);
+  return {
+    name,
+    identity: identityOf(flags, u32(NFTA_SET_KEY_TYPE) ?? 0, u32(NFTA_SET_KEY_LEN) ?? 0, flags & NFT_SET_MAP ? u32(NFTA_SET_DATA_TYPE) : undefined, timeout ? timeout.readBigUInt64BE(0) : undefined, attrs.get(NFTA_SET_USERDATA)),
+    dynamic: (flags & NFT_SET_EVAL) !== 0,
+  };
+}
+
+/** An element as the kernel holds it: its key bytes and what it maps to, both as text. */
+export interface ElementIdentity {
+  readonly key: string;
+  readonly value: string;
+}
+
+const verdictId = (code: number, chain: string | undefined): string => (chain === undefined ? `${code}` : `${code}:${chain}`);
+
+export function elementIdentity(element: Element): ElementIdentity {
+  const key = keyBytes(element.key).toString('hex');
+  if (element.verdict) {
+    const v = element.verdict;
+    const code = v.kind === 'accept' ? NF_ACCEPT : v.kind === 'drop' ? NF_DROP : v.kind === 'return' ? NFT_RETURN : v.kind === 'jump' ? NFT_JUMP : NFT_GOTO;
+    return { key, value: verdictId(code, v.kind === 'jump' || v.kind === 'goto' ? v.chain : undefined) };
+  }
+  if (element.endpoint) return { key, value: keyBytes([{ ip: element.endpoint.ip }, { port: element.endpoint.port }]).toString('hex') };
+  return { key, value: '' };
+}
+
+/** The elements of one set-element dump reply. */
+export function decodeElements(attrs: ReadonlyMap<number, Buffer>): ElementIdentity[] {
+  const list = attrs.get(NFTA_SET_ELEM_LIST_ELEMENTS);
+  if (!list) return [];
+  const out: ElementIdentity[] = [];
+  for (const { value } of decodeAttrList(list)) {
+    const element = decodeAttrs(value);
+    const keyNest = element.get(NFTA_SET_ELEM_KEY);
+    const key = keyNest ? decodeAttrs(keyNest).get(NFTA_DATA_VALUE) : undefined;
+    if (!key) continue;
+    const dataNest = element.get(NFTA_SET_ELEM_DATA);
+    const data = dataNest ? decodeAttrs(dataNest) : undefined;
+    const verdict = data?.get(NFTA_DATA_VERDICT);
+    let valueText = '';
+    if (verdict) {
+      const fields = decodeAttrs(verdict);
+      valueText = verdictId(fields.get(NFTA_VERDICT_CODE)?.readInt32BE(0) ?? 0, readCString(fields.get(NFTA_VERDICT_CHAIN)));
+    } else if (data?.get(NFTA_DATA_VALUE)) valueText = (data.get(NFTA_DATA_VALUE) as Buffer).toString('hex');
+    out.push({ key: key.toString('hex'), value: valueText });
+  }
+  return out;
+}
+
+const PROTO_OF = new Map<number, L4Proto>(Object.entries(IPPROTO).map(([name, number]) => [number, name as L4Proto]));
+
+/** An element key read back (hex, as elementIdentity gives it) into atoms of the set's key types. */
+export function decodeKey(hex: string, keys: readonly KeyType[]): KeyAtom[] {
+  const bytes = Buffer.from(hex, 'hex');
+  const pad = keys.length > 1;
+  const atoms: KeyAtom[] = [];
+  let offset = 0;
+  for (const type of keys) {
+    const length = DATATYPE[type].length;
+    if (offset + length > bytes.length) throw new NftablesEncodeError(`element key ${hex} is shorter than its type ${keys.join(' . ')}`);
+    if (type === 'ipv4_addr') atoms.push({ ip: { family: 4, value: BigInt(bytes.readUInt32BE(offset)) } });
+    else if (type === 'ipv6_addr') atoms.push({ ip: { family: 6, value: (bytes.readBigUInt64BE(offset) << 64n) | bytes.readBigUInt64BE(offset + 8) } });
+    else if (type === 'inet_proto') {
+      const proto = PROTO_OF.get(bytes[offset] ?? 0);
+      if (!proto) throw new NftablesEncodeError(`element key ${hex} names IP protocol ${bytes[offset]}, which no rule of ours uses`);
+      atoms.push({ proto });
+    } else if (type === 'inet_service') atoms.push({ port: bytes.readUInt16BE(offset) });
+    else atoms.push({ number: bytes.readUInt32LE(offset) });
+    offset += pad ? Math.ceil(length / 4) * 4 : length;
+  }
+  return atoms;
+}
+
+/** A dumped rule's chain and the tag (see UDATA_RULE_TAG) it carries, if any. */
+export function decodeRuleTag(attrs: ReadonlyMap<number, Buffer>): { chain: string; tag?: string } | undefined {
+  const chain = readCString(attrs.get(NFTA_RULE_CHAIN));
+  if (chain === undefined) return undefined;
+  const udata = attrs.get(NFTA_RULE_USERDATA);
+  let offset = 0;
+  while (udata && offset + 2 <= udata.length) {
+    const type = udata[offset] as number;
+    const length = udata[offset + 1] as number;
+    if (type === UDATA_RULE_TAG && length > 0) return { chain, tag: udata.toString('utf8', offset + 2, offset + 2 + length - 1) };
+    offset += 2 + length;
+  }
+  return { chain };
+}
 
 // ---- messages -----------------------------------------------------------------------------
 

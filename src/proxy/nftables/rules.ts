@@ -31,7 +31,7 @@
  * puts in every service and endpoint chain, are one set lookup each for all Services.
  */
 import { formatIp, type IpFamily, type IpNet } from '../../lib/ip.js';
-import type { Contribution, SetElement } from '../../lib/nftables/book.js';
+import type { ChainState, Contribution, SetElement } from '../../lib/nftables/book.js';
 import type { ChainDef, KeyAtom, KeyType, NftFamily, Rule, Selector, SetDef, Statement } from '../../lib/nftables/ir.js';
 import { DADDR, DPORT, L4PROTO, SADDR, goto, jump, match, rule, verdict } from '../../lib/nftables/ir.js';
 import type { ProxyConfig } from '../config.js';
@@ -74,6 +74,19 @@ export function endpointMapName(block: number): string {
 
 /** Gives each chain that picks endpoints from a map its block number. */
 export type EndpointBlocks = (chain: string) => number;
+
+/** Blocks fit the map's 32-bit keys: block × ENDPOINT_BLOCK stays below 2^32. */
+const MAX_BLOCKS = 2 ** 32 / ENDPOINT_BLOCK;
+
+/** The memo (ChainState.memo) of a chain that reads endpoint block `block`. */
+export const blockMemo = (block: number): string => `block ${block}`;
+
+/** The block a chain's memo names; undefined when it names none or one out of range. */
+export function memoBlock(memo: string | undefined): number | undefined {
+  const match = /^block (\d{1,7})$/.exec(memo ?? '');
+  const block = match ? Number(match[1]) : NaN;
+  return block < MAX_BLOCKS ? block : undefined;
+}
 
 const CHAINS = {
   services: 'services',
@@ -180,7 +193,7 @@ function endpointRules(
   all: readonly Endpoint[],
   affinity: ((e: Endpoint) => string) | undefined,
   blocks: EndpointBlocks,
-): { rules: Rule[]; elements: SetElement[]; sets: SetDef[] } {
+): { rules: Rule[]; elements: SetElement[]; sets: SetDef[]; block?: number } {
   const endpoints = all.slice(0, ENDPOINT_BLOCK);
   const rules: Rule[] = [];
   const l4 = match(L4PROTO, { proto: proto(port.protocol) });
@@ -204,7 +217,7 @@ function endpointRules(
   const pick: Selector = { sel: 'numgen', modulus: endpoints.length, offset };
   rules.push(rule([l4, { st: 'dnat-map', key: pick, map }], `${port.name}: ${endpoints.length} endpoints`));
   const elements = endpoints.map((e, i): SetElement => ({ set: map, element: { key: [{ number: offset + i }], endpoint: { ip: e.ip, port: e.port } } }));
-  return { rules, elements, sets: [{ name: map, keys: ['numgen'], data: 'endpoint' }] };
+  return { rules, elements, sets: [{ name: map, keys: ['numgen'], data: 'endpoint' }], block };
 }
 
 const formatAddr = (e: Endpoint): string => formatIp(e.ip);
@@ -220,7 +233,7 @@ export function servicePortContribution(family: IpFamily, port: ServicePort, cho
   const p = proto(port.protocol);
   const elements: SetElement[] = [];
   const sets: SetDef[] = [];
-  const chains: { def: ChainDef; rules: readonly Rule[] }[] = [];
+  const chains: ChainState[] = [];
   const serviceKey = (ip: KeyAtom): KeyAtom[] => [ip, { proto: p }, { port: port.port }];
   for (const ip of clusterIPs) elements.push({ set: SETS.clusterIps, element: { key: [{ ip }] } });
 
@@ -249,7 +262,7 @@ export function servicePortContribution(family: IpFamily, port: ServicePort, cho
 
   const endpointChain = (name: string, endpoints: readonly Endpoint[]): void => {
     const picked = endpointRules(port, name, endpoints, affinity, blocks);
-    chains.push(chain(name, picked.rules));
+    chains.push(picked.block === undefined ? chain(name, picked.rules) : { ...chain(name, picked.rules), memo: blockMemo(picked.block) });
     elements.push(...picked.elements);
     sets.push(...picked.sets);
   };
