@@ -4,7 +4,6 @@
  * name exactly that hop (node and step) and exit 1; bad arguments exit 2 with one line.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,41 +11,19 @@ import { after, before, describe, test } from 'node:test';
 import { stringify as toYaml } from 'yaml';
 import { RESOURCE } from '../../src/api/resources.js';
 import type { Pod } from '../../src/api/types.js';
-import { adminClient, cliPath, clusterDown, type ClusterState, findNode, restartComponent, stopProcess } from '../../src/cli/cluster/cluster.js';
+import { adminClient, clusterDown, type ClusterState, findNode, restartComponent, stopProcess } from '../../src/cli/cluster/cluster.js';
 import type { Hop } from '../../src/debug/trace/packet.js';
 import { run } from '../../src/lib/exec.js';
-import { ROOT } from '../helpers/cni.js';
 import { testCluster, waitUntil } from '../helpers/cluster.js';
-
-const ECHO = join(ROOT, 'test', 'fixtures', 'proxy', 'echo.mjs');
-
-interface TraceJson {
-  arrived: boolean;
-  hops: Hop[];
-  probe?: { supported: boolean; mismatch?: boolean; mismatchDetail?: string };
-}
+import { ECHO, labKubectl, labTrace, type TraceResult } from '../helpers/trace.js';
 
 describe('pontoon trace in the lab (vxlan, nftables)', () => {
   let state: ClusterState;
   let home: string;
   const ips: Record<string, string> = {};
 
-  function kubectl(input: string | undefined, ...args: string[]): string {
-    const result = spawnSync('/usr/bin/kubectl', args, { encoding: 'utf8', input, timeout: 120_000, env: { ...process.env, KUBECONFIG: state.controlPlane?.kubeconfig ?? '', HOME: home } });
-    assert.equal(result.status, 0, `kubectl ${args.join(' ')} failed:\n${result.stdout}${result.stderr}`);
-    return result.stdout;
-  }
-
-  function trace(...args: string[]): { code: number | null; json?: TraceJson; stdout: string; stderr: string } {
-    const result = spawnSync(process.execPath, [cliPath(), 'trace', ...args, '--cluster', state.name, '--json'], { encoding: 'utf8', timeout: 60_000 });
-    let json: TraceJson | undefined;
-    try {
-      json = JSON.parse(result.stdout) as TraceJson;
-    } catch {
-      // bad arguments: no JSON
-    }
-    return { code: result.status, ...(json ? { json } : {}), stdout: result.stdout, stderr: result.stderr };
-  }
+  const kubectl = (input: string | undefined, ...args: string[]): string => labKubectl(state, home, input, ...args);
+  const trace = (...args: string[]): TraceResult => labTrace(state, ...args);
 
   function deathOf(result: ReturnType<typeof trace>): Hop {
     assert.equal(result.code, 1, `expected the packet to die:\n${result.stdout}${result.stderr}`);

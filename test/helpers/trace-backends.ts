@@ -7,25 +7,15 @@
  * only between racks for cross-subnet.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify as toYaml } from 'yaml';
 import type { IpipMode } from '../../src/bgp/node-agent.js';
-import { type BackendName, cliPath, clusterDown, type ClusterState, findNode, type ProxyChoice } from '../../src/cli/cluster/cluster.js';
-import type { Hop } from '../../src/debug/trace/packet.js';
-import { ROOT } from './cni.js';
+import { type BackendName, clusterDown, type ClusterState, findNode, type ProxyChoice } from '../../src/cli/cluster/cluster.js';
 import { testCluster, waitUntil } from './cluster.js';
-
-const ECHO = join(ROOT, 'test', 'fixtures', 'proxy', 'echo.mjs');
-
-interface TraceJson {
-  arrived: boolean;
-  hops: Hop[];
-  probe?: { supported: boolean; mismatch?: boolean; mismatchDetail?: string };
-}
+import { ECHO, labKubectl, labTrace, type TraceResult } from './trace.js';
 
 export interface TraceVariant {
   title: string;
@@ -47,22 +37,8 @@ export function traceBackendSuite(variant: TraceVariant): void {
     /** pod name → node name */
     const placement = new Map<string, string>();
 
-    function kubectl(input: string | undefined, ...args: string[]): string {
-      const result = spawnSync('/usr/bin/kubectl', args, { encoding: 'utf8', input, timeout: 120_000, env: { ...process.env, KUBECONFIG: state.controlPlane?.kubeconfig ?? '', HOME: home } });
-      assert.equal(result.status, 0, `kubectl ${args.join(' ')} failed:\n${result.stdout}${result.stderr}`);
-      return result.stdout;
-    }
-
-    function trace(...args: string[]): { code: number | null; json?: TraceJson; stdout: string; stderr: string } {
-      const result = spawnSync(process.execPath, [cliPath(), 'trace', ...args, '--cluster', state.name, '--json'], { encoding: 'utf8', timeout: 60_000 });
-      let json: TraceJson | undefined;
-      try {
-        json = JSON.parse(result.stdout) as TraceJson;
-      } catch {
-        // no JSON: the failure is in stderr
-      }
-      return { code: result.status, ...(json ? { json } : {}), stdout: result.stdout, stderr: result.stderr };
-    }
+    const kubectl = (input: string | undefined, ...args: string[]): string => labKubectl(state, home, input, ...args);
+    const trace = (...args: string[]): TraceResult => labTrace(state, ...args);
 
     before(async () => {
       home = mkdtempSync(join(tmpdir(), 'pontoon-trace-'));
