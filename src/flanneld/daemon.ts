@@ -176,6 +176,11 @@ export class Flanneld {
               if (!this.stopped) log.error({ err: describeError(retryErr) }, 'could not re-establish the lease watch');
             });
         },
+        (connected, err) => {
+          if (generation !== this.watchGeneration || this.stopped) return;
+          if (connected) log.info({ store: store.description }, 'lease watch resumed; the store is back');
+          else log.warn({ store: store.description, err: describeError(err) }, 'lease watch lost the store; data plane kept, resuming when it is back');
+        },
       ),
     );
     this.stopWatch = stop;

@@ -28,7 +28,7 @@ const ECHO = join(ROOT, 'test', 'fixtures', 'proxy', 'echo.mjs');
 const APP = 'faults';
 
 /** What the daemons own in a node's kernel, printed so that two equal states print alike. */
-function kernelState(node: NodeState, backend: BackendName): string {
+export function kernelState(node: NodeState, backend: BackendName): string {
   const sorted = (text: string): string => text.split('\n').map((l) => l.trim()).filter(Boolean).sort().join('\n');
   // The local table is the kernel's own (a new veth's IPv6 link-local appears after DAD).
   const routes = sorted(
@@ -46,14 +46,14 @@ function kernelState(node: NodeState, backend: BackendName): string {
   return `# routes\n${routes}\n# fdb\n${fdb}\n# neigh\n${neigh}\n${nft}`;
 }
 
-function diff(before_: string, after_: string): string {
+export function diff(before_: string, after_: string): string {
   const was = before_.split('\n');
   const now = after_.split('\n');
   return `only before:\n${was.filter((l) => !now.includes(l)).join('\n')}\nonly after:\n${now.filter((l) => !was.includes(l)).join('\n')}`;
 }
 
 /** Watches a node's kernel for deletions while a daemon restarts. */
-class DeletionMonitor {
+export class DeletionMonitor {
   private readonly children: ChildProcess[] = [];
   private readonly lines: string[] = [];
 

@@ -28,7 +28,7 @@ import { etcdStoreUrl, planEtcdCluster, startEtcdCluster } from './etcd-cluster.
 import { RESOURCE } from '../../api/resources.js';
 import { ASN_ANNOTATION, BGP_TOPOLOGIES, DEFAULT_CLUSTER_ASN, DEFAULT_TOR_ASN, IPIP_MODES, type IpipMode, ROUTE_REFLECTOR_LABEL } from '../../bgp/node-agent.js';
 import { DEFAULT_CLUSTER_NAME, CTL_IP, ETCD_IP, APISERVER_FABRIC_PORT, BACKENDS, PROXY_CHOICES, type PodState, type NodeState, type ClusterState, type UpOptions, APISERVER_STORES, removeStateDir, ClusterError, stateDirOf, loadState, saveState, cliPath, podNetnsPrefix, nodeSubnetFile, adminClient, networkConfigJson } from './state.js';
-import { startDaemon, startFlanneld, startKubelet, startProxy, rackAsn, routerBgpSocket, startRouterBgp, startBgp, BGP_MARKER, PROXY_MARKER, runsProxy, stopProcess, nodeDaemonWatches, stopProcessesMentioning } from './supervision.js';
+import { startFlanneld, startSubnetEtcd, startKubelet, startProxy, rackAsn, routerBgpSocket, startRouterBgp, startBgp, BGP_MARKER, PROXY_MARKER, runsProxy, stopProcess, nodeDaemonWatches, stopProcessesMentioning } from './supervision.js';
 
 // The lab's surface for the CLI and the tests: state, supervision and output live in their
 // own files (state.ts, supervision.ts, summary.ts); this one builds and tears down.
@@ -322,22 +322,7 @@ function makeControlNamespace(state: ClusterState, gatewayFor: (rack: number) =>
 
 async function startEtcd(state: ClusterState, options: UpOptions): Promise<void> {
   const started = Date.now();
-  const etcdDir = join(state.stateDir, 'etcd');
-  state.etcd.pid = startDaemon(
-    state.etcd.netns,
-    [
-      'etcd',
-      '--name', 'pontoon',
-      '--data-dir', etcdDir,
-      '--listen-client-urls', `http://${ETCD_IP}:2379,http://127.0.0.1:2379`,
-      '--advertise-client-urls', `http://${ETCD_IP}:2379`,
-      '--listen-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
-      '--initial-cluster', 'pontoon=http://127.0.0.1:2380',
-      '--log-level', 'warn',
-    ],
-    join(state.stateDir, 'etcd.log'),
-  );
+  state.etcd.pid = startSubnetEtcd(state);
   saveState(state);
   run(process.execPath, [cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '20', '--set', networkConfigJson(options.backend, options.directRouting)], { netns: state.etcd.netns });
   options.progress(`✔ etcd at ${state.etcd.endpoint}, network ${POD_NETWORK}, backend ${options.backend} (${Date.now() - started} ms)`);

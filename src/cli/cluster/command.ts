@@ -216,7 +216,7 @@ export function registerCluster(program: Command): void {
 
   cluster
     .command('restart')
-    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, a node’s kubelet, flanneld, proxy or bgp, or an etcd member (etcd etcd2)')
+    .description('stop and start one daemon with the same command line: apiserver, controller-manager, scheduler, a node’s kubelet, flanneld, proxy or bgp, or etcd: a member of the apiserver’s (etcd etcd2), or flanneld’s without a control plane (etcd)')
     .option('--name <name>', 'cluster name', DEFAULT_CLUSTER_NAME)
     .argument('<component>', 'apiserver, controller-manager, scheduler, kubelet, flanneld, proxy or bgp')
     .argument('[node]', 'the node, for kubelet, flanneld, proxy and bgp; the member for etcd')

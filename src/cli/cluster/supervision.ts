@@ -20,7 +20,7 @@ import { CONTROL_PLANE_COMPONENTS, type ControlPlaneComponent, kubeletArgs, star
 import { findMember, startEtcdMember, waitMemberHealthy } from './etcd-cluster.js';
 import { DEFAULT_CLUSTER_ASN, DEFAULT_TOR_ASN } from '../../bgp/node-agent.js';
 import { stringify as toYaml } from 'yaml';
-import { type NodeState, type ClusterState, type NodeDaemon, ClusterError, saveState, cliPath, findNode, labPodNetnsPrefix, podNetnsPrefix } from './state.js';
+import { type NodeState, type ClusterState, type NodeDaemon, ClusterError, ETCD_IP, saveState, cliPath, findNode, labPodNetnsPrefix, podNetnsPrefix } from './state.js';
 
 /** Starts a long-running process inside a namespace, detached, output to `logFile`. */
 export function startDaemon(netns: string, argv: readonly string[], logFile: string, sharedMounts = false, env?: Record<string, string>): number {
@@ -212,6 +212,31 @@ export function nodeDaemonWatches(node: NodeState): DaemonWatch[] {
  * node's kubelet or flanneld. Pods, routes and leases stay in place meanwhile; what the
  * daemon missed it learns again from the apiserver (informers re-list and resume).
  */
+/** The subnet store's etcd (`--subnet-store etcd`) in the control namespace; its pid. */
+export function startSubnetEtcd(state: ClusterState): number {
+  return startDaemon(
+    state.etcd.netns,
+    [
+      'etcd',
+      '--name', 'pontoon',
+      '--data-dir', join(state.stateDir, 'etcd'),
+      '--listen-client-urls', `http://${ETCD_IP}:2379,http://127.0.0.1:2379`,
+      '--advertise-client-urls', `http://${ETCD_IP}:2379`,
+      '--listen-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+      '--initial-cluster', 'pontoon=http://127.0.0.1:2380',
+      '--log-level', 'warn',
+    ],
+    join(state.stateDir, 'etcd.log'),
+  );
+}
+
+/** Waits until the subnet store's etcd answers (the network config reads back). */
+function waitSubnetEtcd(state: ClusterState): void {
+  const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, process.execPath, cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '30'], { encoding: 'utf8', timeout: 40_000 });
+  if (result.status !== 0) throw new ClusterError(`the subnet store's etcd did not come back: ${(result.stderr || result.stdout).trim()}`);
+}
+
 export async function restartComponent(state: ClusterState, component: string, nodeName?: string): Promise<number> {
   if ((CONTROL_PLANE_COMPONENTS as readonly string[]).includes(component)) {
     const cp = state.controlPlane;
@@ -222,9 +247,17 @@ export async function restartComponent(state: ClusterState, component: string, n
     saveState(state);
     return pid;
   }
+  if (component === 'etcd' && !state.etcdCluster && state.etcd.pid) {
+    // `cluster restart etcd`: the subnet store's etcd, from its data directory.
+    await stopProcess(state.etcd.pid, 'etcd');
+    state.etcd.pid = startSubnetEtcd(state);
+    saveState(state);
+    waitSubnetEtcd(state);
+    return state.etcd.pid;
+  }
   if (component === 'etcd') {
     // `cluster restart etcd etcd2`: the member rejoins from its data directory.
-    if (!state.etcdCluster) throw new ClusterError(`cluster ${state.name} runs no etcd store (cluster up --store etcd)`);
+    if (!state.etcdCluster) throw new ClusterError(`cluster ${state.name} runs no etcd (cluster up --store etcd, or --no-control-plane for the subnet store's)`);
     const member = findMember(state.etcdCluster, nodeName ?? '');
     await stopProcess(member.pid, 'etcd');
     startEtcdMember(state.etcdCluster, member);

@@ -131,7 +131,11 @@ export class EtcdSubnetStore implements SubnetStore {
     return { subnet: lease.subnet, attrs: lease.attrs, expiresAt: new Date(Date.now() + ttlSeconds * 1000) };
   }
 
-  async watchLeases(onEvents: (events: LeaseEvent[]) => void, onError: (err: unknown) => void): Promise<{ leases: Lease[]; stop(): void }> {
+  async watchLeases(
+    onEvents: (events: LeaseEvent[]) => void,
+    onError: (err: unknown) => void,
+    onConnection?: (connected: boolean, err?: unknown) => void,
+  ): Promise<{ leases: Lease[]; stop(): void }> {
     const { leases, revision } = await this.listLeases();
     const watcher = await this.client
       .watch()
@@ -147,6 +151,19 @@ export class EtcdSubnetStore implements SubnetStore {
       if (subnet) onEvents([{ type: 'removed', subnet }]);
     });
     watcher.on('error', onError);
+    // The library re-dials a lost member and resumes from the last revision it saw; every
+    // failed dial is another 'disconnected', told once until the watch is connected again.
+    let lost = false;
+    watcher.on('disconnected', (err) => {
+      if (lost) return;
+      lost = true;
+      onConnection?.(false, err);
+    });
+    watcher.on('connected', () => {
+      if (!lost) return;
+      lost = false;
+      onConnection?.(true);
+    });
     return { leases, stop: () => void watcher.cancel().catch(() => undefined) };
   }
 

@@ -108,8 +108,16 @@ export interface SubnetStore {
   acquireLease(attrs: LeaseAttrs, candidates: readonly IpNet[], ttlSeconds: number): Promise<Lease>;
   /** Extends the lease; fails if someone else owns the subnet now. */
   renewLease(lease: Lease, ttlSeconds: number): Promise<Lease>;
-  /** Current leases plus a stream of changes; `stop` ends the stream. */
-  watchLeases(onEvents: (events: LeaseEvent[]) => void, onError: (err: unknown) => void): Promise<{ leases: Lease[]; stop(): void }>;
+  /**
+   * Current leases plus a stream of changes; `stop` ends the stream. `onError`: the stream
+   * ended (watch again). `onConnection`: a stream that resumes by itself lost its store
+   * (`false`, with the reason) or has it back (`true`), so the daemon can say so.
+   */
+  watchLeases(
+    onEvents: (events: LeaseEvent[]) => void,
+    onError: (err: unknown) => void,
+    onConnection?: (connected: boolean, err?: unknown) => void,
+  ): Promise<{ leases: Lease[]; stop(): void }>;
   /** Deletes a lease (a node leaving the cluster for good). */
   removeLease(subnet: IpNet): Promise<void>;
   close(): Promise<void>;
