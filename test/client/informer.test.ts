@@ -158,9 +158,13 @@ describe('Informer on a live apiserver', () => {
     await client.patch(RESOURCE.pods, 'web-1', 'default', { metadata: { labels: { app: 'gone' } } }, 'merge');
     await client.patch(RESOURCE.pods, 'web-2', 'other', { metadata: { labels: { app: 'web', v: '2' } } }, 'merge');
     await client.create(RESOURCE.pods, podObject('db-2', { labels: { app: 'db' } }));
-    await waitFor('three selector events', () => recorder.events.length >= mark + 3);
-    await sleep(100);
-    assert.deepEqual(recorder.lines(mark), ['add default/db-1', 'delete default/web-1', 'update other/web-2']);
+    // A fence: events come in resourceVersion order, so once its add is here every earlier
+    // change has been delivered (or never will be).
+    await client.create(RESOURCE.pods, podObject('fence', { labels: { app: 'web' } }));
+    await waitFor('the fence', () => recorder.last('default/fence') !== undefined);
+    assert.deepEqual(recorder.lines(mark), ['add default/db-1', 'delete default/web-1', 'update other/web-2', 'add default/fence']);
+    await client.delete(RESOURCE.pods, 'fence', 'default');
+    await waitFor('the fence gone', () => recorder.last('default/fence')?.type === 'delete');
     assert.deepEqual(pods.list().map((p) => objectKey(p.metadata)).sort(), ['default/db-1', 'other/web-2']);
     await converged(pods, client, { labelSelector: 'app=web' });
   });
@@ -175,9 +179,9 @@ describe('Informer on a live apiserver', () => {
     await client.create(RESOURCE.pods, podObject('on-a', { nodeName: 'node-a' }));
     await client.create(RESOURCE.pods, podObject('unbound', { namespace: 'other' }));
     await client.bind('other', 'unbound', 'node-a');
-    await waitFor('two adds', () => recorder.events.length >= 2);
-    await sleep(100);
-    assert.deepEqual(recorder.lines(), ['add other/on-a', 'add other/unbound']);
+    await client.create(RESOURCE.pods, podObject('fence', { namespace: 'other', nodeName: 'node-a' }));
+    await waitFor('the fence (every earlier event delivered)', () => recorder.last('other/fence') !== undefined);
+    assert.deepEqual(recorder.lines(), ['add other/on-a', 'add other/unbound', 'add other/fence']);
   });
 
   test('resync re-delivers every cached object as an update', async () => {
