@@ -24,7 +24,7 @@
  * refer to any of them), their rules, element deletes then adds, then removals — chains
  * flushed before any is deleted, sets deleted last.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ChainDef, Element, NftFamily, Operation, Rule, SetDef, Transaction } from './ir.js';
 import { ruleText, verdictText } from './text.js';
 import { decodeKey, type ElementIdentity, elementIdentity, setIdentity } from './wire.js';
@@ -111,7 +111,8 @@ const fingerprints = new WeakMap<ChainState, string>();
 export function fingerprintOf(chain: ChainState, family: NftFamily): string {
   let fingerprint = fingerprints.get(chain);
   if (fingerprint === undefined) {
-    fingerprint = createHash('sha1').update(signatureOf(chain, family)).digest('base64url').slice(0, 22);
+    // One-shot hash: a third of createHash's cost, which shows at 10k chains.
+    fingerprint = hash('sha1', signatureOf(chain, family), 'base64url').slice(0, 22);
     fingerprints.set(chain, fingerprint);
   }
   return fingerprint;
