@@ -21,10 +21,14 @@
  * exec'ing them (third-party plugins keep the exec contract). It is the plugin's share of
  * sandbox network setup without a process start; its ratio is against the exec'd reference.
  *
+ * A fourth, "thick", keeps the exec contract without starting Node per call: the runtime
+ * execs `pontoon-bridge-shim` (a shell script), which hands the invocation to a `pontoon
+ * cni-server` already running in the node's namespace over a unix socket.
+ *
  *   node build/bench/cni.js [--runs N]     (default 30; needs root)
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,7 +60,9 @@ const VERBS: readonly Verb[] = ['ADD', 'DEL', 'VERSION'];
 const BRIDGE_HANDLERS: CniHandlers = { add: bridgeAdd, del: bridgeDel, check: bridgeCheck, status: bridgeStatus, gc: bridgeGc };
 
 interface Contender {
-  label: 'reference' | 'pontoon' | 'in-process';
+  label: 'reference' | 'pontoon' | 'in-process' | 'thick';
+  /** Extra environment for the exec (the thick shim's socket). */
+  env?: Record<string, string>;
   /** Short tag for namespace and container names. */
   tag: string;
   pluginPath: string;
@@ -132,7 +138,7 @@ async function invokeInProcess(contender: Contender, command: Verb, cniEnv: Reco
 async function invokePlugin(contender: Contender, command: Verb, cniEnv: Record<string, string> = {}): Promise<Invocation> {
   if (contender.label === 'in-process') return invokeInProcess(contender, command, cniEnv);
   // A runtime passes its own environment through; so do we, NODE_EXTRA_CA_CERTS included.
-  const env: NodeJS.ProcessEnv = { ...process.env, CNI_COMMAND: command, CNI_PATH, ...cniEnv };
+  const env: NodeJS.ProcessEnv = { ...process.env, CNI_COMMAND: command, CNI_PATH, ...contender.env, ...cniEnv };
   const outcome = await timedSpawn(contender.nodeNetns, contender.pluginPath, [], env, contender.stdin);
   if (outcome.status !== 0) {
     const how = outcome.status === null ? `killed by ${outcome.signal ?? 'a signal'}` : `exit code ${outcome.status}`;
@@ -219,6 +225,10 @@ function printReport(runs: number, samples: ReadonlyMap<string, number[]>, wrapp
   const add = { reference: get('ADD', 'reference'), pontoon: get('ADD', 'pontoon') };
   console.log(`ADD p50 ratio: ${formatRatio(add.pontoon.p50Ms, add.reference.p50Ms)} (target <= ${ADD_P50_TARGET_RATIO}x)`);
   console.log(`ADD p95 ratio: ${formatRatio(add.pontoon.p95Ms, add.reference.p95Ms)}`);
+  const thick = { add: get('ADD', 'thick'), del: get('DEL', 'thick') };
+  console.log(
+    `thick (runtime execs pontoon-bridge-shim, a running pontoon cni-server does the work): ADD p50 ${thick.add.p50Ms.toFixed(2)} ms = ${formatRatio(thick.add.p50Ms, add.reference.p50Ms)} the reference (target <= ${ADD_P50_TARGET_RATIO}x), p95 ${formatRatio(thick.add.p95Ms, add.reference.p95Ms)}; DEL p50 ${formatRatio(thick.del.p50Ms, get('DEL', 'reference').p50Ms)}`,
+  );
   const inProcess = { add: get('ADD', 'in-process'), del: get('DEL', 'in-process') };
   console.log(
     `in-process (a kubelet calling our plugin instead of exec'ing it): ADD p50 ${inProcess.add.p50Ms.toFixed(2)} ms = ${formatRatio(inProcess.add.p50Ms, add.reference.p50Ms)} the exec'd reference, DEL p50 ${inProcess.del.p50Ms.toFixed(2)} ms = ${formatRatio(inProcess.del.p50Ms, get('DEL', 'reference').p50Ms)}`,
@@ -235,6 +245,7 @@ function cleanup(tempDir: string): void {
 async function main(): Promise<void> {
   const runs = parseRuns(process.argv.slice(2));
   const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-'));
+  let stopServer = (): void => undefined;
   try {
     const reference: Contender = {
       label: 'reference',
@@ -257,8 +268,23 @@ async function main(): Promise<void> {
       nodeNetns: `${RUN_PREFIX}inp-node`,
       stdin: networkConfig('pontoon-bridge', 'inpbr0', 'pontoon-ipam', '10.93.0.0/16', join(tempDir, 'inp')),
     };
-    const contenders = [reference, pontoon, inProcess];
+    const socket = join(tempDir, 'cni.sock');
+    const thick: Contender = {
+      label: 'thick',
+      tag: 'thk',
+      pluginPath: join(PONTOON_CNI_DIR, 'pontoon-bridge-shim'),
+      nodeNetns: `${RUN_PREFIX}thk-node`,
+      stdin: networkConfig('pontoon-bridge-shim', 'thkbr0', 'pontoon-ipam', '10.94.0.0/16', join(tempDir, 'thk')),
+      env: { PONTOON_CNI_SOCKET: socket },
+    };
+    const contenders = [reference, pontoon, inProcess, thick];
     for (const contender of contenders) createNetns(contender.nodeNetns);
+    const server = spawn('ip', ['netns', 'exec', thick.nodeNetns, process.execPath, join(ROOT, 'dist/cli/pontoon.cjs'), 'cni-server', '--socket', socket, '--log-level', 'warn'], { stdio: 'inherit' });
+    stopServer = () => server.kill('SIGKILL');
+    for (let waited = 0; !existsSync(socket); waited += 50) {
+      if (waited > 20_000) throw new BenchError('pontoon cni-server did not open its socket in 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
 
     const samples = new Map<string, number[]>();
     const record = (verb: Verb, contender: Contender, ms: number): void => {
@@ -291,6 +317,7 @@ async function main(): Promise<void> {
 
     printReport(runs, samples, summarize(wrapperFloorMs));
   } finally {
+    stopServer();
     cleanup(tempDir);
   }
 }

@@ -19,6 +19,7 @@ import { registerInit } from './init.js';
 import { registerToken } from './token.js';
 import { registerStatus } from './status/command.js';
 import { registerTrace } from './trace.js';
+import { registerCniServer } from './cni-server.js';
 
 
 const program = new Command('pontoon').description('Pontoon container networking').version(pontoonVersion);
@@ -48,6 +49,7 @@ registerInit(program);
 registerJoin(program);
 registerStatus(program);
 registerTrace(program);
+registerCniServer(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`pontoon: ${describeError(err)}`);
