@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { openRtnl } from '../../src/lib/netns.js';
 import { cni, cniOk } from '../helpers/cni.js';
 import { cniAsync } from '../helpers/cni-async.js';
 import { Lab } from '../helpers/lab.js';
@@ -41,14 +40,7 @@ function bridgeConf(dataDir: string, options: NetOptions = {}): Record<string, u
   };
 }
 
-function linkNames(netns: string): string[] {
-  const rtnl = openRtnl(lab.path(netns));
-  try {
-    return rtnl.links().map((l) => l.name).sort();
-  } finally {
-    rtnl.close();
-  }
-}
+const linkNames = (netns: string): string[] => lab.linkNames(netns);
 
 function allocatedIps(dataDir: string, network = 'ptnet'): string[] {
   const dir = join(dataDir, network);

@@ -13,7 +13,6 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CNI_SERVER_GREETING } from '../../src/cni-plugin/server.js';
-import { openRtnl } from '../../src/lib/netns.js';
 import { cni, cniOk, ROOT } from '../helpers/cni.js';
 import { cniAsync } from '../helpers/cni-async.js';
 import { Lab } from '../helpers/lab.js';
@@ -27,14 +26,7 @@ function conf(type: string, dataDir: string, extra: Record<string, unknown> = {}
 
 const ipsOf = (result: Record<string, unknown>): string[] => (result['ips'] as { address: string }[]).map((ip) => ip.address);
 
-function linkNames(netns: string): string[] {
-  const rtnl = openRtnl(lab.path(netns));
-  try {
-    return rtnl.links().map((l) => l.name).sort();
-  } finally {
-    rtnl.close();
-  }
-}
+const linkNames = (netns: string): string[] => lab.linkNames(netns);
 
 describe('pontoon-bridge-shim with pontoon cni-server', () => {
   const node = lab.netns('n');

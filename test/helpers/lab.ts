@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNetns, deleteNetnsWithPrefix, netnsPath } from '../../src/lib/netns.js';
+import { createNetns, deleteNetnsWithPrefix, netnsPath, openRtnl } from '../../src/lib/netns.js';
 import { run, type RunOptions } from '../../src/lib/exec.js';
 
 /**
@@ -40,6 +40,16 @@ export class Lab {
     const dir = mkdtempSync(join(tmpdir(), `pontoon-${tag}-`));
     this.dirs.push(dir);
     return dir;
+  }
+
+  /** The names of a namespace's links, sorted (read over rtnetlink). */
+  linkNames(netns: string): string[] {
+    const rtnl = openRtnl(netnsPath(netns));
+    try {
+      return rtnl.links().map((l) => l.name).sort();
+    } finally {
+      rtnl.close();
+    }
   }
 
   /** Runs a command inside one of this lab's namespaces. */
