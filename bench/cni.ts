@@ -247,36 +247,20 @@ async function main(): Promise<void> {
   const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-'));
   let stopServer = (): void => undefined;
   try {
-    const reference: Contender = {
-      label: 'reference',
-      tag: 'ref',
-      pluginPath: join(REFERENCE_CNI_DIR, 'bridge'),
-      nodeNetns: `${RUN_PREFIX}ref-node`,
-      stdin: networkConfig('bridge', 'refbr0', 'host-local', '10.91.0.0/16', join(tempDir, 'ref')),
-    };
-    const pontoon: Contender = {
-      label: 'pontoon',
-      tag: 'ptn',
-      pluginPath: join(PONTOON_CNI_DIR, 'pontoon-bridge'),
-      nodeNetns: `${RUN_PREFIX}ptn-node`,
-      stdin: networkConfig('pontoon-bridge', 'ptnbr0', 'pontoon-ipam', '10.92.0.0/16', join(tempDir, 'ptn')),
-    };
-    const inProcess: Contender = {
-      label: 'in-process',
-      tag: 'inp',
-      pluginPath: '(runPlugin in this process)',
-      nodeNetns: `${RUN_PREFIX}inp-node`,
-      stdin: networkConfig('pontoon-bridge', 'inpbr0', 'pontoon-ipam', '10.93.0.0/16', join(tempDir, 'inp')),
-    };
+    /** A contender with its own node namespace, bridge, subnet and IPAM directory. */
+    const contender = (label: Contender['label'], tag: string, pluginPath: string, type: string, ipam: string, subnetIndex: number, env?: Record<string, string>): Contender => ({
+      label,
+      tag,
+      pluginPath,
+      nodeNetns: `${RUN_PREFIX}${tag}-node`,
+      stdin: networkConfig(type, `${tag}br0`, ipam, `10.${91 + subnetIndex}.0.0/16`, join(tempDir, tag)),
+      ...(env ? { env } : {}),
+    });
     const socket = join(tempDir, 'cni.sock');
-    const thick: Contender = {
-      label: 'thick',
-      tag: 'thk',
-      pluginPath: join(PONTOON_CNI_DIR, 'pontoon-bridge-shim'),
-      nodeNetns: `${RUN_PREFIX}thk-node`,
-      stdin: networkConfig('pontoon-bridge-shim', 'thkbr0', 'pontoon-ipam', '10.94.0.0/16', join(tempDir, 'thk')),
-      env: { PONTOON_CNI_SOCKET: socket },
-    };
+    const reference = contender('reference', 'ref', join(REFERENCE_CNI_DIR, 'bridge'), 'bridge', 'host-local', 0);
+    const pontoon = contender('pontoon', 'ptn', join(PONTOON_CNI_DIR, 'pontoon-bridge'), 'pontoon-bridge', 'pontoon-ipam', 1);
+    const inProcess = contender('in-process', 'inp', '(runPlugin in this process)', 'pontoon-bridge', 'pontoon-ipam', 2);
+    const thick = contender('thick', 'thk', join(PONTOON_CNI_DIR, 'pontoon-bridge-shim'), 'pontoon-bridge-shim', 'pontoon-ipam', 3, { PONTOON_CNI_SOCKET: socket });
     const contenders = [reference, pontoon, inProcess, thick];
     for (const contender of contenders) createNetns(contender.nodeNetns);
     const server = spawn('ip', ['netns', 'exec', thick.nodeNetns, process.execPath, join(ROOT, 'dist/cli/pontoon.cjs'), 'cni-server', '--socket', socket, '--log-level', 'warn'], { stdio: 'inherit' });

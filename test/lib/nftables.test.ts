@@ -96,7 +96,7 @@ describe('nftables netlink encoding', () => {
       assert.equal(run('nft', ['list', 'ruleset'], { netns: ns }), before, 'the flush and the new chain were rolled back');
       assert.deepEqual(nft.listChains('ip', 'pt'), ['keep']);
       assert.deepEqual(nft.listChains('ip', 'absent'), []);
-      assert.deepEqual(nft.listSets('ip6', 'absent'), []);
+      assert.deepEqual(nft.observe('ip6', 'absent').sets, []);
     } finally {
       nft.close();
     }

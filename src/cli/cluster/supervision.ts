@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startDetached } from '../../lib/exec.js';
+import { describeError } from '../../lib/errors.js';
+import { run, startDetached } from '../../lib/exec.js';
 import { cniDistDir } from '../paths.js';
 import { type DaemonWatch, logStartOffset, markLogStart, READY_MESSAGES } from './health.js';
 import { onNode } from './agents.js';
@@ -207,11 +208,6 @@ export function nodeDaemonWatches(node: NodeState): DaemonWatch[] {
   return [...watch('kubelet', node.kubeletPid, 'kubelet'), ...watch('proxy', node.proxyPid, PROXY_MARKER), ...watch('flanneld', node.flanneldPid, 'flanneld'), ...watch('bgp', node.bgpPid, BGP_MARKER)];
 }
 
-/**
- * Stops and starts one daemon with the same command line: a control-plane component, or a
- * node's kubelet or flanneld. Pods, routes and leases stay in place meanwhile; what the
- * daemon missed it learns again from the apiserver (informers re-list and resume).
- */
 /** The subnet store's etcd (`--subnet-store etcd`) in the control namespace; its pid. */
 export function startSubnetEtcd(state: ClusterState): number {
   return startDaemon(
@@ -233,10 +229,18 @@ export function startSubnetEtcd(state: ClusterState): number {
 
 /** Waits until the subnet store's etcd answers (the network config reads back). */
 function waitSubnetEtcd(state: ClusterState): void {
-  const result = spawnSync('ip', ['netns', 'exec', state.etcd.netns, process.execPath, cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '30'], { encoding: 'utf8', timeout: 40_000 });
-  if (result.status !== 0) throw new ClusterError(`the subnet store's etcd did not come back: ${(result.stderr || result.stdout).trim()}`);
+  try {
+    run(process.execPath, [cliPath(), 'network', 'config', '--etcd-endpoints', 'http://127.0.0.1:2379', '--wait', '30'], { netns: state.etcd.netns, timeoutMs: 40_000 });
+  } catch (err) {
+    throw new ClusterError(`the subnet store's etcd did not come back: ${describeError(err)}`, { cause: err });
+  }
 }
 
+/**
+ * Stops and starts one daemon with the same command line: a control-plane component, or a
+ * node's kubelet or flanneld. Pods, routes and leases stay in place meanwhile; what the
+ * daemon missed it learns again from the apiserver (informers re-list and resume).
+ */
 export async function restartComponent(state: ClusterState, component: string, nodeName?: string): Promise<number> {
   if ((CONTROL_PLANE_COMPONENTS as readonly string[]).includes(component)) {
     const cp = state.controlPlane;

@@ -24,7 +24,6 @@ import {
   NFT_MSG_GETSET,
   NFTA_CHAIN_NAME,
   NFTA_CHAIN_TABLE,
-  NFTA_SET_NAME,
   NFTA_SET_TABLE,
   decodeRuleJumps,
   NFT_MSG_GETRULE,
@@ -91,11 +90,6 @@ export class Nftables {
   /** Names of the table's chains; empty when the table does not exist. */
   listChains(family: NftFamily, table: string): string[] {
     return this.dump(NFT_MSG_GETCHAIN, family, [[NFTA_CHAIN_TABLE, table]], `chains of ${family} ${table}`).flatMap((attrs) => readCString(attrs.get(NFTA_CHAIN_NAME)) ?? []);
-  }
-
-  /** Names of the table's sets and maps; empty when the table does not exist. */
-  listSets(family: NftFamily, table: string): string[] {
-    return this.dump(NFT_MSG_GETSET, family, [[NFTA_SET_TABLE, table]], `sets of ${family} ${table}`).flatMap((attrs) => readCString(attrs.get(NFTA_SET_NAME)) ?? []);
   }
 
   /**
