@@ -29,13 +29,15 @@ import { ControlServer, type PeerStatus, type RouteView, type SpeakerStatus } fr
 import type { DownInfo, NegotiatedSession, State } from './fsm.js';
 import { type DesiredRoute, KernelRoutes } from './kernel.js';
 import { BgpMetrics } from './metrics.js';
+import { FAMILIES, prefixKey, type PrefixKey } from './rib/prefix.js';
 import { Rib } from './rib/rib.js';
 import { BgpListener, BgpPeerSession, peerKey } from './session.js';
 import { CEASE_SUBCODE, type Family, type PathAttributes, type PeerRef, type Route } from './types.js';
 
-const FAMILIES: readonly Family[] = ['ipv4-unicast', 'ipv6-unicast'];
 /** How long routes of a re-established GR peer stay stale waiting for its End-of-RIB (BIRD: 360 s). */
 const STALE_TIME_MS = 360_000;
+/** Best-path changes one flush carries at most while a burst is coming in (see apply). */
+const STREAM_CHANGES = 4096;
 
 export interface SpeakerOptions {
   readonly config: BgpConfig;
@@ -71,8 +73,10 @@ export class Speaker {
   private control: ControlServer | undefined;
   private metricsServer: Server | undefined;
   private flushScheduled = false;
-  /** prefixes whose best route changed since the last kernel apply, keyed by text */
-  private readonly kernelDirty = new Map<string, IpNet>();
+  /** prefixes whose best route changed since the last kernel apply */
+  private readonly kernelDirty = new Map<PrefixKey, IpNet>();
+  /** best-path changes since the last flush: a long burst flushes every STREAM_CHANGES */
+  private changesSinceFlush = 0;
   private kernelDeferred: boolean;
   private deferralTimer: NodeJS.Timeout | undefined;
   private readonly metrics: BgpMetrics;
@@ -254,8 +258,14 @@ export class Speaker {
 
   private apply(changes: { readonly changed: readonly { readonly prefix: IpNet }[] }): void {
     if (changes.changed.length === 0) return;
-    if (this.kernel) for (const change of changes.changed) this.kernelDirty.set(formatIpNet(change.prefix), change.prefix);
-    this.scheduleFlush();
+    if (this.kernel) for (const change of changes.changed) this.kernelDirty.set(prefixKey(change.prefix), change.prefix);
+    this.changesSinceFlush += changes.changed.length;
+    // A table transfer arrives as one long burst of socket reads with no turn of the event
+    // loop between them: flushing only on the next turn would hold every route back until
+    // the whole burst is in the RIB. Flushing every STREAM_CHANGES streams them to the kernel
+    // and the peers while the sender is still sending, as BIRD does.
+    if (this.changesSinceFlush >= STREAM_CHANGES && !this.stopped) this.flush();
+    else this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
@@ -269,6 +279,7 @@ export class Speaker {
 
   /** One export pass over every Established peer, then one kernel apply. */
   private flush(): void {
+    this.changesSinceFlush = 0;
     for (const peer of this.peers.values()) {
       if (!peer.negotiated || peer.session.state !== 'Established') continue;
       try {

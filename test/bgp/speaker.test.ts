@@ -141,6 +141,32 @@ describe('pontoon bgp between two namespaces', () => {
     await stop(b, 'SIGKILL');
   });
 
+  test('a table transfer streams into the kernel: no kernel apply waits for the whole burst', async () => {
+    // 12k prefixes reach b as one burst of UPDATEs, read without a turn of the event loop
+    // between them. Batching kernel writes per turn held every route back until the whole
+    // burst was in the RIB (one apply of 12k); a long burst now flushes every few thousand.
+    const count = 12_000;
+    const announce = Array.from({ length: count }, (_, i) => `10.${100 + (i >> 8)}.${i & 255}.0/24`);
+    const [a, b] = makePair('burst');
+    configure(a, { localAsn: 64512, announce, peers: [{ address: b.v4, asn: 64512 }] });
+    configure(b, { localAsn: 64512, peers: [{ address: a.v4, asn: 64512, passive: true }] });
+    start(b);
+    start(a);
+    await established(b);
+    await poll('every prefix in b’s kernel', () => kernelRoutes(b, '-4').split('\n').filter(Boolean).length === count, { timeoutMs: 30_000, intervalMs: 200 });
+    const applies = readFileSync(b.log, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('"synced kernel routes"'))
+      .map((line) => JSON.parse(line) as { full: boolean; added: number; installed: number })
+      .filter((entry) => entry.added > 0);
+    assert.equal(applies.reduce((sum, entry) => sum + entry.added, 0), count, 'every route added exactly once');
+    // 4096 changes per flush, plus at most one UPDATE's worth (a 4096-octet UPDATE holds ~1k /24s).
+    const largest = Math.max(...applies.map((entry) => entry.added));
+    assert.ok(applies.length >= 3 && largest <= 4096 + 1100, `kernel applies of ${applies.map((entry) => entry.added).join(', ')} routes`);
+    await stop(a, 'SIGKILL');
+    await stop(b, 'SIGKILL');
+  });
+
   test('a wrong peer AS is answered with NOTIFICATION 2/2 (Bad Peer AS); the session stays down', async () => {
     const [a, b] = makePair('bad');
     configure(a, { localAsn: 64512, peers: [{ address: b.v4, asn: 65099 }] }); // b is 64512
