@@ -30,6 +30,8 @@ import {
   type UpdateMessage,
 } from '../../src/bgp/types.js';
 import { type IpNet, parseIp, parseIpNet } from '../../src/lib/ip.js';
+import { decodePrefixes, writePrefixes } from '../../src/bgp/codec/nlri.js';
+import { Writer } from '../../src/bgp/codec/wire.js';
 
 const ctx4: CodecContext = { fourOctetAsn: true };
 const ctx2: CodecContext = { fourOctetAsn: false };
@@ -195,6 +197,31 @@ describe('known vectors', () => {
 });
 
 describe('round trips', () => {
+  test('prefix octets at every IPv4 length: host bits are cleared both ways', () => {
+    // Each expected encoding is worked out by hand from RFC 4271 §4.3 (Length, then the
+    // fewest octets holding the prefix's bits), not from the encoder.
+    const cases: [string, number, number[]][] = [
+      ['0.0.0.0', 0, [0]],
+      ['255.255.255.255', 1, [1, 0x80]],
+      ['10.255.255.255', 9, [9, 10, 0x80]],
+      ['192.168.1.255', 23, [23, 192, 168, 0]],
+      ['172.16.77.129', 25, [25, 172, 16, 77, 0x80]],
+      ['203.0.113.7', 31, [31, 203, 0, 113, 6]],
+      ['203.0.113.7', 32, [32, 203, 0, 113, 7]],
+    ];
+    for (const [address, prefixLength, octets] of cases) {
+      const writer = new Writer();
+      writePrefixes(writer, [{ family: 4, value: parseIp(address).value, prefixLength }], 4, 'NLRI');
+      const bytes = writer.finish();
+      assert.deepEqual([...bytes], octets, `${address}/${prefixLength}`);
+      const [decoded] = decodePrefixes(bytes, 4, (why) => new Error(why));
+      assert.equal(decoded?.prefixLength, prefixLength);
+      assert.deepEqual([...bytes.subarray(1)], octets.slice(1));
+      const network = octets.slice(1).concat([0, 0, 0, 0]).slice(0, 4).join('.');
+      assert.equal(decoded?.value, parseIp(network).value, `${address}/${prefixLength} decodes to ${network}`);
+    }
+  });
+
   test('every capability alone and together', () => {
     for (const capability of fullOpen.capabilities) {
       roundTrip({ ...fullOpen, capabilities: capability.code === 'four-octet-asn' ? [capability] : [capability, { code: 'four-octet-asn', asn: 65001 }] });

@@ -29,14 +29,28 @@ export function decodePrefixes(bytes: Uint8Array, family: IpFamily, malformed: (
     if (prefixLength > bits) throw malformed(`prefix length ${prefixLength} exceeds ${bits}`);
     const count = (prefixLength + 7) >> 3;
     if (offset + 1 + count > bytes.length) throw malformed(`prefix /${prefixLength} runs past the end of the field`);
-    let value = 0n;
-    for (let i = 0; i < octets; i++) value = (value << 8n) | BigInt(i < count ? (bytes[offset + 1 + i] ?? 0) : 0);
-    const hostBits = BigInt(bits - prefixLength);
-    value = (value >> hostBits) << hostBits;
+    let value: bigint;
+    if (family === 4) {
+      // The hot case (a full table is IPv4): number arithmetic, one BigInt per prefix.
+      let word = 0;
+      for (let i = 0; i < count; i++) word += (bytes[offset + 1 + i] ?? 0) * 2 ** (24 - 8 * i);
+      value = BigInt(word - (word % 2 ** (32 - prefixLength)));
+    } else {
+      value = 0n;
+      for (let i = 0; i < octets; i++) value = (value << 8n) | BigInt(i < count ? (bytes[offset + 1 + i] ?? 0) : 0);
+      const hostBits = BigInt(bits - prefixLength);
+      value = (value >> hostBits) << hostBits;
+    }
     prefixes.push({ family, value, prefixLength });
     offset += 1 + count;
   }
   return prefixes;
+}
+
+/** The bits of a prefix's last octet that belong to it (the rest are host bits, sent as 0). */
+function lastOctetMask(prefixLength: number): number {
+  const used = prefixLength % 8;
+  return used === 0 ? 0xff : (0xff << (8 - used)) & 0xff;
 }
 
 export function writePrefixes(writer: Writer, prefixes: readonly IpNet[], family: IpFamily, what: string): void {
@@ -48,6 +62,11 @@ export function writePrefixes(writer: Writer, prefixes: readonly IpNet[], family
     }
     writer.u8(prefix.prefixLength);
     const count = (prefix.prefixLength + 7) >> 3;
+    if (family === 4) {
+      const word = Number(prefix.value);
+      for (let i = 0; i < count; i++) writer.u8(Math.floor(word / 2 ** (24 - 8 * i)) % 256 & (i === count - 1 ? lastOctetMask(prefix.prefixLength) : 0xff));
+      continue;
+    }
     const hostBits = BigInt(bits - prefix.prefixLength);
     const network = (prefix.value >> hostBits) << hostBits;
     for (let i = 0; i < count; i++) writer.u8(Number((network >> BigInt(bits - 8 - 8 * i)) & 0xffn));
