@@ -25,10 +25,15 @@
  * execs `pontoon-bridge-shim` (a shell script), which hands the invocation to a `pontoon
  * cni-server` already running in the node's namespace over a unix socket.
  *
+ * Last, sandbox network setup as our kubelet does it (src/kubelet/cni.ts: config load, the
+ * plugin call, the result cache), both ways: every plugin exec'd, and our plugin run by the
+ * kubelet's CNI helper (a long-lived cni-server child, src/kubelet/cni-helper.ts); the
+ * reference plugin exec'd by the same code is the yardstick.
+ *
  *   node build/bench/cni.js [--runs N]     (default 30; needs root)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +43,9 @@ import { bridgeAdd, bridgeCheck, bridgeDel, bridgeGc, bridgeStatus } from '../sr
 import { classifyError } from '../src/cni-plugin/classify.js';
 import { type CniHandlers, runPlugin } from '../src/cni-plugin/skel/skel.js';
 import { createNetns, deleteNetns, deleteNetnsWithPrefix, enterNetns, netnsPath } from '../src/lib/netns.js';
+import { CniNetwork } from '../src/kubelet/cni.js';
+import { CniHelper } from '../src/kubelet/cni-helper.js';
+import { createLogger } from '../src/lib/log.js';
 import { parseJson } from './lib/json.js';
 import { BenchError, checkpoint, RUN_PREFIX, runBench } from './lib/run.js';
 
@@ -242,6 +250,74 @@ function cleanup(tempDir: string): void {
   rmSync(tempDir, { recursive: true, force: true });
 }
 
+
+type SetupWay = 'reference exec' | 'pontoon exec' | 'pontoon helper';
+
+/** CniNetwork.add then del per sample, the three ways alternating; returns the samples by way. */
+async function kubeletSetup(runs: number, tempDir: string): Promise<Map<SetupWay, { add: number[]; del: number[] }>> {
+  const nodeNetns = `${RUN_PREFIX}kub-node`;
+  createNetns(nodeNetns);
+  const log = createLogger('bench', { level: 'silent' });
+  const helper = new CniHelper({ command: [process.execPath, join(ROOT, 'dist/cli/pontoon.cjs')], socketPath: join(tempDir, 'kubelet', 'cni-helper.sock'), logFile: join(tempDir, 'kubelet', 'cni-helper.log'), hostNetns: nodeNetns, log });
+  const network = (way: SetupWay, index: number): CniNetwork => {
+    const confDir = join(tempDir, `conf${index}`);
+    mkdirSync(confDir, { recursive: true });
+    const [type, ipam] = way === 'reference exec' ? ['bridge', 'host-local'] : ['pontoon-bridge', 'pontoon-ipam'];
+    writeFileSync(join(confDir, '10-bench.conf'), networkConfig(type, `kub${index}br0`, ipam, `10.${101 + index}.0.0/16`, join(tempDir, `kub${index}`)));
+    return new CniNetwork({ confDir, binDirs: [PONTOON_CNI_DIR, REFERENCE_CNI_DIR], cacheDir: join(tempDir, `cache${index}`), hostNetns: nodeNetns, ...(way === 'pontoon helper' ? { helper } : {}) });
+  };
+  const ways: SetupWay[] = ['reference exec', 'pontoon exec', 'pontoon helper'];
+  const networks = ways.map((way, i) => [way, network(way, i)] as const);
+  const samples = new Map(ways.map((way) => [way, { add: [] as number[], del: [] as number[] }]));
+  helper.start();
+  try {
+    for (let waited = 0; !existsSync(join(tempDir, 'kubelet', 'cni-helper.sock')); waited += 50) {
+      if (waited > 20_000) throw new BenchError('the kubelet CNI helper did not open its socket in 20 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (let i = -WARMUP_RUNS; i < runs; i++) {
+      for (const [way, cni] of networks) {
+        const id = `kub${containerCounter++}`;
+        const containerNetns = `${RUN_PREFIX}${id}`;
+        createNetns(containerNetns);
+        try {
+          const ref = { namespace: 'bench', name: id, uid: id, sandboxId: `${RUN_PREFIX}${id}`, netnsPath: netnsPath(containerNetns) };
+          const t0 = performance.now();
+          await cni.add(ref);
+          const t1 = performance.now();
+          await cni.del(ref);
+          const t2 = performance.now();
+          if (i >= 0) {
+            samples.get(way)?.add.push(t1 - t0);
+            samples.get(way)?.del.push(t2 - t1);
+          }
+        } finally {
+          deleteNetns(containerNetns);
+        }
+        await checkpoint();
+      }
+    }
+  } finally {
+    await helper.stop();
+    deleteNetns(nodeNetns);
+  }
+  return samples;
+}
+
+function printKubeletSetup(samples: Map<SetupWay, { add: number[]; del: number[] }>): void {
+  const reference = samples.get('reference exec');
+  if (!reference) return;
+  const refAdd = summarize(reference.add);
+  const refDel = summarize(reference.del);
+  console.log('');
+  console.log('sandbox network setup as our kubelet does it (CniNetwork: config, plugin, result cache), p50:');
+  for (const [way, { add, del }] of samples) {
+    const a = summarize(add);
+    const d = summarize(del);
+    console.log(`  ${way.padEnd(15)} ADD ${a.p50Ms.toFixed(2).padStart(7)} ms (${formatRatio(a.p50Ms, refAdd.p50Ms)} the reference)   DEL ${d.p50Ms.toFixed(2).padStart(7)} ms (${formatRatio(d.p50Ms, refDel.p50Ms)})`);
+  }
+}
+
 async function main(): Promise<void> {
   const runs = parseRuns(process.argv.slice(2));
   const tempDir = mkdtempSync(join(tmpdir(), 'pontoon-bench-'));
@@ -300,6 +376,8 @@ async function main(): Promise<void> {
     }
 
     printReport(runs, samples, summarize(wrapperFloorMs));
+    stopServer();
+    printKubeletSetup(await kubeletSetup(runs, tempDir));
   } finally {
     stopServer();
     cleanup(tempDir);

@@ -58,11 +58,14 @@ mkdirSync(join(root, 'dist/cni'), { recursive: true });
 const koffiTarget = join(root, 'dist/cni/pontoon-koffi.node');
 copyFileSync(koffiNative, `${koffiTarget}.tmp`);
 renameSync(`${koffiTarget}.tmp`, koffiTarget);
-// The thick plugin's shim is a shell script (src/cni-plugin/server.ts says why), copied as is.
-const shim = join(root, 'dist/cni/pontoon-bridge-shim');
-copyFileSync(join(root, 'src/cni-plugin/shim.sh'), `${shim}.tmp`);
-chmodSync(`${shim}.tmp`, 0o755);
-renameSync(`${shim}.tmp`, shim);
+// The thick plugins' shim is a shell script (src/cni-plugin/server.ts says why), copied as is,
+// once per plugin it fronts (it runs the plugin its own name names).
+for (const plugin of ['pontoon-bridge', 'pontoon-flannel']) {
+  const shim = join(root, `dist/cni/${plugin}-shim`);
+  copyFileSync(join(root, 'src/cni-plugin/shim.sh'), `${shim}.tmp`);
+  chmodSync(`${shim}.tmp`, 0o755);
+  renameSync(`${shim}.tmp`, shim);
+}
 
 // The CLI launcher: it runs pontoon-main.cjs through vm.Script with V8's code cache of it,
 // made here by running `--version` once. Compiling the 2.4 MB bundle was a third of every

@@ -5,7 +5,7 @@ import { PontoonError } from '../lib/errors.js';
 import { KOFFI_SIBLING_NAME } from '../lib/sys/libc.js';
 import { cniDistDir } from './paths.js';
 
-export const PLUGIN_BINARIES = ['pontoon-bridge', 'pontoon-ipam', 'pontoon-flannel', 'pontoon-bridge-shim'] as const;
+export const PLUGIN_BINARIES = ['pontoon-bridge', 'pontoon-ipam', 'pontoon-flannel', 'pontoon-bridge-shim', 'pontoon-flannel-shim'] as const;
 export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
 
 /** Copies the plugins (and the FFI module they load) into `dir`; returns the paths written. */

@@ -34,6 +34,7 @@ interface KubeletFlags {
   clusterDomain: string;
   resolvConf: string;
   hostPathRoot: string;
+  cniHelper?: boolean;
   addServiceAccountVolume?: boolean;
   port: string;
   address: string;
@@ -104,6 +105,7 @@ export function registerKubelet(program: Command): void {
     .option('--cluster-domain <domain>', 'the cluster DNS domain pods search', DEFAULT_CLUSTER_DOMAIN)
     .option('--resolv-conf <file>', 'the resolver config dnsPolicy Default pods get ("" for none)', DEFAULT_RESOLV_CONF)
     .option('--host-path-root <dir>', 'directory hostPath volume paths resolve under (simulated nodes sharing one filesystem each get their own)', '/')
+    .option('--cni-helper', 'run our own CNI plugins (pontoon-bridge, pontoon-flannel) in a long-lived `pontoon cni-server` child instead of exec\'ing them per pod; other plugins are exec\'d as ever')
     .option('--add-service-account-volume', "give pods that arrive without it the ServiceAccount token volume upstream's admission adds (for an apiserver without that step)")
     .option('--port <port>', 'TCP port of the kubelet API over TLS (0: none)', String(DEFAULT_KUBELET_PORT))
     .option('--address <ip>', 'IP the kubelet API listens on', '0.0.0.0')
@@ -135,6 +137,7 @@ export function registerKubelet(program: Command): void {
         clusterDomain: flags.clusterDomain,
         resolvConf: flags.resolvConf,
         hostPathRoot: flags.hostPathRoot,
+        ...(flags.cniHelper ? { cniHelper: { command: [process.execPath, ...process.execArgv, process.argv[1] ?? 'pontoon'] } } : {}),
         automountServiceAccountToken: flags.addServiceAccountVolume === true,
         ...(typeof serving === 'string' ? {} : { serving }),
         ...(flags.socket ? { socketPath: flags.socket === 'none' ? false : flags.socket } : {}),

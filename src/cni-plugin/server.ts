@@ -1,55 +1,36 @@
 /**
- * The "thick plugin" half of pontoon-bridge: a long-running process that runs bridge
- * invocations handed to it over a unix socket by `pontoon-bridge-shim` (a POSIX shell
- * script), so an ADD does not pay for starting Node. The exec contract stays: the shim is
- * a CNI plugin binary like any other, and when no server answers it execs `pontoon-bridge`.
+ * The "thick plugin" half of our CNI plugins: a long-running process that runs invocations
+ * of pontoon-bridge and pontoon-flannel handed to it over a unix socket, so an ADD does not
+ * pay for starting Node. Its clients are `pontoon-*-shim` (a POSIX shell script the runtime
+ * execs like any plugin; with no server it execs the plugin itself) and the kubelet's CNI
+ * helper. The wire format is src/cni/thick.ts.
  *
- * Wire format, one invocation per connection. The server speaks first, `pontoon-cni 1\n`, so
- * a shim that sees nothing knows nothing ran and may fall back. The shim sends `NAME=value`
- * lines (the CNI_* variables), an empty line, the network config, and closes its side. The
- * server answers with the exit code on a line, then what the plugin printed, and closes.
  * Invocations run one at a time, in arrival order: the bridge plugin switches the thread's
  * namespace, and IPAM takes its file lock, per call.
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { CniErrorCode } from '../cni/errors.js';
+import { CNI_SERVER_GREETING, type CniReply, type CniRequest, MAX_REQUEST_BYTES, parseCniRequest, type ThickPlugin } from '../cni/thick.js';
 import type { Logger } from '../lib/log.js';
 import { classifyError } from './classify.js';
 import { bridgeAdd, bridgeCheck, bridgeDel, bridgeGc, bridgeStatus } from './bridge/bridge.js';
+import { flannelAdd, flannelCheck, flannelDel, flannelGc, flannelStatus } from './flannel/flannel.js';
 import { type CniHandlers, runPlugin } from './skel/skel.js';
 
-export const CNI_SERVER_GREETING = 'pontoon-cni 1\n';
-export const DEFAULT_CNI_SOCKET = '/run/pontoon/cni.sock';
-/** A network config is a few KiB; anything near this is not one. */
-const MAX_REQUEST_BYTES = 1024 * 1024;
-/** Only these reach the plugin: the server's own environment is not the runtime's. */
-const CNI_VARIABLES = new Set(['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH']);
-
-const BRIDGE: CniHandlers = { add: bridgeAdd, del: bridgeDel, check: bridgeCheck, status: bridgeStatus, gc: bridgeGc };
-
-/** One invocation as the shim sent it. */
-export interface CniRequest {
-  env: Record<string, string>;
-  stdin: Buffer;
-}
-
-/** Splits a request into its variables and its config; undefined when it is not one. */
-export function parseCniRequest(data: Buffer): CniRequest | undefined {
-  const end = data.indexOf('\n\n');
-  if (end < 0) return undefined;
-  const env: Record<string, string> = {};
-  for (const line of data.subarray(0, end).toString('utf8').split('\n')) {
-    const at = line.indexOf('=');
-    if (at <= 0) return undefined;
-    const name = line.slice(0, at);
-    // The shim prints every variable it knows; one the runtime did not set arrives empty.
-    if (CNI_VARIABLES.has(name) && at < line.length - 1) env[name] = line.slice(at + 1);
-  }
-  return { env, stdin: data.subarray(end + 2) };
-}
+/** The plugins a server runs (THICK_PLUGINS), by the name their binaries have. */
+export const SERVED_PLUGINS: ReadonlyMap<string, CniHandlers> = new Map<ThickPlugin, CniHandlers>([
+  ['pontoon-bridge', { add: bridgeAdd, del: bridgeDel, check: bridgeCheck, status: bridgeStatus, gc: bridgeGc }],
+  ['pontoon-flannel', { add: flannelAdd, del: flannelDel, check: flannelCheck, status: flannelStatus, gc: flannelGc }],
+]);
 
 /** Runs one invocation; resolves with the exit code and what the plugin printed. */
-export async function serveCniRequest(request: CniRequest, handlers: CniHandlers = BRIDGE): Promise<{ code: number; stdout: string }> {
+export async function serveCniRequest(request: CniRequest, plugins: ReadonlyMap<string, CniHandlers> = SERVED_PLUGINS): Promise<CniReply> {
+  const handlers = plugins.get(request.plugin);
+  if (!handlers) {
+    const msg = `pontoon cni-server does not run plugin "${request.plugin}" (it runs ${[...plugins.keys()].join(', ')})`;
+    return { code: 1, stdout: `${JSON.stringify({ cniVersion: '1.1.0', code: CniErrorCode.InvalidEnvironment, msg })}\n` };
+  }
   let stdout = '';
   const code = await runPlugin(handlers, classifyError, { env: request.env, readStdin: () => request.stdin, writeStdout: (text) => void (stdout += text) });
   return { code, stdout };
@@ -60,7 +41,7 @@ export interface CniServer {
   close(): Promise<void>;
 }
 
-export async function startCniServer(options: { socketPath: string; log: Logger; handlers?: CniHandlers }): Promise<CniServer> {
+export async function startCniServer(options: { socketPath: string; log: Logger; plugins?: ReadonlyMap<string, CniHandlers> }): Promise<CniServer> {
   const { socketPath, log } = options;
   // A socket file left by a killed server: nothing listens on it any more.
   if (existsSync(socketPath)) rmSync(socketPath);
@@ -89,8 +70,8 @@ export async function startCniServer(options: { socketPath: string; log: Logger;
       }
       queue = queue.then(async () => {
         const started = Date.now();
-        const { code, stdout } = await serveCniRequest(request, options.handlers);
-        log.info({ command: request.env['CNI_COMMAND'], containerId: request.env['CNI_CONTAINERID'], code, ms: Date.now() - started }, 'CNI invocation');
+        const { code, stdout } = await serveCniRequest(request, options.plugins);
+        log.info({ plugin: request.plugin, command: request.env['CNI_COMMAND'], containerId: request.env['CNI_CONTAINERID'], code, ms: Date.now() - started }, 'CNI invocation');
         socket.end(`${code}\n${stdout}`);
       });
     });

@@ -1,18 +1,32 @@
 #!/bin/sh
-# pontoon-bridge-shim: the bridge CNI plugin, run by a `pontoon cni-server` already running on
-# this node (src/cni-plugin/server.ts), so an ADD does not start Node. When no server answers,
-# it execs pontoon-bridge (next to this file) with the same input: same result, slower.
+# pontoon-<plugin>-shim: one of our CNI plugins (pontoon-bridge, pontoon-flannel: the name
+# minus "-shim"), run by a `pontoon cni-server` already running on this node
+# (src/cni-plugin/server.ts; wire format src/cni/thick.ts), so an ADD does not start Node.
+# When no server answers, it execs the plugin (next to this file) with the same input: same
+# result, slower. The server's socket is the network config's "serverSocket", else
+# $PONTOON_CNI_SOCKET, else /run/pontoon/cni.sock.
 # Only shell builtins, cat and socat: this file is started once per invocation.
-sock=${PONTOON_CNI_SOCKET:-/run/pontoon/cni.sock}
-plugin=${0%/*}/pontoon-bridge
+case $0 in
+  *-shim) plugin=${0%-shim} ;;
+  *) printf '{"cniVersion":"1.1.0","code":4,"msg":"a pontoon shim must be named <plugin>-shim, not %s"}\n' "${0##*/}"; exit 1 ;;
+esac
 nl='
 '
-if [ ! -S "$sock" ] || ! command -v socat >/dev/null 2>&1; then exec "$plugin"; fi
 # The config, trailing newlines kept (the x), for the server or the fallback.
 input=$(cat; echo x)
 input=${input%x}
-reply=$({ printf 'CNI_COMMAND=%s\nCNI_CONTAINERID=%s\nCNI_NETNS=%s\nCNI_IFNAME=%s\nCNI_ARGS=%s\nCNI_PATH=%s\n\n' \
-  "$CNI_COMMAND" "$CNI_CONTAINERID" "$CNI_NETNS" "$CNI_IFNAME" "$CNI_ARGS" "$CNI_PATH"
+sock=${PONTOON_CNI_SOCKET:-/run/pontoon/cni.sock}
+case $input in
+  *'"serverSocket"'*)
+    value=${input#*'"serverSocket"'}
+    value=${value#*'"'}
+    sock=${value%%'"'*} ;;
+esac
+if [ ! -S "$sock" ] || ! command -v socat >/dev/null 2>&1; then
+  printf '%s' "$input" | "$plugin"; exit $?
+fi
+reply=$({ printf 'PONTOON_PLUGIN=%s\nCNI_COMMAND=%s\nCNI_CONTAINERID=%s\nCNI_NETNS=%s\nCNI_IFNAME=%s\nCNI_ARGS=%s\nCNI_PATH=%s\n\n' \
+  "${plugin##*/}" "$CNI_COMMAND" "$CNI_CONTAINERID" "$CNI_NETNS" "$CNI_IFNAME" "$CNI_ARGS" "$CNI_PATH"
   printf '%s' "$input"; } | socat -t 120 - "UNIX-CONNECT:$sock" 2>/dev/null; echo x)
 reply=${reply%x}
 case $reply in

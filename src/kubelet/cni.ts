@@ -24,7 +24,9 @@ import { join } from 'node:path';
 import { PontoonError } from '../lib/errors.js';
 import { findPlugin } from '../cni/invoke.js';
 import { CniError, CniErrorCode } from '../cni/errors.js';
+import { CniServerVanishedError } from '../cni/thick.js';
 import { parseResult, type Result, versionAtLeast } from '../cni/types.js';
+import type { ThickPluginRunner } from './cni-helper.js';
 
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
@@ -101,6 +103,8 @@ export interface CniNetworkOptions {
   /** Run plugins inside this named namespace (the node's) rather than the current one. */
   hostNetns?: string;
   timeoutMs?: number;
+  /** Runs our own plugins without an exec per call (cni-helper.ts); others are always exec'd. */
+  helper?: ThickPluginRunner;
 }
 
 function object(value: unknown, what: string): Record<string, unknown> {
@@ -152,6 +156,24 @@ export function cniArgsOf(ref: PodNetworkRef): [string, string][] {
     ['K8S_POD_INFRA_CONTAINER_ID', ref.sandboxId],
     ['K8S_POD_UID', ref.uid],
   ];
+}
+
+/** A finished plugin call as CNI reads it: output on exit 0, else its error JSON (or what it printed). */
+async function pluginOutcome(plugin: PluginConf, command: CniVerb, run: { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; timeoutMs: number }): Promise<string> {
+  const { status, signal, stdout: out } = run;
+  if (status === 0) return out;
+  let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
+  try {
+    parsed = JSON.parse(out) as typeof parsed;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed && typeof parsed.code === 'number' && typeof parsed.msg === 'string') {
+    throw new CniPluginError(plugin.type, command, parsed.code, parsed.msg, typeof parsed.details === 'string' ? parsed.details : '');
+  }
+  const text = (run.stderr || out).trim();
+  const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ` (timeout ${run.timeoutMs} ms?)` : ''}` : `exited with code ${status}`;
+  throw new CniPluginError(plugin.type, command, CniErrorCode.Internal, `${how}${text ? `: ${text}` : ''}`);
 }
 
 export class CniNetwork {
@@ -251,7 +273,7 @@ export class CniNetwork {
       const cni = err instanceof CniError ? err : undefined;
       return Promise.reject(new CniPluginError(plugin.type, command, cni?.code ?? CniErrorCode.InvalidEnvironment, (err as Error).message, '', { cause: err }));
     }
-    const env: NodeJS.ProcessEnv = {
+    const env: Record<string, string> = {
       PATH: process.env['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       CNI_COMMAND: command,
       CNI_CONTAINERID: ref.sandboxId,
@@ -262,8 +284,29 @@ export class CniNetwork {
         .map(([k, v]) => `${k}=${v}`)
         .join(';'),
     };
-    const [file, argv] = this.options.hostNetns ? ['ip', ['netns', 'exec', this.options.hostNetns, binary]] : [binary, []];
     const stdin = this.pluginConfig(config, plugin, ref, prevResult);
+    const helper = this.options.helper;
+    if (helper?.serves(plugin.type)) return this.viaHelper(helper, command, plugin, binary, env, stdin);
+    return this.spawnPlugin(command, plugin, binary, env, stdin);
+  }
+
+  /** Our plugin through the helper; exec'd when the helper does not take the call. */
+  private async viaHelper(helper: ThickPluginRunner, command: CniVerb, plugin: PluginConf, binary: string, env: Record<string, string>, stdin: string): Promise<string> {
+    let reply;
+    try {
+      reply = await helper.call({ plugin: plugin.type, env, stdin: Buffer.from(stdin) }, this.timeoutMs);
+    } catch (err) {
+      // It may or may not have run: running it again could double an ADD. The pod worker
+      // retries the whole sandbox, as after any failed ADD.
+      if (err instanceof CniServerVanishedError) throw new CniPluginError(plugin.type, command, CniErrorCode.TryAgainLater, err.message, '', { cause: err });
+      throw err;
+    }
+    if (!reply) return this.spawnPlugin(command, plugin, binary, env, stdin);
+    return pluginOutcome(plugin, command, { status: reply.code, signal: null, stdout: reply.stdout, stderr: '', timeoutMs: this.timeoutMs });
+  }
+
+  private spawnPlugin(command: CniVerb, plugin: PluginConf, binary: string, env: Record<string, string>, stdin: string): Promise<string> {
+    const [file, argv] = this.options.hostNetns ? ['ip', ['netns', 'exec', this.options.hostNetns, binary]] : [binary, []];
     return new Promise((resolve, reject) => {
       const child = spawn(file, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
       const stdout: Buffer[] = [];
@@ -278,20 +321,7 @@ export class CniNetwork {
       });
       child.on('close', (status, signal) => {
         clearTimeout(timer);
-        const out = Buffer.concat(stdout).toString('utf8');
-        if (status === 0) return resolve(out);
-        let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
-        try {
-          parsed = JSON.parse(out) as typeof parsed;
-        } catch {
-          parsed = undefined;
-        }
-        if (parsed && typeof parsed.code === 'number' && typeof parsed.msg === 'string') {
-          return reject(new CniPluginError(plugin.type, command, parsed.code, parsed.msg, typeof parsed.details === 'string' ? parsed.details : ''));
-        }
-        const text = (Buffer.concat(stderr).toString('utf8') || out).trim();
-        const how = signal ? `was killed by ${signal}${signal === 'SIGKILL' ? ` (timeout ${this.timeoutMs} ms?)` : ''}` : `exited with code ${status}`;
-        reject(new CniPluginError(plugin.type, command, CniErrorCode.Internal, `${how}${text ? `: ${text}` : ''}`));
+        pluginOutcome(plugin, command, { status, signal, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8'), timeoutMs: this.timeoutMs }).then(resolve, reject);
       });
       child.stdin.end(stdin);
     });

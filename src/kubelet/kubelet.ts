@@ -43,6 +43,7 @@ import { DEFAULT_GRACE_SECONDS } from './pod.js';
 import { PodRuntime } from './runtime.js';
 import type { PodObjectSource } from './sources.js';
 import { isTerminalPhase, sameJson } from './status.js';
+import { CniHelper } from './cni-helper.js';
 
 export interface KubeletOptions {
   api: KubeApi;
@@ -68,6 +69,11 @@ export interface KubeletOptions {
   resolvConf?: string;
   /** --host-path-root. */
   hostPathRoot?: string;
+  /**
+   * --cni-helper: run our own CNI plugins in a long-lived `pontoon cni-server` child (this
+   * argv runs `pontoon`) instead of exec'ing them per call; other plugins are exec'd as ever.
+   */
+  cniHelper?: { command: readonly string[] };
   /**
    * Add the ServiceAccount token volume to pods that arrive without one (default false:
    * upstream's admission adds it in the apiserver; this is for apiservers without that step).
@@ -112,6 +118,7 @@ function ownedStatus(status: PodStatus | undefined): Partial<PodStatus> {
 
 export class Kubelet {
   readonly runtime: PodRuntime;
+  private readonly cniHelper: CniHelper | undefined;
   private readonly node: NodeAgent;
   private readonly logs: LogsServer;
   private readonly streaming: StreamingServer;
@@ -139,6 +146,15 @@ export class Kubelet {
     const { api, log } = options;
     this.socketPath = options.socketPath === false ? undefined : (options.socketPath ?? join(options.rootDir, 'kubelet.sock'));
     this.events = new EventRecorder(api, 'kubelet', log, options.nodeName);
+    this.cniHelper = options.cniHelper
+      ? new CniHelper({
+          command: options.cniHelper.command,
+          socketPath: join(options.rootDir, 'cni-helper.sock'),
+          logFile: join(options.rootDir, 'cni-helper.log'),
+          ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+          log: log.child({ component: 'cni-helper' }),
+        })
+      : undefined;
     this.runtime = new PodRuntime({
       rootDir: options.rootDir,
       nodeName: options.nodeName,
@@ -147,6 +163,7 @@ export class Kubelet {
       cniBinDirs: options.cniBinDirs,
       netnsPrefix: options.netnsPrefix,
       ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+      ...(this.cniHelper ? { cniHelper: this.cniHelper } : {}),
       ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
       ...(options.backoffCapMs !== undefined ? { backoffCapMs: options.backoffCapMs } : {}),
       log,
@@ -260,6 +277,7 @@ export class Kubelet {
   async start(): Promise<void> {
     // Node reports a missing directory under a unix socket path as EACCES, not ENOENT.
     await mkdir(this.options.rootDir, { recursive: true, mode: 0o700 });
+    this.cniHelper?.start();
     if (this.socketPath) await this.logs.start();
     await this.apiServer?.start();
     try {
@@ -302,6 +320,7 @@ export class Kubelet {
     this.streaming.close();
     await this.apiServer?.stop();
     if (this.socketPath) await this.logs.stop();
+    await this.cniHelper?.stop();
     await this.events.flush();
   }
 

@@ -14,6 +14,7 @@ import type { Pod, PodStatus } from '../api/types.js';
 import { describeError, PontoonError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { CniNetwork } from './cni.js';
+import type { ThickPluginRunner } from './cni-helper.js';
 import { DEFAULT_CLUSTER_DOMAIN, DEFAULT_RESOLV_CONF, type NodeDnsSettings, parseResolvConf } from './dns-config.js';
 import type { LogLocator } from './logs-server.js';
 import type { StreamTargets } from './streaming/target.js';
@@ -36,6 +37,8 @@ export interface PodRuntimeOptions {
   netnsPrefix?: string;
   /** The node namespace to act from when this process is not inside it (tests). */
   hostNetns?: string;
+  /** Runs our own CNI plugins without an exec per call (cni-helper.ts). */
+  cniHelper?: ThickPluginRunner;
   /** First restart backoff step (10 s in Kubernetes) and its cap (5 min). */
   backoffBaseMs?: number;
   backoffCapMs?: number;
@@ -74,6 +77,7 @@ export class PodRuntime {
       binDirs: options.cniBinDirs,
       cacheDir: join(options.rootDir, 'cni', 'results'),
       ...(options.hostNetns ? { hostNetns: options.hostNetns } : {}),
+      ...(options.cniHelper ? { helper: options.cniHelper } : {}),
     });
     for (const record of readPodRecords(options.rootDir)) this.recovered.set(record.uid, record);
     const resolvConf = options.resolvConf ?? DEFAULT_RESOLV_CONF;

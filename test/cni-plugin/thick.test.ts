@@ -12,7 +12,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CNI_SERVER_GREETING } from '../../src/cni-plugin/server.js';
+import { CNI_SERVER_GREETING } from '../../src/cni/thick.js';
 import { cni, cniOk, ROOT } from '../helpers/cni.js';
 import { cniAsync } from '../helpers/cni-async.js';
 import { Lab } from '../helpers/lab.js';

@@ -130,6 +130,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     agents,
     // Only when this checkout has the manifest: a kubelet pointing pods at a DNS that never comes would break every lookup.
     dns: (options.dns ?? agents === 'daemonset') && options.controlPlane && existsSync(deployFile('dns.yaml')),
+    cni: options.cni ?? 'helper',
   };
   saveState(state);
   // tor: even a single rack has its router (the nodes' only BGP peer and default gateway).

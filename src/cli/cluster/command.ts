@@ -86,12 +86,14 @@ export function registerCluster(program: Command): void {
     .option('--lease-ttl <seconds>', 'subnet lease TTL', String(24 * 3600))
     .option('--proxy <mode>', 'service proxy on every node: nftables, iptables or none', 'nftables')
     .option('--agents <mode>', 'node agents as DaemonSet pods (kubectl apply -f deploy/pontoon.yaml, plus cluster DNS) or as processes the lab starts: daemonset or process (default: daemonset; process without a control plane)')
+    .option('--cni <mode>', 'how kubelets run our CNI plugins: helper (a long-lived pontoon cni-server per kubelet, no Node start per pod) or exec (one process per plugin call, as for any plugin)', 'helper')
     .option('--store <kind>', 'the apiserver’s store: sqlite (one file) or etcd (an etcd cluster, each member in its own namespace)', 'sqlite')
     .option('--etcd-members <n>', 'store etcd: members of the etcd cluster (1-5)', '1')
     .option('--apiservers <n>', 'apiservers on the store (1-3; more than one needs --store etcd); clients fail over between them', '1')
     .option('--ip-family <family>', 'pod and Service addresses: ipv4, ipv6 (fd00:10:244::/56, fd00:10:96::/112) or dual (IPv4 primary)', 'ipv4')
     .option('--control-plane-access <mode>', 'how nodes reach the apiserver: network (https://198.18.0.2:6443 on the fabric, kubelets on TLS :10250) or socket (its unix socket; one host only)', 'network')
-    .action(async (flags: { controlPlaneAccess: string; name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string; routeReflectors: string; ipip?: string; bgpTopology: string; agents?: string; ipFamily: string; store: string; etcdMembers: string; apiservers: string }) => {
+    .action(async (flags: { controlPlaneAccess: string; name: string; nodes: string; backend: string; racks: string; pods: string; directRouting: boolean; leaseTtl: string; subnetStore: string; controlPlane: boolean; proxy: string; routeReflectors: string; ipip?: string; bgpTopology: string; agents?: string; cni: string; ipFamily: string; store: string; etcdMembers: string; apiservers: string }) => {
+      if (flags.cni !== 'helper' && flags.cni !== 'exec') throw new ClusterError(`--cni must be helper or exec, got "${flags.cni}"`);
       if (flags.subnetStore !== 'kube' && flags.subnetStore !== 'etcd') throw new ClusterError(`--subnet-store must be kube or etcd, got "${flags.subnetStore}"`);
       const state = await clusterUp({
         name: flags.name,
@@ -108,6 +110,7 @@ export function registerCluster(program: Command): void {
         ...(flags.ipip !== undefined ? { ipip: flags.ipip as IpipMode } : {}),
         bgpTopology: flags.bgpTopology as BgpTopology,
         agents: (flags.agents ?? (flags.controlPlane && flags.subnetStore === 'kube' && flags.bgpTopology !== 'tor' ? 'daemonset' : 'process')) as AgentsMode,
+        cni: flags.cni,
         ipFamily: parseIpFamilyChoice(flags.ipFamily),
         store: flags.store as ApiserverStoreKind,
         etcdMembers: positiveInt(flags.etcdMembers, '--etcd-members'),

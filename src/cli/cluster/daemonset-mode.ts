@@ -201,10 +201,12 @@ export async function restartAgentPod(state: ClusterState, component: AgentCompo
  * The kubelet flags of a lab node beyond its paths: in daemonset mode hostPath volumes
  * resolved under the node's own host filesystem (so each node's /run/flannel, /etc/cni/net.d
  * and /opt/cni/bin are its own); with cluster DNS, resolv.conf pointing pods at it; and the
- * ServiceAccount token volume, which our apiserver's admission does not add (the kubelet does).
+ * ServiceAccount token volume, which our apiserver's admission does not add (the kubelet does);
+ * with `--cni helper`, our plugins run in the kubelet's cni-server child instead of an exec each.
  */
-export function labKubeletFlags(options: { hostRoot?: string; clusterDns: boolean }): string[] {
+export function labKubeletFlags(options: { hostRoot?: string; clusterDns: boolean; cniHelper: boolean }): string[] {
   return [
+    ...(options.cniHelper ? ['--cni-helper'] : []),
     ...(options.hostRoot ? ['--host-path-root', options.hostRoot] : []),
     ...(options.clusterDns ? ['--cluster-dns', CLUSTER_DNS_IP, '--cluster-domain', CLUSTER_DOMAIN] : []),
     '--add-service-account-volume',

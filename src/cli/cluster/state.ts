@@ -38,6 +38,9 @@ export const PROXY_CHOICES = ['nftables', 'iptables', 'none'] as const;
 
 export type ProxyChoice = (typeof PROXY_CHOICES)[number];
 
+/** `cluster up --cni`: kubelets exec every plugin per call, or run ours in a cni-server child. */
+export type CniMode = 'exec' | 'helper';
+
 export interface PodState {
   name: string;
   netns: string;
@@ -97,6 +100,8 @@ export interface ClusterState {
   agents?: AgentsMode;
   /** Cluster DNS deployed (deploy/dns.yaml) and the kubelets pointing pods at it. */
   dns?: boolean;
+  /** How kubelets run our CNI plugins: helper (a long-lived cni-server child) or exec; absent: exec. */
+  cni?: CniMode;
   /** `--store etcd`: the apiserver's etcd members (etcd-cluster.ts); absent: SQLite. */
   etcdCluster?: EtcdClusterState;
 }
@@ -130,6 +135,8 @@ export interface UpOptions {
   agents?: AgentsMode;
   /** Deploy cluster DNS (deploy/dns.yaml) and give kubelets --cluster-dns; default: with daemonset agents. */
   dns?: boolean;
+  /** How kubelets run our CNI plugins (default helper). */
+  cni?: CniMode;
   /** Pod and Service address families: ipv4 (default), ipv6 or dual (IPv4 primary). */
   ipFamily?: IpFamilyChoice;
   /** The apiserver's store: sqlite (default, one file) or etcd (etcdMembers members, default 1). */

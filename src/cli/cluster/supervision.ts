@@ -98,7 +98,7 @@ export function startKubelet(state: ClusterState, node: NodeState, env?: Record<
     // daemonset mode: the agents install the plugins there; the reference plugins stay reachable.
     ...(node.hostRoot ? { cniBinDir: `${onNode(node.hostRoot, DEFAULT_CNI_BIN_DIR)}:${cniDistDir()}` } : {}),
     extra: [
-      ...labKubeletFlags({ ...(node.hostRoot ? { hostRoot: node.hostRoot } : {}), clusterDns: state.dns === true }),
+      ...labKubeletFlags({ ...(node.hostRoot ? { hostRoot: node.hostRoot } : {}), clusterDns: state.dns === true, cniHelper: state.cni === 'helper' }),
       ...(state.controlPlane ? kubeletServingFlags(state.controlPlane, node) : []),
     ],
   });
