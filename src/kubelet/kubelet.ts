@@ -139,6 +139,7 @@ export class Kubelet {
   /** Ends retry waits (node registration) when the kubelet stops. */
   private readonly stopSignal = new AbortController();
   private ready = false;
+  private resyncs = 0;
   /** The unix socket the API is served on, or undefined when there is none. */
   readonly socketPath: string | undefined;
 
@@ -269,8 +270,9 @@ export class Kubelet {
   }
 
   /** For /metrics and /healthz: started (node registered, pods listed) and pods known to it. */
-  stats(): { ready: boolean; pods: number; sandboxes: number } {
-    return { ready: this.ready, pods: this.known.size, sandboxes: this.runtime.uids().length };
+  /** `resyncs`: periodic full syncs done (every pod worker re-run) since start. */
+  stats(): { ready: boolean; pods: number; sandboxes: number; resyncs: number } {
+    return { ready: this.ready, pods: this.known.size, sandboxes: this.runtime.uids().length, resyncs: this.resyncs };
   }
 
   /** Registers the node, serves logs, starts heartbeats and pod workers. */
@@ -300,6 +302,7 @@ export class Kubelet {
     this.ready = true;
     for (const uid of this.known.keys()) this.enqueue(uid);
     const resync = (): void => {
+      this.resyncs++;
       for (const uid of new Set([...this.known.keys(), ...this.runtime.uids()])) this.enqueue(uid);
       this.resyncTimer = setTimeout(resync, this.options.resyncIntervalMs ?? 10_000);
     };

@@ -99,7 +99,9 @@ test('etcd dying mid-run keeps the data plane; an expired lease is removed from 
   try {
     const [n1, , n3] = state.nodes as [NodeState, NodeState, NodeState];
     process.kill(state.etcd.pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 3000));
+    // Every flanneld has seen etcd go (its watch says so) before the data plane is checked.
+    const lost = (n: NodeState): boolean => readFileSync(join(n.dir, 'flanneld.log'), 'utf8').includes('lease watch lost the store; data plane kept');
+    await waitUntil('every flanneld to see etcd gone', 30_000, () => state.nodes.every(lost));
     assert.deepEqual(crossNodeFailures(state), [], 'pods still talk with etcd gone');
     assert.ok(state.nodes.every((n) => isAlive(n.flanneldPid, 'flanneld')), 'no daemon gave up');
 

@@ -125,9 +125,10 @@ describe('kubelet node agent', () => {
     assert.equal(lease.metadata.ownerReferences?.[0]?.kind, 'Node');
     await eventually('renewTime to move', 4000, async () => (await api.get<Lease>(RESOURCE.leases, 'n1', 'kube-node-lease'))?.spec?.renewTime !== lease.spec?.renewTime);
     const beat = ready?.lastHeartbeatTime ?? '';
-    await new Promise((r) => setTimeout(r, 1600));
-    const later = (await api.get<Node>(RESOURCE.nodes, 'n1'))?.status?.conditions?.find((c) => c.type === 'Ready');
-    assert.notEqual(later?.lastHeartbeatTime, beat, 'status heartbeat');
+    const later = await eventually('a status heartbeat', 10_000, async () => {
+      const condition = (await api.get<Node>(RESOURCE.nodes, 'n1'))?.status?.conditions?.find((c) => c.type === 'Ready');
+      return condition?.lastHeartbeatTime !== beat && condition;
+    });
     assert.equal(later?.lastTransitionTime, ready?.lastTransitionTime, 'no transition while Ready stays True');
   });
 
@@ -197,7 +198,8 @@ describe('kubelet node agent', () => {
 
   test('status is written only when it changes', async () => {
     const before = await waitForPod('web', 'Running', running);
-    await new Promise((r) => setTimeout(r, 2500)); // two resyncs and several heartbeats
+    const resyncs = kubelet.stats().resyncs;
+    await eventually('two resyncs', 10_000, async () => kubelet.stats().resyncs >= resyncs + 2);
     const after = await podNamed('web');
     assert.equal(after?.metadata.resourceVersion, before.metadata.resourceVersion);
   });
@@ -252,7 +254,8 @@ describe('kubelet node agent', () => {
       assert.equal(listNetns().includes(sandboxName(node.options.netnsPrefix ?? '', uid)), false);
       assert.equal(existsSync(join(node.rootDir, 'pods', uid)), false);
     }
-    await new Promise((r) => setTimeout(r, 1500));
+    // Two resyncs of the new kubelet: every pod worker, 'keep' included, has run since it started.
+    await eventually('two resyncs of the new kubelet', 10_000, async () => kubelet.stats().resyncs >= 2);
     assert.equal(record(keep.metadata.uid ?? '').containers[0]?.pid, keepPid, 'adopted, not restarted');
     const kept = await podNamed('keep');
     assert.equal(kept?.status?.containerStatuses?.[0]?.restartCount, 0);

@@ -19,9 +19,13 @@ import type { PodRecord } from '../../src/kubelet/state.js';
 import { listNetns } from '../../src/lib/netns.js';
 import { PONTOON_CNI_DIR, REFERENCE_CNI_DIR } from '../helpers/cni.js';
 import { Lab } from '../helpers/lab.js';
+import { poll } from '../helpers/wait.js';
 import { BUSYBOX, condition, kubeletNode, NODE_IP, type KubeletNode, makePod, waitFor, waitForStatus } from './helpers.js';
 
 const lab = new Lab('kubelet');
+
+/** Lines a probe command appended to `file`: how many times it ran (0 before the first). */
+const runsOf = (file: string): number => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').length - 1 : 0);
 let node: KubeletNode;
 let runtime: PodRuntime;
 let logs: LogsServer;
@@ -184,7 +188,7 @@ describe('pod runtime', () => {
         name: 'c',
         command: [BUSYBOX, 'sh', '-c', `echo run; touch ${marker}.ready; exec busybox sleep 100000`],
         readinessProbe: { exec: { command: [BUSYBOX, 'test', '-f', `${marker}.ready`] }, periodSeconds: 1 },
-        livenessProbe: { exec: { command: [BUSYBOX, 'test', '-f', marker] }, periodSeconds: 1, failureThreshold: 2, initialDelaySeconds: 1 },
+        livenessProbe: { exec: { command: [BUSYBOX, 'sh', '-c', `echo >> ${marker}.probes; test -f ${marker}`] }, periodSeconds: 1, failureThreshold: 2, initialDelaySeconds: 1 },
       },
     ]);
     const uid = run(pod);
@@ -197,10 +201,12 @@ describe('pod runtime', () => {
     const previous = await getLog('/containerLogs/default/live/c?previous=true');
     assert.equal(previous.code, 200);
     assert.equal(previous.body, 'run\n');
-    // Healthy from now on: the container stays up.
+    // Healthy from now on: the container stays up through four passing probes (twice the
+    // failure threshold), counted as the probe runs rather than waited out on the clock.
     writeFileSync(marker, '');
     const count = container(restarted).restartCount;
-    await new Promise((r) => setTimeout(r, 3500));
+    const probesBefore = runsOf(`${marker}.probes`);
+    await poll('four liveness probes after the marker', () => runsOf(`${marker}.probes`) >= probesBefore + 5, { timeoutMs: 20_000 });
     const settled = runtime.status(uid);
     assert.ok(settled);
     assert.equal(container(settled).restartCount, count);
@@ -213,17 +219,19 @@ describe('pod runtime', () => {
       {
         name: 'c',
         command: sleepForever,
-        startupProbe: { exec: { command: [BUSYBOX, 'test', '-f', marker] }, periodSeconds: 1, failureThreshold: 30 },
+        startupProbe: { exec: { command: [BUSYBOX, 'sh', '-c', `echo >> ${marker}.startup; test -f ${marker}`] }, periodSeconds: 1, failureThreshold: 30 },
         // Would kill the container at once if it ran before startup succeeded.
-        livenessProbe: { exec: { command: [BUSYBOX, 'test', '-f', `${marker}.never`] }, periodSeconds: 1, failureThreshold: 1, initialDelaySeconds: 2 },
+        livenessProbe: { exec: { command: [BUSYBOX, 'sh', '-c', `echo >> ${marker}.liveness; test -f ${marker}.never`] }, periodSeconds: 1, failureThreshold: 1, initialDelaySeconds: 2 },
         readinessProbe: { exec: { command: [BUSYBOX, 'true'] }, periodSeconds: 1 },
       },
     ]);
     const uid = run(pod);
     await waitForStatus(runtime, uid, 'Running', 10_000, (s) => container(s).state.running !== undefined);
-    await new Promise((r) => setTimeout(r, 2500));
+    // Four failed startup probes: past liveness's initialDelaySeconds, where it would have run.
+    await poll('four startup probes', () => runsOf(`${marker}.startup`) >= 4, { timeoutMs: 20_000 });
     const held = runtime.status(uid);
     assert.ok(held);
+    assert.equal(runsOf(`${marker}.liveness`), 0, 'liveness never ran');
     assert.equal(container(held).started, false);
     assert.equal(container(held).ready, false);
     assert.equal(container(held).restartCount, 0, 'liveness does not run before startup succeeds');
@@ -494,7 +502,7 @@ describe('pod runtime', () => {
           env: [{ name: 'MY_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
           ports: [{ name: 'http', containerPort: 18181 }],
           readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
-          livenessProbe: { exec: { command: [BUSYBOX, 'sh', '-c', `busybox wget -q -O /dev/null http://${NODE_IP}:18181/`] }, periodSeconds: 1 },
+          livenessProbe: { exec: { command: [BUSYBOX, 'sh', '-c', `busybox wget -q -O /dev/null http://${NODE_IP}:18181/ && echo >> ${www}/probes`] }, periodSeconds: 1 },
         },
       ],
       { hostNetwork: true, initContainers: [{ name: 'init', command: [BUSYBOX, 'true'] }] },
@@ -511,7 +519,7 @@ describe('pod runtime', () => {
     assert.equal(readlinkSync(`/proc/${pid}/ns/net`), netnsInode(n4.netns), 'the container lives in the node namespace');
     assert.equal(lab.exec(n4.netns, BUSYBOX, ['wget', '-q', '-O', '-', `http://${NODE_IP}:18181/`], { timeoutMs: 5000 }), 'hello from the node\n');
     assert.equal(readFileSync(join(www, 'env'), 'utf8'), `n4 ${NODE_IP}\n`, 'HOSTNAME is the node name, status.podIP the node IP');
-    await new Promise((r) => setTimeout(r, 1500));
+    await poll('two passing liveness probes', () => runsOf(join(www, 'probes')) >= 2, { timeoutMs: 20_000 });
     assert.equal(container(hostRuntime.status(uid) ?? ready).restartCount, 0, 'the exec liveness probe passes in the node namespace');
 
     await hostRuntime.killPod(uid, 2); // a CNI DEL would fail with the broken conflist
@@ -544,9 +552,10 @@ describe('pod runtime', () => {
     await assert.rejects(cni.add(ref), (err: unknown) => err instanceof CniPluginError && err.plugin === 'no-such-plugin' && err.code === 4);
 
     // The runtime keeps the pod Pending and retries.
-    const broken = node.runtime({ cniConfDir: confDir });
+    let sandboxFailures = 0;
+    const broken = node.runtime({ cniConfDir: confDir, onEvent: (_pod, _type, reason) => void (reason === 'FailedCreatePodSandBox' && sandboxFailures++) });
     const uid = run(makePod('nonet', [{ name: 'c', command: sleepForever }]), broken);
-    await new Promise((r) => setTimeout(r, 500));
+    await poll('a second sandbox attempt (a retry)', () => sandboxFailures >= 2, { timeoutMs: 20_000 });
     const status = broken.status(uid);
     assert.equal(status?.phase, 'Pending');
     assert.equal(status && condition(status, 'PodReadyToStartContainers'), 'False');
