@@ -19,7 +19,9 @@
  *   3. memory: VmRSS (and VmHWM) of the receiver process when job 1 completes, at N and at
  *      --big prefixes (default 1M, one run; `--skip-big` to leave it out).
  *
- *   node build/bench/bgp.js [--prefixes 100000] [--clients 50] [--reflect 10000] [--big 1000000] [--skip-big] [--runs 1] [--rib-poll-ms 25]
+ *   node build/bench/bgp.js [--prefixes 100000] [--clients 50] [--reflect 10000] [--big 1000000] [--skip-big] [--runs 1] [--rib-poll-ms 25] [--node-flags=...]
+ *
+ * Our speaker runs with the node flags deploy/pontoon.yaml gives `pontoon bgp` (bench/lib/node-flags.ts).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +35,7 @@ import { startGobgp } from '../test/bgp/peers/gobgp.js';
 import { ipv4Prefixes, mrtTableDump } from '../test/bgp/peers/mrt.js';
 import { linkNamespaces } from '../test/bgp/peers/topology.js';
 import { Lab } from '../test/helpers/lab.js';
+import { nodeFlagsFor } from './lib/node-flags.js';
 import { cpuMs, injectMrt, kernelPrefixes, kernelPrefixesIn, OurSpeaker, parseClientCounts, rssMiB, startClients } from './lib/bgp-rig.js';
 import { BenchError, checkpoint, RUN_PREFIX, runBench } from './lib/run.js';
 
@@ -78,7 +81,7 @@ async function stopAll(daemons: Stoppable[]): Promise<void> {
   for (const daemon of daemons.reverse()) await daemon.stop().catch(() => undefined);
 }
 
-async function ingest(kind: Kind, count: number, ribPollMs: number): Promise<IngestResult> {
+async function ingest(kind: Kind, count: number, ribPollMs: number, nodeFlags: string[]): Promise<IngestResult> {
   const lab = labFor(`i${kind}`);
   const daemons: Stoppable[] = [];
   try {
@@ -99,7 +102,7 @@ async function ingest(kind: Kind, count: number, ribPollMs: number): Promise<Ing
     let kernelCheck: () => number;
     const statusTimes: number[] = [];
     if (kind === 'ours') {
-      const speaker = OurSpeaker.start(rxNs, { routerId: '198.18.0.1', asn: 64512, kernelSync: true, peers: [{ address: '198.18.0.2', asn: 64513 }] }, lab.tempDir('ours'));
+      const speaker = OurSpeaker.start(rxNs, { routerId: '198.18.0.1', asn: 64512, kernelSync: true, nodeFlags, peers: [{ address: '198.18.0.2', asn: 64513 }] }, lab.tempDir('ours'));
       daemons.push(speaker);
       pid = speaker.pid;
       established = async () => (await speaker.status())?.peers[0]?.state === 'Established';
@@ -165,7 +168,7 @@ async function ingest(kind: Kind, count: number, ribPollMs: number): Promise<Ing
   }
 }
 
-async function reflect(kind: Kind, clients: number, count: number): Promise<ReflectResult> {
+async function reflect(kind: Kind, clients: number, count: number, nodeFlags: string[]): Promise<ReflectResult> {
   const lab = labFor(`r${kind}`);
   const daemons: Stoppable[] = [];
   const rr = '198.18.1.1';
@@ -204,6 +207,7 @@ async function reflect(kind: Kind, clients: number, count: number): Promise<Refl
           asn: 64512,
           clusterId: rr,
           kernelSync: false,
+          nodeFlags,
           peers: [{ address: injector, asn: 64512, routeReflectorClient: true }, ...receivers.map((address) => ({ address, asn: 64512, routeReflectorClient: true, passive: true }))],
         },
         lab.tempDir('ours'),
@@ -291,8 +295,11 @@ async function main(): Promise<void> {
       'skip-reflect': { type: 'boolean', default: false },
       runs: { type: 'string', default: '1' },
       'rib-poll-ms': { type: 'string', default: '25' },
+      'node-flags': { type: 'string' },
     },
   });
+  const nodeFlags = nodeFlagsFor(values['node-flags'], 'pontoon.yaml', 'bgp');
+  process.stderr.write(`our speaker runs as node ${nodeFlags.join(' ') || 'without flags'} (deploy/pontoon.yaml's; --node-flags=... overrides)\n`);
   const prefixes = Number(values.prefixes);
   const clients = Number(values.clients);
   const reflectCount = Number(values.reflect);
@@ -321,7 +328,7 @@ async function main(): Promise<void> {
   };
   for (let r = 1; r <= runs; r++) {
     for (const kind of r % 2 ? kinds : [...kinds].reverse()) {
-      const result = await attempt(`run ${r}: ${NAMES[kind]} ingest of ${k(prefixes)}`, () => ingest(kind, prefixes, ribPollMs));
+      const result = await attempt(`run ${r}: ${NAMES[kind]} ingest of ${k(prefixes)}`, () => ingest(kind, prefixes, ribPollMs, nodeFlags));
       if (result) {
         ingests.push(result);
         process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB, cpu ${result.cpuMs} ms${result.statusMs ? `, status ${result.statusMs.mean.toFixed(1)}/${result.statusMs.max.toFixed(1)} ms` : ''}\n`);
@@ -331,7 +338,7 @@ async function main(): Promise<void> {
   if (!values['skip-reflect']) {
     for (let r = 1; r <= runs; r++) {
       for (const kind of r % 2 ? kinds : [...kinds].reverse()) {
-        const result = await attempt(`run ${r}: ${NAMES[kind]} reflecting ${k(reflectCount)} to ${clients} clients`, () => reflect(kind, clients, reflectCount));
+        const result = await attempt(`run ${r}: ${NAMES[kind]} reflecting ${k(reflectCount)} to ${clients} clients`, () => reflect(kind, clients, reflectCount, nodeFlags));
         if (result) {
           reflections.push(result);
           process.stderr.write(`  first client ${sec(result.firstMs)} s, all ${sec(result.allMs)} s, rr cpu ${result.rrCpuMs} ms, clients cpu ${result.clientsCpuMs} ms\n`);
@@ -341,7 +348,7 @@ async function main(): Promise<void> {
   }
   if (!values['skip-big']) {
     for (const kind of kinds) {
-      const result = await attempt(`${NAMES[kind]} ingest of ${k(big)} (once)`, () => ingest(kind, big, ribPollMs * 4));
+      const result = await attempt(`${NAMES[kind]} ingest of ${k(big)} (once)`, () => ingest(kind, big, ribPollMs * 4, nodeFlags));
       if (result) {
         bigs.push(result);
         process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB, cpu ${result.cpuMs} ms\n`);

@@ -15,7 +15,11 @@
  * EndpointSlice each), which takes a second instead of 20k HTTP creates; `pontoon dns` then
  * lists and watches them through the apiserver like in a cluster.
  *
- *   node build/bench/dns.js [--services 10000] [--seconds 10] [--paced-qps 5000]
+ * Both `pontoon dns` processes run with the node flags deploy/dns.yaml gives them (its
+ * `command` between {{NODE}} and {{PONTOON}}), so the bench measures the server as deployed;
+ * `--node-flags=...` overrides them for an A/B run (`--node-flags=`: none).
+ *
+ *   node build/bench/dns.js [--services 10000] [--seconds 10] [--paced-qps 5000] [--node-flags=...]
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -34,6 +38,7 @@ import { MemoryStore } from '../src/apiserver/store/memory.js';
 import { scanQuery } from '../src/dns/wire.js';
 import { createLogger } from '../src/lib/log.js';
 import { createNetns, deleteNetns } from '../src/lib/netns.js';
+import { nodeFlagsFor } from './lib/node-flags.js';
 import { BenchError, checkpoint, RUN_PREFIX, runBench } from './lib/run.js';
 import { percentile } from './lib/stats.js';
 
@@ -112,7 +117,8 @@ function decodeCost(): { scanUs: number; decodeUs: number } {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { services: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '10' }, 'paced-qps': { type: 'string', default: '5000' } } });
+  const { values } = parseArgs({ options: { services: { type: 'string', default: '10000' }, seconds: { type: 'string', default: '10' }, 'paced-qps': { type: 'string', default: '5000' }, 'node-flags': { type: 'string' } } });
+  const nodeFlags = nodeFlagsFor(values['node-flags'], 'dns.yaml', 'dns');
   const services = Number(values.services);
   const seconds = Number(values.seconds);
   const pacedQps = Number(values['paced-qps']);
@@ -136,10 +142,10 @@ async function main(): Promise<void> {
     writeFileSync(hostsFile, names.map((n, i) => `${serviceIp(i)} ${n}\n`).join(''));
 
     const started = Date.now();
-    const dns = spawn('ip', ['netns', 'exec', netns, process.execPath, CLI, 'dns', '--server', `unix:${socketPath}`, '--listen', '127.0.0.1:53', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const dns = spawn('ip', ['netns', 'exec', netns, process.execPath, ...nodeFlags, CLI, 'dns', '--server', `unix:${socketPath}`, '--listen', '127.0.0.1:53', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(dns);
     // The same server on Node's dgram socket (--udp dgram): what the batched loop replaced.
-    const dgram = spawn('ip', ['netns', 'exec', netns, process.execPath, CLI, 'dns', '--server', `unix:${socketPath}`, '--listen', '127.0.0.3:53', '--udp', 'dgram', '--metrics-port', '19153', '--health-port', '18080', '--ready-port', '18181', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const dgram = spawn('ip', ['netns', 'exec', netns, process.execPath, ...nodeFlags, CLI, 'dns', '--server', `unix:${socketPath}`, '--listen', '127.0.0.3:53', '--udp', 'dgram', '--metrics-port', '19153', '--health-port', '18080', '--ready-port', '18181', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(dgram);
     const dnsmasq = spawn('ip', ['netns', 'exec', netns, 'dnsmasq', '--no-daemon', '-C', '/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${hostsFile}`, '--listen-address=127.0.0.2', '--bind-interfaces', '--port=53', '--local-ttl=5', '--pid-file=', '--user=root'], { stdio: 'ignore' });
     children.push(dnsmasq);
@@ -184,7 +190,7 @@ async function main(): Promise<void> {
     await waitFor('the new Service to answer', () => spawnSync('ip', ['netns', 'exec', netns, 'dig', '@127.0.0.1', '+short', '+tries=1', '+time=1', lateName], { encoding: 'utf8' }).stdout.trim() === created.spec.clusterIP, 20_000);
     const changeMs = Date.now() - changeStarted;
 
-    console.log(`\n${services} Services; pontoon dns served all of them ${syncSeconds.toFixed(1)} s after start, RSS ${rss.toFixed(0)} MiB`);
+    console.log(`\n${services} Services; pontoon dns (node ${nodeFlags.join(' ') || 'without flags'}) served all of them ${syncSeconds.toFixed(1)} s after start, RSS ${rss.toFixed(0)} MiB`);
     console.log(`rate at full load (dnsperf -q 100, ${seconds} s each, two rounds alternating):`);
     console.log(`  pontoon dns  ${pontoonQps.toFixed(0)} q/s  (${rate.pontoon.map((x) => x.toFixed(0)).join(', ')})`);
     console.log(`  dnsmasq      ${dnsmasqQps.toFixed(0)} q/s  (${rate.dnsmasq.map((x) => x.toFixed(0)).join(', ')})`);

@@ -69,6 +69,8 @@ export interface SpeakerOptions {
   peers: SpeakerPeer[];
   kernelSync: boolean;
   clusterId?: string;
+  /** node's own flags, before the script (bench/lib/node-flags.ts) */
+  nodeFlags?: string[];
 }
 
 /** Our speaker (`pontoon bgp`) running in a namespace, polled through its control socket. */
@@ -98,7 +100,7 @@ export class OurSpeaker {
     );
     runIn(netns, ['ip', 'link', 'set', 'lo', 'up']);
     const logFile = join(dir, 'bgp.log');
-    return new OurSpeaker(socket, logFile, new Daemon(netns, [process.execPath, CLI, 'bgp', '--config', config], logFile));
+    return new OurSpeaker(socket, logFile, new Daemon(netns, [process.execPath, ...(options.nodeFlags ?? []), CLI, 'bgp', '--config', config], logFile));
   }
 
   get pid(): number {

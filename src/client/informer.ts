@@ -19,12 +19,18 @@ import { Backoff } from '../lib/backoff.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { isGone, type KubeApi, type WatchHandle } from './api.js';
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
   /** Re-deliver every cached object as an `update` this often (0: never). */
   resyncSeconds?: number;
+  /**
+   * What the cache keeps of each object, and what handlers get (client-go's SetTransform):
+   * a daemon that reads a few fields of 10k objects keeps only those. It must keep
+   * metadata.name, namespace and resourceVersion, which the informer itself reads.
+   */
+  transform?: (object: T) => T;
   log?: Logger;
 }
 
@@ -59,7 +65,7 @@ export class Informer<T extends KubeObject> {
   constructor(
     private readonly api: KubeApi,
     readonly resource: ResourceDescriptor,
-    private readonly options: InformerOptions = {},
+    private readonly options: InformerOptions<T> = {},
   ) {
     this.log = options.log ?? createLogger('informer');
   }
@@ -122,7 +128,7 @@ export class Informer<T extends KubeObject> {
     const fresh = new Map<string, T>();
     for (const item of list.items) {
       // Lists carry apiVersion/kind on the list, not on each item; handlers expect them.
-      const object = { ...item, apiVersion: item.apiVersion ?? list.apiVersion, kind: item.kind ?? this.resource.kind } as T;
+      const object = this.keep({ ...item, apiVersion: item.apiVersion ?? list.apiVersion, kind: item.kind ?? this.resource.kind } as T);
       fresh.set(objectKey(object.metadata), object);
     }
     for (const [key, old] of this.cache) {
@@ -157,11 +163,11 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(event: WatchEvent<T>): void {
-    const object = event.object;
-    const resourceVersion = object.metadata?.resourceVersion;
+    const resourceVersion = event.object.metadata?.resourceVersion;
     if (resourceVersion) this.lastResourceVersion = resourceVersion;
     this.retryBackoff.reset();
     if (event.type === 'BOOKMARK') return;
+    const object = this.keep(event.object);
     const key = objectKey(object.metadata);
     const old = this.cache.get(key);
     if (event.type === 'DELETED') {
@@ -213,6 +219,10 @@ export class Informer<T extends KubeObject> {
         },
       );
     }, delayMs);
+  }
+
+  private keep(object: T): T {
+    return this.options.transform ? this.options.transform(object) : object;
   }
 
   private nextRetryDelay(): number {

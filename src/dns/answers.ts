@@ -11,9 +11,12 @@
  * compress — which makes them echo the question's case too and packs about twice as many
  * A records under 512 bytes before truncation.
  *
- * Each answer exists in four forms: with and without an OPT record (RFC 6891: only answer
- * OPT with OPT), each also truncated (TC, question only, RFC 2181 §9) for when it does not fit
- * the client's UDP size. Names with records are prebuilt for their types when they change;
+ * Each answer is sent in one of four forms: with and without an OPT record (RFC 6891: only
+ * answer OPT with OPT), each also truncated (TC, question only, RFC 2181 §9) for when it does
+ * not fit the client's UDP size. Only the plain form is stored; the others are cut from it as
+ * it is copied out (renderInto), because at 10k Services four Buffers per answer were a
+ * third of the heap, and a major GC of that heap took the CPU the UDP loop answers on
+ * (docs/dns.md, "Latency"). Names with records are prebuilt for their types when they change;
  * everything else (NODATA, NXDOMAIN, pod records) is built on first use and kept in a bounded
  * cache that any change clears, since one new name can turn a cached NXDOMAIN into NODATA.
  */
@@ -24,10 +27,10 @@ import { CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_
 
 export interface PreparedAnswer {
   rcode: number;
-  plain: Buffer;
-  edns: Buffer;
-  plainTruncated: Buffer;
-  ednsTruncated: Buffer;
+  /** The whole answer without OPT. */
+  wire: Buffer;
+  /** Where the question ends in `wire`: a truncated form is everything before it. */
+  questionEnd: number;
   /**
    * Set when the answer ends in a CNAME (ExternalName) to a name outside the cluster: the
    * server asks the upstream for it and appends the result, as CoreDNS does, because stub
@@ -78,30 +81,10 @@ export function encodeAnswer(name: string, qtype: number, resolution: Resolution
     authorities: resolution.authorities.map((r) => toPacketAnswer(r, ttl)),
     additionals: resolution.additionals.map((r) => toPacketAnswer(r, ttl)),
   };
-  const plain = compressOwners(dnsPacket.encode(packet));
-  const edns = withOpt(plain);
-  const plainTruncated = truncated(plain);
+  const wire = compressOwners(dnsPacket.encode(packet));
   const last = resolution.answers.at(-1);
   const externalTarget = last?.type === TYPE.CNAME && (qtype === TYPE.A || qtype === TYPE.AAAA) ? last.target : undefined;
-  return { rcode: resolution.rcode, plain, edns, plainTruncated, ednsTruncated: withOpt(plainTruncated), externalTarget };
-}
-
-/** Header + question with TC set and every section emptied. */
-function truncated(message: Buffer): Buffer {
-  const questionEnd = skipQuestion(message);
-  const out = Buffer.from(message.subarray(0, questionEnd));
-  out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
-  out.writeUInt32BE(0, 6);
-  out.writeUInt16BE(0, 10);
-  return out;
-}
-
-function withOpt(message: Buffer): Buffer {
-  const out = Buffer.alloc(message.length + OPT_BYTES);
-  message.copy(out);
-  out.writeUInt16BE(message.readUInt16BE(10) + 1, 10);
-  writeOpt(out, message.length, 0);
-  return out;
+  return { rcode: resolution.rcode, wire, questionEnd: skipQuestion(wire), externalTarget };
 }
 
 function skipQuestion(message: Buffer): number {
@@ -128,39 +111,50 @@ function compressOwners(message: Buffer): Buffer {
     parts.push(message.subarray(end, end + 10 + rdlength));
     offset = end + 10 + rdlength;
   }
-  return Buffer.concat(parts);
-}
-
-/**
- * Writes `answer` at `out[offset]` for a query: id, RD and CD from the query, the question's
- * original case. Returns the bytes written. The UDP fast path writes straight into its send
- * arena; everything else goes through `renderFor`.
- */
-export function renderInto(out: Buffer, offset: number, answer: Buffer, query: Buffer, nameStart: number, nameEnd: number, recursionAvailable: boolean): number {
-  answer.copy(out, offset);
-  out[offset] = query[0] ?? 0;
-  out[offset + 1] = query[1] ?? 0;
-  const queryFlags = query.readUInt16BE(2);
-  out.writeUInt16BE((out.readUInt16BE(offset + 2) & ~(FLAG_RD | FLAG_CD | FLAG_RA)) | FLAG_QR | (queryFlags & (FLAG_RD | FLAG_CD)) | (recursionAvailable ? FLAG_RA : 0), offset + 2);
-  query.copy(out, offset + nameStart, nameStart, nameEnd);
-  return answer.length;
-}
-
-/** Copies `answer` for a query: id, RD and CD from the query, the question's original case. */
-export function renderFor(answer: Buffer, query: Buffer, nameStart: number, nameEnd: number, recursionAvailable: boolean): Buffer {
-  const out = Buffer.allocUnsafe(answer.length);
-  renderInto(out, 0, answer, query, nameStart, nameEnd, recursionAvailable);
+  // One allocation of its own: a slice of Node's shared pool would keep the whole 8 KiB slab alive.
+  const out = Buffer.alloc(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) at += part.copy(out, at);
   return out;
 }
 
-/** The four forms of an answer, which is all a transport needs to pick the one that fits. */
-export type AnswerForms = Pick<PreparedAnswer, 'plain' | 'edns' | 'plainTruncated' | 'ednsTruncated'>;
+/** What a transport needs of an answer to send it in the form that fits. */
+export type AnswerWire = Pick<PreparedAnswer, 'wire' | 'questionEnd'>;
 
-/** The form to send: with OPT only for a query with OPT, truncated when it exceeds `limit`. */
-export function answerForm(answer: AnswerForms, edns: boolean, limit: number): Buffer {
-  const wire = edns ? answer.edns : answer.plain;
-  if (wire.length <= limit) return wire;
-  return edns ? answer.ednsTruncated : answer.plainTruncated;
+/** Room for any form of `answer`: the whole of it plus an OPT record. */
+export const renderedBound = (answer: AnswerWire): number => answer.wire.length + OPT_BYTES;
+
+/**
+ * Writes `answer` at `out[offset]` in the form a query gets — with OPT only for a query with
+ * OPT, truncated when the whole exceeds `limit` — with the query's id, RD and CD and the
+ * question's original case. Returns the bytes written. The UDP fast path writes straight
+ * into its send arena; everything else goes through `renderFor`.
+ */
+export function renderInto(out: Buffer, offset: number, answer: AnswerWire, edns: boolean, limit: number, query: Buffer, nameStart: number, nameEnd: number, recursionAvailable: boolean): number {
+  const { wire, questionEnd } = answer;
+  const truncate = wire.length + (edns ? OPT_BYTES : 0) > limit;
+  const body = truncate ? questionEnd : wire.length;
+  wire.copy(out, offset, 0, body);
+  out[offset] = query[0] ?? 0;
+  out[offset + 1] = query[1] ?? 0;
+  const queryFlags = query.readUInt16BE(2);
+  const flags = (wire.readUInt16BE(2) & ~(FLAG_RD | FLAG_CD | FLAG_RA)) | FLAG_QR | (queryFlags & (FLAG_RD | FLAG_CD)) | (recursionAvailable ? FLAG_RA : 0) | (truncate ? FLAG_TC : 0);
+  out.writeUInt16BE(flags, offset + 2);
+  if (truncate) {
+    out.writeUInt32BE(0, offset + 6);
+    out.writeUInt16BE(0, offset + 10);
+  }
+  query.copy(out, offset + nameStart, nameStart, nameEnd);
+  if (!edns) return body;
+  out.writeUInt16BE(out.readUInt16BE(offset + 10) + 1, offset + 10);
+  writeOpt(out, offset + body, 0);
+  return body + OPT_BYTES;
+}
+
+/** `renderInto` a Buffer of its own. */
+export function renderFor(answer: AnswerWire, edns: boolean, limit: number, query: Buffer, nameStart: number, nameEnd: number, recursionAvailable: boolean): Buffer {
+  const out = Buffer.allocUnsafe(renderedBound(answer));
+  return out.subarray(0, renderInto(out, 0, answer, edns, limit, query, nameStart, nameEnd, recursionAvailable));
 }
 
 /**

@@ -14,7 +14,7 @@ import type { KubeApi } from '../client/api.js';
 import { Informer } from '../client/informer.js';
 import type { Logger } from '../lib/log.js';
 import type { AnswerCache } from './answers.js';
-import { apexRecords, namespaceRecords, SERVICE_NAME_LABEL, serviceRecords } from './records.js';
+import { apexRecords, namespaceRecords, SERVICE_NAME_LABEL, serviceFields, serviceRecords, sliceFields } from './records.js';
 import type { PodMode } from './resolver.js';
 import type { Zone } from './zone.js';
 
@@ -48,8 +48,8 @@ export class DnsController {
 
   constructor(private readonly options: DnsControllerOptions) {
     const { api, log } = options;
-    this.services = new Informer<Service>(api, RESOURCE.services, { log });
-    this.slices = new Informer<EndpointSlice>(api, RESOURCE.endpointslices, { log });
+    this.services = new Informer<Service>(api, RESOURCE.services, { log, transform: serviceFields });
+    this.slices = new Informer<EndpointSlice>(api, RESOURCE.endpointslices, { log, transform: sliceFields });
     this.namespaces = new Informer<Namespace>(api, RESOURCE.namespaces, { log });
     const markService = (s: Service): void => this.mark(serviceOwner(s.metadata.namespace ?? '', s.metadata.name ?? ''));
     this.services.on('add', markService).on('update', (_old, s) => markService(s)).on('delete', markService);

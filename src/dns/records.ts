@@ -40,6 +40,42 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 /** Spec 2.3.1: `dns-version.<zone>. TXT "1.1.0"`. */
 export const SCHEMA_VERSION = '1.1.0';
 
+/**
+ * What serviceRecords reads of a Service, for its informer to keep (Informer `transform`).
+ * CoreDNS keeps trimmed copies (its object.Service) for the same reason: at 10k Services
+ * the whole objects were the largest part of the server's heap, and every major GC marks
+ * all of it (docs/dns.md, "Latency").
+ */
+export function serviceFields(service: Service): Service {
+  const { name, namespace, resourceVersion } = service.metadata;
+  const spec = service.spec ?? {};
+  // Every property always present (undefined when absent): one object shape for all 10k.
+  return {
+    apiVersion: service.apiVersion,
+    kind: service.kind,
+    metadata: { name, namespace, resourceVersion },
+    spec: { type: spec.type, externalName: spec.externalName, clusterIP: spec.clusterIP, clusterIPs: spec.clusterIPs, publishNotReadyAddresses: spec.publishNotReadyAddresses, ports: spec.ports?.map(portFields) },
+  };
+}
+
+/** What serviceRecords reads of an EndpointSlice (see serviceFields); the controller reads its service-name label. */
+export function sliceFields(slice: EndpointSlice): EndpointSlice {
+  const { name, namespace, resourceVersion, labels } = slice.metadata;
+  const service = labels?.[SERVICE_NAME_LABEL];
+  return {
+    apiVersion: slice.apiVersion,
+    kind: slice.kind,
+    metadata: { name, namespace, resourceVersion, labels: service === undefined ? undefined : { [SERVICE_NAME_LABEL]: service } },
+    addressType: slice.addressType,
+    endpoints: (slice.endpoints ?? []).map(({ addresses, hostname, conditions }) => ({ addresses, hostname, conditions: conditions?.ready === undefined ? undefined : { ready: conditions.ready } })),
+    ports: slice.ports?.map(portFields),
+  };
+}
+
+function portFields({ name, protocol, port }: { name?: string; protocol?: 'TCP' | 'UDP' | 'SCTP'; port: number }): { name?: string; protocol?: 'TCP' | 'UDP' | 'SCTP'; port: number } {
+  return { name, protocol, port };
+}
+
 export function serviceDomain(name: string, namespace: string, zone: string): string {
   return `${name}.${namespace}.svc.${zone}`.toLowerCase();
 }

@@ -19,12 +19,11 @@ import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import { hasErrno } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import * as dnsPacket from 'dns-packet';
-import { answerForm, renderFor, type AnswerCache, type PreparedAnswer } from './answers.js';
+import { renderFor, type AnswerCache, type PreparedAnswer } from './answers.js';
 import type { Forwarder } from './forward.js';
 import { UdpFastPath } from './udp-fast.js';
 import type { DnsMetrics } from './metrics.js';
 import {
-  ADVERTISED_UDP_BYTES,
   CLASS_IN,
   DnsQueryError,
   dottedFromWire,
@@ -58,7 +57,6 @@ export interface DnsServerOptions {
 const MAX_TCP_MESSAGE = 65535;
 /** Connections past this are closed at once, so idle clients cannot exhaust file descriptors. */
 const MAX_TCP_CONNECTIONS = 1000;
-const OPT_RECORD: dnsPacket.OptAnswer = { name: '.', type: 'OPT', udpPayloadSize: ADVERTISED_UDP_BYTES, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] };
 const UNSUPPORTED_TYPES = new Set<number>([TYPE.AXFR, TYPE.IXFR, TYPE.MAILA, TYPE.MAILB]);
 
 type Reply = (answer: Buffer) => void;
@@ -201,8 +199,8 @@ export class DnsServer {
       this.chase(message, scanned, answer, answer.externalTarget, proto, reply, started);
       return;
     }
-    const wire = answerForm(answer, scanned.edns !== undefined, proto === 'tcp' ? MAX_TCP_MESSAGE : udpLimit(scanned));
-    this.finish(reply, renderFor(wire, message, scanned.nameStart, scanned.nameEnd, recursion), answer.rcode, scanned.qtype, started);
+    const limit = proto === 'tcp' ? MAX_TCP_MESSAGE : udpLimit(scanned);
+    this.finish(reply, renderFor(answer, scanned.edns !== undefined, limit, message, scanned.nameStart, scanned.nameEnd, recursion), answer.rcode, scanned.qtype, started);
   }
 
   private forward(message: Buffer, query: ScannedQuery, proto: 'udp' | 'tcp', reply: Reply, started: bigint): void {
@@ -228,11 +226,11 @@ export class DnsServer {
     const ask = dnsPacket.encode({ id: 0, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: target, type: `UNKNOWN_${query.qtype}` as dnsPacket.RecordType, class: 'IN' }] });
     const questionEnd = ask.length;
     const send = (records: dnsPacket.Answer[]): void => {
-      const ours = dnsPacket.decode(answer.plain);
-      const combined = dnsPacket.encode({ ...ours, answers: [...(ours.answers ?? []), ...records], ...(query.edns ? { additionals: [...(ours.additionals ?? []), OPT_RECORD] } : {}) });
+      const ours = dnsPacket.decode(answer.wire);
+      // Same question, so the same questionEnd; renderFor adds the OPT and truncates as for any answer.
+      const combined = { wire: dnsPacket.encode({ ...ours, answers: [...(ours.answers ?? []), ...records] }), questionEnd: answer.questionEnd };
       const limit = proto === 'tcp' ? MAX_TCP_MESSAGE : udpLimit(query);
-      const wire = combined.length <= limit ? combined : query.edns ? answer.ednsTruncated : answer.plainTruncated;
-      this.finish(reply, renderFor(wire, message, query.nameStart, query.nameEnd, true), answer.rcode, query.qtype, started);
+      this.finish(reply, renderFor(combined, query.edns !== undefined, limit, message, query.nameStart, query.nameEnd, true), answer.rcode, query.qtype, started);
     };
     this.options.forwarder.forward(ask, questionEnd, proto === 'tcp').then(
       (upstreamReply) => {

@@ -43,7 +43,7 @@ function sockaddrFor(host: string, port: number): { family: number; sockaddr: Bu
 /** Only what the worker can answer alone: ExternalName chases need the forwarder. */
 function mirrored(changes: AnswerChanges): MirrorUpdate {
   return {
-    set: changes.set.filter(([, answer]) => answer.externalTarget === undefined).map(([key, a, dynamic]) => [key, { rcode: a.rcode, plain: a.plain, edns: a.edns, plainTruncated: a.plainTruncated, ednsTruncated: a.ednsTruncated }, dynamic]),
+    set: changes.set.filter(([, answer]) => answer.externalTarget === undefined).map(([key, a, dynamic]) => [key, { rcode: a.rcode, wire: a.wire, questionEnd: a.questionEnd }, dynamic]),
     deleted: changes.deleted,
     dynamicCleared: changes.dynamicCleared,
   };

@@ -17,7 +17,7 @@
  */
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { addressIo, bufferAddress, MMSGHDR_SIZE, MSG_WAITFORONE, IOVEC_SIZE, SOCKADDR_IN6_SIZE } from '../lib/sys/libc.js';
-import { answerForm, renderInto } from './answers.js';
+import { renderInto } from './answers.js';
 import { REPORT_EVERY_MS, type LoopReport, type MirroredAnswer, type MirrorUpdate, type UdpLoopData } from './udp-protocol.js';
 import { CLASS_IN, OPCODE_QUERY, scanQuery, udpLimit } from './wire.js';
 
@@ -50,7 +50,7 @@ function u64(arena: Buffer, offset: number, value: number): void {
 /** Posted Buffers arrive as plain Uint8Arrays: view them as Buffers again (no copy). */
 function asBuffers(answer: MirroredAnswer): MirroredAnswer {
   const view = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { rcode: answer.rcode, plain: view(answer.plain), edns: view(answer.edns), plainTruncated: view(answer.plainTruncated), ednsTruncated: view(answer.ednsTruncated) };
+  return { rcode: answer.rcode, wire: view(answer.wire), questionEnd: answer.questionEnd };
 }
 
 class Tally {
@@ -150,9 +150,8 @@ function run(data: UdpLoopData): void {
         post({ kind: 'query', message: new Uint8Array(message), sender: new Uint8Array(sender) });
         continue;
       }
-      const wire = answerForm(answer, query.edns !== undefined, udpLimit(query));
       const tx = TX_MSGS + replies * MMSGHDR_SIZE;
-      const written = renderInto(arena, TX_DATA + replies * TX_SLOT, wire, message, query.nameStart, query.nameEnd, data.recursion);
+      const written = renderInto(arena, TX_DATA + replies * TX_SLOT, answer, query.edns !== undefined, udpLimit(query), message, query.nameStart, query.nameEnd, data.recursion);
       u64(arena, TX_IOV + replies * IOVEC_SIZE + 8, written);
       u64(arena, tx, base + RX_ADDR + i * ADDR_SLOT);
       arena.writeUInt32LE(namelen, tx + 8);

@@ -3,7 +3,7 @@
  * udp-loop.ts in the worker): the loop's start data, mirror updates in, reports out.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { AnswerForms } from './answers.js';
+import type { PreparedAnswer } from './answers.js';
 
 /** How often the loop reports its counts; also the socket's SO_RCVTIMEO, so an idle loop wakes to report. */
 export const REPORT_EVERY_MS = 250;
@@ -18,10 +18,8 @@ export interface UdpLoopData {
   control: SharedArrayBuffer;
 }
 
-/** A mirrored answer: its four forms and rcode. */
-export interface MirroredAnswer extends AnswerForms {
-  rcode: number;
-}
+/** A mirrored answer: its wire form and rcode. */
+export type MirroredAnswer = Pick<PreparedAnswer, 'rcode' | 'wire' | 'questionEnd'>;
 
 /** Main → worker. */
 export type MirrorUpdate = { set: [key: string, answer: MirroredAnswer, dynamic: boolean][]; deleted: string[]; dynamicCleared: boolean };

@@ -128,6 +128,28 @@ describe('Informer on a live apiserver', () => {
     assert.equal(recorder.events.length, stoppedAt, 'a stopped informer delivers nothing');
   });
 
+  test('a transform decides what the cache keeps and what handlers get, for listed and watched objects alike', async () => {
+    await client.create(RESOURCE.configmaps, configMap('trim-listed', { keep: 'a', drop: 'b' }, { app: 'x' }));
+    const trim = (object: KubeObject): KubeObject => ({ apiVersion: object.apiVersion, kind: object.kind, metadata: { name: object.metadata.name, namespace: object.metadata.namespace, resourceVersion: object.metadata.resourceVersion }, data: { keep: (object['data'] as Record<string, string>)['keep'] ?? '' } });
+    const cms = informer<KubeObject>(RESOURCE.configmaps, { namespace: 'default', labelSelector: 'app=x', transform: trim });
+    const recorder = new Recorder(cms);
+    await cms.start();
+    const created = await client.create(RESOURCE.configmaps, configMap('trim-watched', { keep: 'c', drop: 'd' }, { app: 'x' }));
+    await client.update(RESOURCE.configmaps, { ...created, data: { keep: 'e', drop: 'f' } });
+    await waitFor('the add and the update', () => recorder.count('update', 'default/trim-watched') === 1);
+    for (const key of ['default/trim-listed', 'default/trim-watched']) {
+      const cached = cms.get(key);
+      assert.deepEqual(Object.keys(cached?.metadata ?? {}).sort(), ['name', 'namespace', 'resourceVersion'], `${key}: labels, uid, timestamps dropped`);
+      assert.deepEqual(Object.keys((cached?.['data'] as object | undefined) ?? {}), ['keep'], key);
+    }
+    assert.deepEqual(recorder.events.map((e) => [e.type, e.key, e.object['data'], e.old?.['data']]), [
+      ['add', 'default/trim-listed', { keep: 'a' }, undefined],
+      ['add', 'default/trim-watched', { keep: 'c' }, undefined],
+      ['update', 'default/trim-watched', { keep: 'e' }, { keep: 'c' }],
+    ]);
+    await converged(cms, client, { namespace: 'default', labelSelector: 'app=x' });
+  });
+
   test('a delete hands over the final state of the object', async () => {
     const cms = informer<KubeObject>(RESOURCE.configmaps, { namespace: 'default', fieldSelector: 'metadata.name=final-state' });
     const recorder = new Recorder(cms);

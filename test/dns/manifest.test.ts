@@ -57,7 +57,7 @@ describe('deploy/dns.yaml', () => {
     };
     assert.deepEqual(deployment.spec.selector.matchLabels, service.spec.selector);
     assert.equal(deployment.spec.template.metadata.labels['k8s-app'], 'kube-dns');
-    assert.deepEqual(deployment.spec.template.spec.containers[0]?.command, [process.execPath, join(ROOT, 'dist/cli/pontoon.cjs'), 'dns']);
+    assert.deepEqual(deployment.spec.template.spec.containers[0]?.command, [process.execPath, '--single-threaded-gc', join(ROOT, 'dist/cli/pontoon.cjs'), 'dns']);
     // The args are flags `pontoon dns` knows.
     const help = (await run(process.execPath, [join(ROOT, 'build/src/cli/main.js'), 'dns', '--help'], { encoding: 'utf8' })).stdout;
     for (const arg of deployment.spec.template.spec.containers[0]?.args ?? []) assert.ok(help.includes(arg.split('=')[0] ?? '?'), arg);
