@@ -286,6 +286,15 @@ export class NetlinkWriter {
     this.offset += 8;
   }
 
+  /** A host-order (little-endian here, as every machine we run on) u32 attribute: what most rtnetlink numbers are. */
+  u32le(type: number, value: number): void {
+    this.reserve(8);
+    this.buffer.writeUInt16LE(8, this.offset);
+    this.buffer.writeUInt16LE(type, this.offset + 2);
+    this.buffer.writeUInt32LE(value >>> 0, this.offset + 4);
+    this.offset += 8;
+  }
+
   u64be(type: number, value: bigint): void {
     this.reserve(12);
     this.buffer.writeUInt16LE(12, this.offset);
