@@ -24,6 +24,7 @@
  * - Batching: Rtnl.applyRoutes sends hundreds of messages per sendmsg with an ACK only on
  *   the last, so 100k routes cost ~200 syscalls and the kernel's own insert time.
  */
+import { performance } from 'node:perf_hooks';
 import { PontoonError } from '../lib/errors.js';
 import { bitsOf, formatIp, formatIpNet, type Ip, type IpFamily, type IpNet } from '../lib/ip.js';
 import type { Logger } from '../lib/log.js';
@@ -285,6 +286,11 @@ export class KernelRoutes {
   private readonly conflicts = new Set<string>();
   private lastFullSyncAt = Number.NEGATIVE_INFINITY;
   private readonly deviceIndexes = new Map<string, number>();
+  /** The apply in flight; settles (never rejects) when it is done. */
+  private running: Promise<void> | undefined;
+  /** The reconcile queued behind the one in flight: later calls join it (and may make it full). */
+  private queued: Promise<RouteSyncResult> | undefined;
+  private queuedFull = false;
 
   constructor(
     private readonly rtnl: Rtnl,
@@ -298,10 +304,12 @@ export class KernelRoutes {
 
   /**
    * Makes our routes in the table exactly `desired` (the whole set; of two routes for one
-   * prefix the later wins). Throws InvalidRouteError before changing anything if a route is
-   * malformed, RouteSyncError if a batch broke off (the next sync dumps).
+   * prefix the later wins). Rejects with InvalidRouteError before changing anything if a
+   * route is malformed, RouteSyncError if a batch broke off (the next sync dumps). The
+   * desired set is taken now; the kernel is written when the apply in flight, if any, is
+   * done (see `reconcileSoon`).
    */
-  sync(desired: Iterable<DesiredRoute>): RouteSyncResult {
+  async sync(desired: Iterable<DesiredRoute>): Promise<RouteSyncResult> {
     const routes = [...desired];
     routes.forEach(validate);
     const generation = ++this.generation;
@@ -311,11 +319,11 @@ export class KernelRoutes {
       this.wanted.delete(route.dst);
       this.dirty.set(route.dst, route.dst);
     });
-    return this.reconcile(this.resyncDue());
+    return this.reconcileSoon(false);
   }
 
   /** Applies changes to the desired set: what a few changed best paths cost, whatever its size. */
-  update(changes: RouteChanges): RouteSyncResult {
+  async update(changes: RouteChanges): Promise<RouteSyncResult> {
     const set = [...(changes.set ?? [])];
     set.forEach(validate);
     for (const route of set) this.want(route, this.generation);
@@ -324,12 +332,17 @@ export class KernelRoutes {
       this.wanted.delete(dst);
       this.dirty.set(dst, dst);
     }
-    return this.reconcile(this.resyncDue());
+    return this.reconcileSoon(false);
   }
 
-  /** A full resync now (dump, diff the desired set against it, apply): the drift repair a timer calls. */
-  resync(): RouteSyncResult {
-    return this.reconcile(true);
+  /** A full resync (dump, diff the desired set against it, apply): the drift repair a timer calls. */
+  resync(): Promise<RouteSyncResult> {
+    return this.reconcileSoon(true);
+  }
+
+  /** Settles when no apply is in flight or queued (what a stopping speaker waits for). */
+  async idle(): Promise<void> {
+    while (this.queued || this.running) await (this.queued ?? this.running)?.catch(() => undefined);
   }
 
   /** Our routes in our table as the kernel holds them now, both families (a fresh dump). */
@@ -342,6 +355,43 @@ export class KernelRoutes {
       if (route.onlink) out.onlink = true;
       return out;
     });
+  }
+
+  /**
+   * Applies run one at a time: each plans against `installed`, which only the apply's
+   * replies bring up to date. With none in flight an apply starts now — its plan and its
+   * send, even in the middle of a long socket-read callback, so a table transfer streams
+   * into the kernel. Calls made while one is in flight share the next, which plans from
+   * every change recorded by then: the kernel writes coalesce into fewer, larger batches
+   * while the previous one is being inserted.
+   */
+  private reconcileSoon(full: boolean): Promise<RouteSyncResult> {
+    if (this.queued) {
+      this.queuedFull ||= full;
+      return this.queued;
+    }
+    if (!this.running) return this.start(full);
+    this.queuedFull = full;
+    const queued = this.running.then(() => {
+      this.queued = undefined;
+      return this.start(this.queuedFull);
+    });
+    this.queued = queued;
+    return queued;
+  }
+
+  private start(full: boolean): Promise<RouteSyncResult> {
+    const result = this.reconcile(full || this.resyncDue());
+    const running: Promise<void> = result.then(
+      () => this.finished(running),
+      () => this.finished(running),
+    );
+    this.running = running;
+    return result;
+  }
+
+  private finished(running: Promise<void>): void {
+    if (this.running === running) this.running = undefined;
   }
 
   private resyncDue(): boolean {
@@ -362,15 +412,23 @@ export class KernelRoutes {
     this.dirty.set(dst, dst);
   }
 
-  private reconcile(full: boolean): RouteSyncResult {
+  private async reconcile(full: boolean): Promise<RouteSyncResult> {
+    const startedAt = performance.now();
     const failed: RouteSyncFailure[] = [];
     const upserts: RouteOp[] = [];
     const deletes: RouteOp[] = [];
     /** new route (an add) → the route of another metric it supersedes */
     const superseded = new Map<Route, OwnedRoute>();
+    /** a delete's message → the installed route it removes */
+    const deleting = new Map<Route, OwnedRoute>();
+    const remove = (have: OwnedRoute): void => {
+      const route = have.forDelete();
+      deleting.set(route, have);
+      deletes.push({ op: 'delete', route });
+    };
     const plan = (want: OwnedRoute | undefined, have: OwnedRoute | undefined): void => {
       if (!want) {
-        if (have) deletes.push({ op: 'delete', route: have.forDelete() });
+        if (have) remove(have);
         return;
       }
       const oif = this.resolveDevice(want);
@@ -404,7 +462,7 @@ export class KernelRoutes {
         const want = this.wanted.get(route.dst);
         const keepNew = want !== undefined && sameRoute(want, route) && !sameRoute(want, seen);
         if (keepNew) observed.set(route.dst, route);
-        deletes.push({ op: 'delete', route: (keepNew ? seen : route).forDelete() });
+        remove(keepNew ? seen : route);
       }
       this.installed = observed;
       this.dirty.clear();
@@ -424,7 +482,7 @@ export class KernelRoutes {
     let replaced = 0;
     let deleted = 0;
     let drifted = false;
-    const upsertFailures = this.apply(upserts, 'add or replace');
+    const upsertFailures = await this.apply(upserts, 'add or replace');
     let next = 0;
     for (const [index, { op, route }] of upserts.entries()) {
       const owned = route as OwnedRoute;
@@ -449,32 +507,35 @@ export class KernelRoutes {
     }
     // Phase 2, after the adds: deletes, with the old routes of metric changes whose new
     // route went in (make before break).
-    for (const old of superseded.values()) deletes.push({ op: 'delete', route: old.forDelete() });
+    for (const old of superseded.values()) remove(old);
 
-    const deleteFailures = this.apply(deletes, 'delete');
+    const deleteFailures = await this.apply(deletes, 'delete');
     next = 0;
     for (const [index, { route }] of deletes.entries()) {
       const failure = deleteFailures[next]?.index === index ? deleteFailures[next++] : undefined;
-      const dst = (route as OwnedRoute).dst;
+      const gone = deleting.get(route) as OwnedRoute;
       // ESRCH: already gone (with its device, or by hand), which is what we wanted.
       if (failure && failure.code !== 'ESRCH' && failure.code !== 'ENOENT') {
         failed.push(failureOf(failure));
-        this.dirty.set(dst, dst);
+        this.dirty.set(gone.dst, gone.dst);
         continue;
       }
-      if (!this.wanted.has(dst)) this.installed.delete(dst);
+      // Only if it still stands for the deleted route: a metric change's new route, added
+      // in phase 1, stays (and so does a route the desired set asked back meanwhile: its
+      // prefix is dirty and the next apply adds it).
+      if (this.installed.get(gone.dst) === gone) this.installed.delete(gone.dst);
       deleted++;
     }
 
     if (drifted) this.lastFullSyncAt = Number.NEGATIVE_INFINITY;
-    this.report(full, added, replaced, deleted, failed);
+    this.report(full, added, replaced, deleted, failed, performance.now() - startedAt);
     return { added, replaced, deleted, failed, fullResync: full };
   }
 
-  private apply(ops: RouteOp[], what: string): RouteOpFailure[] {
+  private async apply(ops: RouteOp[], what: string): Promise<RouteOpFailure[]> {
     if (ops.length === 0) return [];
     try {
-      return this.rtnl.applyRoutes(ops);
+      return await this.rtnl.applyRoutesInBackground(ops);
     } catch (err) {
       // Some messages may have run: only a dump can tell which.
       this.lastFullSyncAt = Number.NEGATIVE_INFINITY;
@@ -482,9 +543,10 @@ export class KernelRoutes {
     }
   }
 
-  private report(full: boolean, added: number, replaced: number, deleted: number, failed: RouteSyncFailure[]): void {
+  /** `ms`: from the plan to the kernel's last reply (the batch is inserted on a threadpool thread meanwhile). */
+  private report(full: boolean, added: number, replaced: number, deleted: number, failed: RouteSyncFailure[], ms: number): void {
     if (added + replaced + deleted > 0 || full) {
-      this.log.info({ table: this.table, full, added, replaced, deleted, failed: failed.length, installed: this.installed.size }, 'synced kernel routes');
+      this.log.info({ table: this.table, full, added, replaced, deleted, failed: failed.length, installed: this.installed.size, ms: Math.round(ms) }, 'synced kernel routes');
     }
     // A sample: a missing tunnel device fails every route through it. Known conflicts
     // are retried on every sync and logged once, at the resync that found them.

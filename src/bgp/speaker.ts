@@ -27,10 +27,10 @@ import { endOfRib, isEndOfRib } from './codec/index.js';
 import { BgpConfigError, formatIdentifier, type BgpConfig, type PeerConfig } from './config.js';
 import { ControlServer, type PeerStatus, type RouteView, type SpeakerStatus } from './control.js';
 import type { DownInfo, NegotiatedSession, State } from './fsm.js';
-import { type DesiredRoute, KernelRoutes } from './kernel.js';
+import { type DesiredRoute, KernelRoutes, type RouteSyncResult } from './kernel.js';
 import { BgpMetrics } from './metrics.js';
 import { FAMILIES, prefixKey, type PrefixKey } from './rib/prefix.js';
-import { Rib } from './rib/rib.js';
+import { Rib, type RibChanges } from './rib/rib.js';
 import { BgpListener, BgpPeerSession, peerKey } from './session.js';
 import { CEASE_SUBCODE, type Family, type PathAttributes, type PeerRef, type Route } from './types.js';
 
@@ -129,6 +129,7 @@ export class Speaker {
     await this.listener?.close();
     this.control?.close();
     this.metricsServer?.close();
+    await this.kernel?.idle();
   }
 
   /**
@@ -256,9 +257,9 @@ export class Speaker {
     return hop ? { nextHop: hop } : {};
   }
 
-  private apply(changes: { readonly changed: readonly { readonly prefix: IpNet }[] }): void {
+  private apply(changes: RibChanges): void {
     if (changes.changed.length === 0) return;
-    if (this.kernel) for (const change of changes.changed) this.kernelDirty.set(prefixKey(change.prefix), change.prefix);
+    if (this.kernel) for (const change of changes.changed) this.kernelDirty.set(change.key, change.prefix);
     this.changesSinceFlush += changes.changed.length;
     // A table transfer arrives as one long burst of socket reads with no turn of the event
     // loop between them: flushing only on the next turn would hold every route back until
@@ -310,33 +311,39 @@ export class Speaker {
     return { prefix: route.prefix, kind: 'via', gateway };
   }
 
+  /**
+   * Hands the kernel its changes. KernelRoutes writes them from a threadpool thread, one
+   * batch at a time, so the RIB keeps taking UPDATEs while the kernel inserts the last
+   * batch; its outcome is logged.
+   */
   private syncKernel(full: boolean): void {
     const kernel = this.kernel;
     if (!kernel) return;
-    try {
-      if (full) {
-        this.kernelDirty.clear();
-        const desired: DesiredRoute[] = [];
-        for (const route of this.rib.best()) {
-          const wanted = this.kernelRouteOf(route);
-          if (wanted) desired.push(wanted);
-        }
-        this.report(kernel.sync(desired));
-        return;
+    let applied: Promise<RouteSyncResult>;
+    if (full) {
+      this.kernelDirty.clear();
+      const desired: DesiredRoute[] = [];
+      for (const route of this.rib.best()) {
+        const wanted = this.kernelRouteOf(route);
+        if (wanted) desired.push(wanted);
       }
+      applied = kernel.sync(desired);
+    } else {
       const set: DesiredRoute[] = [];
       const remove: IpNet[] = [];
-      for (const prefix of this.kernelDirty.values()) {
-        const best = this.rib.bestFor(prefix);
+      for (const [key, prefix] of this.kernelDirty) {
+        const best = this.rib.bestFor(prefix, key);
         const wanted = best ? this.kernelRouteOf(best) : undefined;
         if (wanted) set.push(wanted);
         else remove.push(prefix);
       }
       this.kernelDirty.clear();
-      this.report(kernel.update({ set, remove }));
-    } catch (err) {
-      this.options.log.error({ err: describeError(err) }, 'kernel route sync failed; the next change retries');
+      applied = kernel.update({ set, remove });
     }
+    applied.then(
+      (result) => this.report(result),
+      (err: unknown) => this.options.log.error({ err: describeError(err) }, 'kernel route sync failed; the next change retries'),
+    );
   }
 
   private report(result: { added: number; replaced: number; deleted: number; failed: readonly { prefix: IpNet; code: string }[] }): void {

@@ -119,10 +119,10 @@ const basicSet = (): DesiredRoute[] => [
   { prefix: net('fd00:244:1::5/128'), kind: 'dev', device: 'eth0', metric: 5 },
 ];
 
-test('installs, replaces and deletes via, dev and blackhole routes in both families', () => {
+test('installs, replaces and deletes via, dev and blackhole routes in both families', async () => {
   const { ns, rtnl } = node('basic');
   const routes = new KernelRoutes(rtnl, { log });
-  const first = routes.sync(basicSet());
+  const first = await routes.sync(basicSet());
   assert.deepEqual({ ...first, failed: first.failed.length }, { added: 7, replaced: 0, deleted: 0, failed: 0, fullResync: true });
   assert.deepEqual(brief(ipRoutes(ns, 4)), [
     '10.244.1.5 dev eth0',
@@ -144,7 +144,7 @@ test('installs, replaces and deletes via, dev and blackhole routes in both famil
   changed[0] = { prefix: net('10.244.2.0/24'), kind: 'via', gateway: ip('198.18.0.22') };
   changed[1] = { prefix: net('10.244.3.0/24'), kind: 'via', gateway: ip('198.18.0.13'), device: 'eth0', metric: 30 };
   changed.push({ prefix: net('10.244.9.0/24'), kind: 'via', gateway: ip('198.18.0.19') });
-  const second = routes.sync(changed);
+  const second = await routes.sync(changed);
   assert.deepEqual({ ...second, failed: second.failed.length }, { added: 2, replaced: 1, deleted: 2, failed: 0, fullResync: false });
   assert.deepEqual(brief(ipRoutes(ns, 4)), [
     '10.244.2.0/24 via 198.18.0.22 dev eth0',
@@ -165,16 +165,16 @@ test('installs, replaces and deletes via, dev and blackhole routes in both famil
     'via fd00:244:2::/64 2001:db8:18::12 eth0 1024',
   ]);
 
-  const emptied = routes.sync([]);
+  const emptied = await routes.sync([]);
   assert.equal(emptied.deleted, 7);
   assert.deepEqual(ipRoutes(ns, 4), []);
   assert.deepEqual(ipRoutes(ns, 6), []);
 });
 
-test('routesOfProtocol decodes what routes() decodes, and refuses a truncated message', () => {
+test('routesOfProtocol decodes what routes() decodes, and refuses a truncated message', async () => {
   const { rtnl } = node('decode');
-  new KernelRoutes(rtnl, { log }).sync(basicSet());
-  new KernelRoutes(rtnl, { log, table: 100 }).sync([{ prefix: net('10.7.0.0/16'), kind: 'via', gateway: GATEWAY, metric: 7 }]);
+  await new KernelRoutes(rtnl, { log }).sync(basicSet());
+  await new KernelRoutes(rtnl, { log, table: 100 }).sync([{ prefix: net('10.7.0.0/16'), kind: 'via', gateway: GATEWAY, metric: 7 }]);
   const slow = rtnl.routes(undefined, 'all').filter((r) => r.protocol === RTPROT_PONTOON_BGP);
   const quick = rtnl.routesOfProtocol(RTPROT_PONTOON_BGP, { table: 'all' });
   assert.equal(quick.length, 8);
@@ -184,24 +184,24 @@ test('routesOfProtocol decodes what routes() decodes, and refuses a truncated me
   assert.throws(() => rtnlDecoders.decodeRouteQuickly(badAttribute), NetlinkDecodeError);
 });
 
-test('a host-bits prefix is installed as its network, and another table and protocol can be chosen', () => {
+test('a host-bits prefix is installed as its network, and another table and protocol can be chosen', async () => {
   const { ns, rtnl } = node('table');
   const routes = new KernelRoutes(rtnl, { log, table: 100, protocol: 89 });
-  routes.sync([{ prefix: net('10.9.8.7/16'), kind: 'via', gateway: GATEWAY }]);
+  await routes.sync([{ prefix: net('10.9.8.7/16'), kind: 'via', gateway: GATEWAY }]);
   assert.deepEqual(brief(ipRoutes(ns, 4, 89, '100')), ['10.9.0.0/16 via 198.18.0.1 dev eth0']);
   assert.deepEqual(ipRoutes(ns, 4, 89), [], 'nothing in main');
-  assert.equal(routes.sync([{ prefix: net('10.9.0.0/16'), kind: 'via', gateway: GATEWAY }]).added, 0);
+  assert.equal((await routes.sync([{ prefix: net('10.9.0.0/16'), kind: 'via', gateway: GATEWAY }])).added, 0);
 });
 
 test('a restart reconciles against what is installed without removing or re-adding routes still wanted', async () => {
   const { ns, rtnl } = node('restart');
-  new KernelRoutes(rtnl, { log }).sync(basicSet());
+  await new KernelRoutes(rtnl, { log }).sync(basicSet());
   const before = [ipRoutes(ns, 4), ipRoutes(ns, 6)];
   const monitor = await monitorRoutes(ns);
 
   // A new instance (the daemon restarted) with the same desired set: nothing to send.
   const restarted = new KernelRoutes(openRtnl(lab.path(ns)), { log });
-  const same = restarted.sync(basicSet());
+  const same = await restarted.sync(basicSet());
   assert.deepEqual({ ...same, failed: same.failed.length }, { added: 0, replaced: 0, deleted: 0, failed: 0, fullResync: true });
   assert.deepEqual(await monitor.mark(2), [], 'the kernel saw no route change');
   assert.deepEqual([ipRoutes(ns, 4), ipRoutes(ns, 6)], before);
@@ -210,7 +210,7 @@ test('a restart reconciles against what is installed without removing or re-addi
   const third = new KernelRoutes(rtnl, { log });
   const desired = basicSet().filter((r) => formatIpNet(r.prefix) !== 'fd00:244:2::/64');
   desired[0] = { prefix: net('10.244.2.0/24'), kind: 'via', gateway: ip('198.18.0.32') };
-  const result = third.sync(desired);
+  const result = await third.sync(desired);
   assert.deepEqual({ ...result, failed: result.failed.length }, { added: 0, replaced: 1, deleted: 1, failed: 0, fullResync: true });
   const events = await monitor.mark(3);
   assert.equal(events.length, 2, `two route events, got:\n${events.join('\n')}`);
@@ -221,9 +221,9 @@ test('a restart reconciles against what is installed without removing or re-addi
 test('a metric change adds the new route before deleting the old one', async () => {
   const { ns, rtnl } = node('metric');
   const routes = new KernelRoutes(rtnl, { log });
-  routes.sync([{ prefix: net('10.244.5.0/24'), kind: 'via', gateway: GATEWAY, metric: 10 }]);
+  await routes.sync([{ prefix: net('10.244.5.0/24'), kind: 'via', gateway: GATEWAY, metric: 10 }]);
   const monitor = await monitorRoutes(ns);
-  const result = routes.sync([{ prefix: net('10.244.5.0/24'), kind: 'via', gateway: GATEWAY, metric: 20 }]);
+  const result = await routes.sync([{ prefix: net('10.244.5.0/24'), kind: 'via', gateway: GATEWAY, metric: 20 }]);
   assert.deepEqual([result.added, result.deleted], [1, 1]);
   const events = await monitor.mark(2);
   assert.equal(events.length, 2, events.join('\n'));
@@ -232,7 +232,7 @@ test('a metric change adds the new route before deleting the old one', async () 
   assert.deepEqual(brief(ipRoutes(ns, 4)), ['10.244.5.0/24 via 198.18.0.1 dev eth0 metric 20']);
 });
 
-test('routes of other protocols are never touched, and a prefix one of them holds is reported, not taken', () => {
+test('routes of other protocols are never touched, and a prefix one of them holds is reported, not taken', async () => {
   const { ns, rtnl } = node('foreign');
   const sh = (...args: string[]): string => lab.exec(ns, 'ip', args);
   sh('route', 'add', '10.50.0.0/24', 'via', '198.18.0.50', 'proto', 'static');
@@ -243,7 +243,7 @@ test('routes of other protocols are never touched, and a prefix one of them hold
   const foreign = [ipRoutes(ns, 4, undefined), ipRoutes(ns, 6, undefined)];
 
   const routes = new KernelRoutes(rtnl, { log });
-  const result = routes.sync([
+  const result = await routes.sync([
     { prefix: net('10.50.0.0/24'), kind: 'via', gateway: ip('198.18.0.99') }, // same key as the static one
     { prefix: net('10.51.0.0/24'), kind: 'via', gateway: ip('198.18.0.99'), metric: 100 }, // different metric: coexists
     { prefix: net('198.18.0.0/24'), kind: 'via', gateway: ip('198.18.0.99') }, // the connected route's key
@@ -253,20 +253,20 @@ test('routes of other protocols are never touched, and a prefix one of them hold
   assert.equal(result.added, 2);
   assert.deepEqual(result.failed.map((f) => `${formatIpNet(f.prefix)} ${f.op} ${f.code}`).sort(), ['10.50.0.0/24 add EEXIST', '198.18.0.0/24 add EEXIST', 'fd00:50::/64 add EEXIST']);
   // A later sync retries the conflicts (the other daemon may have let go) without dumping again.
-  const retry = routes.sync([
+  const retry = await routes.sync([
     { prefix: net('10.50.0.0/24'), kind: 'via', gateway: ip('198.18.0.99') },
     { prefix: net('10.51.0.0/24'), kind: 'via', gateway: ip('198.18.0.99'), metric: 100 },
   ]);
   assert.deepEqual([retry.fullResync, retry.failed.map((f) => f.code), retry.deleted], [false, ['EEXIST'], 1]);
-  routes.sync([]);
+  await routes.sync([]);
   assert.deepEqual([ipRoutes(ns, 4, undefined), ipRoutes(ns, 6, undefined)], foreign, 'every other route is as it was');
 });
 
-test('update applies only the changes it is given', () => {
+test('update applies only the changes it is given', async () => {
   const { ns, rtnl } = node('update');
   const routes = new KernelRoutes(rtnl, { log });
-  routes.sync(basicSet());
-  const result = routes.update({
+  await routes.sync(basicSet());
+  const result = await routes.update({
     set: [
       { prefix: net('10.244.2.0/24'), kind: 'via', gateway: ip('198.18.0.42') },
       { prefix: net('10.244.8.0/24'), kind: 'via', gateway: ip('198.18.0.48') },
@@ -284,31 +284,69 @@ test('update applies only the changes it is given', () => {
   ]);
   assert.deepEqual(brief(ipRoutes(ns, 6)), ['blackhole fd00:244:1::/64 metric 1024', 'fd00:244:1::5 dev eth0 metric 5']);
   // The desired set now includes the update: a resync changes nothing.
-  const resynced = routes.resync();
+  const resynced = await routes.resync();
   assert.deepEqual([resynced.added, resynced.replaced, resynced.deleted], [0, 0, 0]);
 });
 
-test('incremental syncs send only changes and never dump; resync repairs drift', () => {
+test('calls made while an apply is in flight: a route withdrawn and asked back is in the kernel, and callers queued together share one apply', async () => {
+  const { ns, rtnl } = node('inflight');
+  const routes = new KernelRoutes(rtnl, { log });
+  await routes.sync(basicSet());
+  const prefix = net('10.244.2.0/24');
+  const route = basicSet()[0] as DesiredRoute;
+  // The removal's apply starts (its batch goes to a threadpool thread) before the route is asked back.
+  const removal = routes.update({ remove: [prefix] });
+  await null;
+  const back = routes.update({ set: [route] });
+  const again = routes.update({ set: [{ prefix: net('10.244.8.0/24'), kind: 'via', gateway: ip('198.18.0.48') }] });
+  const [removed, added, joined] = await Promise.all([removal, back, again]);
+  assert.equal(removed.deleted, 1);
+  assert.equal(added, joined, 'the two calls queued behind the removal share its successor');
+  assert.equal(added.added, 2);
+  assert.deepEqual(brief(ipRoutes(ns, 4)).filter((r) => r.startsWith('10.244.2.') || r.startsWith('10.244.8.')), ['10.244.2.0/24 via 198.18.0.12 dev eth0', '10.244.8.0/24 via 198.18.0.48 dev eth0']);
+  const resynced = await routes.resync();
+  assert.deepEqual([resynced.added, resynced.replaced, resynced.deleted], [0, 0, 0], 'what we believe installed is what the kernel holds');
+});
+
+test('a synchronous request that reads a background batch\'s reply hands it over', async () => {
+  const { ns, rtnl } = node('interleave');
+  const routes = new KernelRoutes(rtnl, { log });
+  const count = 20_000;
+  const desired: DesiredRoute[] = prefixes4(count, 21 << 24).map((prefix) => ({ prefix, kind: 'via', gateway: GATEWAY, device: 'eth0' }));
+  const install = routes.sync(desired);
+  await null; // the apply has sent its batch from a threadpool thread
+  // Without a turn of the event loop: wait (in another process's view) until the kernel
+  // has inserted every route, so the batch's ACK is queued on our socket; then a link
+  // query on that socket reads the ACK before its own reply.
+  const installed = (): number => lab.exec(ns, 'ip', ['-4', 'route', 'show', 'proto', String(RTPROT_PONTOON_BGP)]).trim().split('\n').filter(Boolean).length;
+  while (installed() < count);
+  assert.ok(rtnl.linkByName('eth0'), 'the query gets its own reply');
+  assert.ok(routes.dump().length === count, 'and so does a dump');
+  const result = await install;
+  assert.deepEqual([result.added, result.failed.length], [count, 0], 'the batch completes with the ACK the query read');
+});
+
+test('incremental syncs send only changes and never dump; resync repairs drift', async () => {
   const { ns, rtnl } = node('drift');
   const routes = new KernelRoutes(rtnl, { log });
   const desired = basicSet();
-  routes.sync(desired);
+  await routes.sync(desired);
   lab.exec(ns, 'ip', ['route', 'del', '10.244.2.0/24', 'proto', String(RTPROT_PONTOON_BGP)]);
   lab.exec(ns, 'ip', ['route', 'add', '10.244.77.0/24', 'via', '198.18.0.77', 'proto', String(RTPROT_PONTOON_BGP)]);
   // Without a dump the in-memory set still believes the route is there: nothing sent.
-  const incremental = routes.sync(desired);
+  const incremental = await routes.sync(desired);
   assert.deepEqual([incremental.fullResync, incremental.added, incremental.deleted], [false, 0, 0]);
   assert.equal(ipRoutes(ns, 4).some((r) => r.dst === '10.244.2.0/24'), false);
-  const repaired = routes.resync();
+  const repaired = await routes.resync();
   assert.deepEqual([repaired.fullResync, repaired.added, repaired.replaced, repaired.deleted], [true, 1, 0, 1]);
   assert.deepEqual(brief(ipRoutes(ns, 4)), ['10.244.1.5 dev eth0', '10.244.2.0/24 via 198.18.0.12 dev eth0', '10.244.3.0/24 via 198.18.0.13 dev eth0 metric 20', 'blackhole 10.244.1.0/24']);
   // The interval: a sync after it has passed dumps on its own.
   const eager = new KernelRoutes(rtnl, { log, resyncIntervalMs: 0 });
-  assert.equal(eager.sync(desired).fullResync, true);
-  assert.equal(eager.sync(desired).fullResync, true);
+  assert.equal((await eager.sync(desired)).fullResync, true);
+  assert.equal((await eager.sync(desired)).fullResync, true);
 });
 
-test('an onlink gateway through a tunnel device, and a device that appears later', () => {
+test('an onlink gateway through a tunnel device, and a device that appears later', async () => {
   const { ns, rtnl } = node('onlink');
   const routes = new KernelRoutes(rtnl, { log });
   const desired: DesiredRoute[] = [
@@ -316,21 +354,21 @@ test('an onlink gateway through a tunnel device, and a device that appears later
     { prefix: net('10.244.3.0/24'), kind: 'via', gateway: ip('203.0.113.3'), device: 'eth0', onlink: true },
     { prefix: net('10.244.4.0/24'), kind: 'via', gateway: ip('203.0.113.4'), device: 'eth0' }, // off-link without onlink
   ];
-  const first = routes.sync(desired);
+  const first = await routes.sync(desired);
   assert.equal(first.added, 1);
   assert.deepEqual(first.failed.map((f) => `${formatIpNet(f.prefix)} ${f.code}`).sort(), ['10.244.2.0/24 ENODEV', '10.244.4.0/24 ENETUNREACH']);
   // The tunnel device comes up (a TUN device: the IPIP fallback of this kernel).
   lab.exec(ns, 'ip', ['tuntap', 'add', 'dev', 'tunl0', 'mode', 'tun']);
   lab.exec(ns, 'ip', ['link', 'set', 'tunl0', 'up']);
-  const second = routes.sync(desired.slice(0, 2));
+  const second = await routes.sync(desired.slice(0, 2));
   assert.deepEqual([second.added, second.failed.length, second.fullResync], [1, 0, false]);
   assert.deepEqual(brief(ipRoutes(ns, 4)), ['10.244.2.0/24 via 198.18.1.12 dev tunl0 onlink', '10.244.3.0/24 via 203.0.113.3 dev eth0 onlink']);
   // onlink is an attribute: dropping it replaces the route (which then fails: off-link gateway).
-  const third = routes.sync([desired[0] as DesiredRoute, { ...(desired[1] as DesiredRoute), onlink: false }]);
+  const third = await routes.sync([desired[0] as DesiredRoute, { ...(desired[1] as DesiredRoute), onlink: false }]);
   assert.deepEqual(third.failed.map((f) => `${f.op} ${f.code}`), ['replace ENETUNREACH']);
 });
 
-test('a batch whose every message fails reports every failure (the error replies all fit)', () => {
+test('a batch whose every message fails reports every failure (the error replies all fit)', async () => {
   const { ns, rtnl } = node('allfail');
   const routes = new KernelRoutes(rtnl, { log });
   const count = 3000;
@@ -339,13 +377,13 @@ test('a batch whose every message fails reports every failure (the error replies
     kind: 'via',
     gateway: ip('203.0.113.1'), // not on any link
   }));
-  const result = routes.sync(desired);
+  const result = await routes.sync(desired);
   assert.equal(result.failed.length, count);
   assert.ok(result.failed.every((f) => f.code === 'ENETUNREACH'));
   assert.deepEqual(ipRoutes(ns, 4), []);
 });
 
-test('malformed routes are refused before anything is sent', () => {
+test('malformed routes are refused before anything is sent', async () => {
   const { ns, rtnl } = node('invalid');
   const routes = new KernelRoutes(rtnl, { log });
   const bad: DesiredRoute[] = [
@@ -355,15 +393,15 @@ test('malformed routes are refused before anything is sent', () => {
     { prefix: net('10.1.0.0/24'), kind: 'blackhole', gateway: GATEWAY },
     { prefix: net('10.1.0.0/24'), kind: 'via', gateway: GATEWAY, onlink: true },
   ];
-  for (const route of bad) assert.throws(() => routes.sync([{ prefix: net('10.2.0.0/24'), kind: 'blackhole' }, route]), InvalidRouteError);
+  for (const route of bad) await assert.rejects(routes.sync([{ prefix: net('10.2.0.0/24'), kind: 'blackhole' }, route]), InvalidRouteError);
   assert.deepEqual(ipRoutes(ns, 4), []);
 });
 
 /** Runs `fn`; its wall-clock and CPU (user + system: the kernel's route work runs in our sendmsg) milliseconds. */
-function measure<T>(fn: () => T): { value: T; text: string } {
+async function measure<T>(fn: () => Promise<T>): Promise<{ value: T; text: string }> {
   const cpu = process.cpuUsage();
   const start = performance.now();
-  const value = fn();
+  const value = await fn();
   const wall = performance.now() - start;
   const used = process.cpuUsage(cpu);
   return { value, text: `${wall.toFixed(0)} ms (cpu ${((used.user + used.system) / 1000).toFixed(0)})` };
@@ -373,34 +411,34 @@ function prefixes4(count: number, base: number): IpNet[] {
   return Array.from({ length: count }, (_, i) => ({ family: 4 as const, value: BigInt(base + i * 256), prefixLength: 24 }));
 }
 
-test('100k IPv4 routes install, are all present, and an unchanged restart sends nothing', (t) => {
+test('100k IPv4 routes install, are all present, and an unchanged restart sends nothing', async (t) => {
   const { ns, rtnl } = node('scale');
   const count = 100_000;
   const base = 20 << 24;
   const desired: DesiredRoute[] = prefixes4(count, base).map((prefix) => ({ prefix, kind: 'via', gateway: GATEWAY, device: 'eth0' }));
 
   const routes = new KernelRoutes(rtnl, { log });
-  const install = measure(() => routes.sync(desired));
+  const install = await measure(() => routes.sync(desired));
   assert.deepEqual([install.value.added, install.value.failed.length], [count, 0]);
   const present = new Set(rtnl.routesOfProtocol(RTPROT_PONTOON_BGP, { family: 4 }).map((r) => (r.dst ? formatIpNet(r.dst) : '')));
   assert.equal(present.size, count);
   for (const route of desired) assert.ok(present.has(formatIpNet(route.prefix)), formatIpNet(route.prefix));
   assert.equal(lab.exec(ns, 'ip', ['-4', 'route', 'show', 'proto', String(RTPROT_PONTOON_BGP)]).trim().split('\n').length, count);
 
-  const unchanged = measure(() => routes.sync(desired));
+  const unchanged = await measure(() => routes.sync(desired));
   assert.deepEqual([unchanged.value.added, unchanged.value.replaced, unchanged.value.deleted, unchanged.value.fullResync], [0, 0, 0, false]);
 
-  const restart = measure(() => new KernelRoutes(rtnl, { log }).sync(desired));
+  const restart = await measure(() => new KernelRoutes(rtnl, { log }).sync(desired));
   assert.deepEqual([restart.value.added, restart.value.replaced, restart.value.deleted, restart.value.fullResync], [0, 0, 0, true]);
 
   // 100 changed best paths, as a whole desired set and as an update: 100 replaces, no dump.
   const changed = desired.map((route, i) => (i % 1000 === 0 ? { ...route, gateway: ip('198.18.0.2') } : route));
-  const small = measure(() => routes.sync(changed));
+  const small = await measure(() => routes.sync(changed));
   assert.deepEqual([small.value.replaced, small.value.fullResync], [100, false]);
-  const update = measure(() => routes.update({ set: desired.filter((_, i) => i % 1000 === 0) }));
+  const update = await measure(() => routes.update({ set: desired.filter((_, i) => i % 1000 === 0) }));
   assert.deepEqual([update.value.replaced, update.value.fullResync], [100, false]);
 
-  const removal = measure(() => routes.sync([]));
+  const removal = await measure(() => routes.sync([]));
   assert.equal(removal.value.deleted, count);
   assert.deepEqual(rtnl.routesOfProtocol(RTPROT_PONTOON_BGP), []);
 
@@ -419,7 +457,7 @@ test('100k IPv4 routes install, are all present, and an unchanged restart sends 
   );
 });
 
-test('20k IPv6 routes install and are all present', (t) => {
+test('20k IPv6 routes install and are all present', async (t) => {
   const { rtnl } = node('scale6');
   const count = 20_000;
   const desired: DesiredRoute[] = Array.from({ length: count }, (_, i) => ({
@@ -427,7 +465,7 @@ test('20k IPv6 routes install and are all present', (t) => {
     kind: 'via',
     gateway: GATEWAY6,
   }));
-  const install = measure(() => new KernelRoutes(rtnl, { log }).sync(desired));
+  const install = await measure(() => new KernelRoutes(rtnl, { log }).sync(desired));
   assert.deepEqual([install.value.added, install.value.failed.length], [count, 0]);
   assert.equal(rtnl.routesOfProtocol(RTPROT_PONTOON_BGP, { family: 6 }).length, count);
   t.diagnostic(`20k IPv6 routes: install ${install.text}`);

@@ -485,6 +485,24 @@ describe('Rib: stats and our own routes', () => {
     rib.withdrawOriginated(net('10.244.1.0/24'));
     assert.equal(rib.bestFor(net('10.244.1.0/24'))?.from.id, e1.id);
   });
+
+  it('the prefix count stays the number of best routes through random announcements, withdrawals and a peer leaving (seeded)', () => {
+    const random = prng(11);
+    const rib = new Rib({ asn: ASN, routerId: ROUTER_ID });
+    const peers = [peer('198.51.100.1', { type: 'ebgp', asn: 65100 }), peer('198.51.100.2', { type: 'ebgp', asn: 65200 }), peer('198.51.100.3', { type: 'ebgp', asn: 65300 })];
+    addAll(rib, ...peers);
+    const prefixes = Array.from({ length: 64 }, (_, i) => `10.${i}.0.0/16`);
+    const counted = (): number => [...rib.best('ipv4-unicast')].length;
+    for (let step = 0; step < 2000; step++) {
+      const from = peers[Math.floor(random() * peers.length)] as (typeof peers)[number];
+      const some = prefixes.filter(() => random() < 0.1);
+      if (random() < 0.5) rib.receive(from.id, announce(some, attrs({ asPath: seq(from.asn), nextHop: from.address })));
+      else rib.receive(from.id, withdraw(some));
+      assert.equal(rib.stats().prefixes['ipv4-unicast'], counted(), `step ${step}`);
+    }
+    rib.removePeer((peers[0] as (typeof peers)[number]).id);
+    assert.equal(rib.stats().prefixes['ipv4-unicast'], counted());
+  });
 });
 
 /**

@@ -144,7 +144,9 @@ describe('pontoon bgp between two namespaces', () => {
   test('a table transfer streams into the kernel: no kernel apply waits for the whole burst', async () => {
     // 12k prefixes reach b as one burst of UPDATEs, read without a turn of the event loop
     // between them. Batching kernel writes per turn held every route back until the whole
-    // burst was in the RIB (one apply of 12k); a long burst now flushes every few thousand.
+    // burst was in the RIB (one apply of 12k); a long burst now flushes every few thousand,
+    // and the first flush's batch is sent at once (from a threadpool thread) while the rest
+    // of the burst is read; later flushes join the next batch.
     const count = 12_000;
     const announce = Array.from({ length: count }, (_, i) => `10.${100 + (i >> 8)}.${i & 255}.0/24`);
     const [a, b] = makePair('burst');
@@ -160,9 +162,9 @@ describe('pontoon bgp between two namespaces', () => {
       .map((line) => JSON.parse(line) as { full: boolean; added: number; installed: number })
       .filter((entry) => entry.added > 0);
     assert.equal(applies.reduce((sum, entry) => sum + entry.added, 0), count, 'every route added exactly once');
-    // 4096 changes per flush, plus at most one UPDATE's worth (a 4096-octet UPDATE holds ~1k /24s).
-    const largest = Math.max(...applies.map((entry) => entry.added));
-    assert.ok(applies.length >= 3 && largest <= 4096 + 1100, `kernel applies of ${applies.map((entry) => entry.added).join(', ')} routes`);
+    // The first: 4096 changes, plus at most one UPDATE's worth (a 4096-octet UPDATE holds ~1k /24s).
+    const first = applies[0]?.added ?? 0;
+    assert.ok(applies.length >= 2 && first <= 4096 + 1100, `kernel applies of ${applies.map((entry) => entry.added).join(', ')} routes`);
     await stop(a, 'SIGKILL');
     await stop(b, 'SIGKILL');
   });

@@ -44,6 +44,8 @@ export class LocRib {
   private readonly tables: Record<Family, Map<PrefixKey, PrefixEntry>> = { 'ipv4-unicast': new Map(), 'ipv6-unicast': new Map() };
   private readonly dirty = new Set<PrefixEntry>();
   private pathTotal = 0;
+  /** Prefixes with a best route, kept by commit: a status request reads it during a 100k-prefix transfer. */
+  private readonly bestCount: Record<Family, number> = { 'ipv4-unicast': 0, 'ipv6-unicast': 0 };
 
   constructor(private readonly select: SelectBest) {}
 
@@ -91,6 +93,8 @@ export class LocRib {
       const best = entry.paths.length === 0 ? undefined : this.select(entry.paths);
       entry.best = best;
       if (entry.paths.length === 0) this.tables[entry.family].delete(entry.key);
+      if (previous === undefined && best !== undefined) this.bestCount[entry.family]++;
+      else if (previous !== undefined && best === undefined) this.bestCount[entry.family]--;
       if (best === previous) continue;
       if (best !== undefined && previous !== undefined && best.from === previous.from && sameAttributes(best.attributes, previous.attributes)) {
         continue;
@@ -123,11 +127,7 @@ export class LocRib {
 
   /** Prefixes with a best route. */
   size(family: Family): number {
-    let count = 0;
-    for (const entry of this.tables[family].values()) {
-      if (entry.best !== undefined) count++;
-    }
-    return count;
+    return this.bestCount[family];
   }
 
   get paths(): number {

@@ -24,7 +24,10 @@ export function prefixKey(prefix: IpNet): PrefixKey {
   if (prefix.family === 6) return `${prefix.value.toString(16)}/${length}`;
   const value = Number(prefix.value);
   if (length >= 32) return TWO_32 + value;
-  return (Math.floor(value / 2 ** (32 - length)) + 2 ** length) | 0;
+  // Shifts, not `2 **` and a division: this runs several times per prefix of a table
+  // transfer. `>>> 32` would shift by 0, hence the default route's own case.
+  if (length === 0) return 1;
+  return ((value >>> (32 - length)) + (1 << length)) | 0;
 }
 
 /** The inverse of `prefixKey`, for withdrawing what an Adj-RIB-Out only remembers by key. */

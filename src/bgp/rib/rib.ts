@@ -25,7 +25,7 @@ import { checkPrefix, FAMILIES, familyOfPrefix, prefixFromKey, prefixKey, type P
 import { routesOf } from './routes-of.js';
 
 export type { LocalSpeaker } from './policy.js';
-export type { RibChange } from './loc-rib.js';
+export type { KeyedRibChange, RibChange } from './loc-rib.js';
 
 export interface RibOptions {
   /** false: the route's next hop is unreachable and the route is not a candidate (RFC 4271 §9.1.2) */
@@ -44,7 +44,7 @@ export interface PeerExportOptions {
 }
 
 export interface RibChanges {
-  readonly changed: readonly RibChange[];
+  readonly changed: readonly KeyedRibChange[];
 }
 
 export interface PeerStats {
@@ -220,8 +220,9 @@ export class Rib {
     return this.locRib.best(family);
   }
 
-  bestFor(prefix: IpNet): Route | undefined {
-    return this.locRib.bestFor(familyOfPrefix(prefix), prefixKey(prefix));
+  /** `key`: the prefix's key, when the caller has it (a RibChange's) and need not compute it again. */
+  bestFor(prefix: IpNet, key: PrefixKey = prefixKey(prefix)): Route | undefined {
+    return this.locRib.bestFor(familyOfPrefix(prefix), key);
   }
 
   /** The peer's accepted routes ('' for our own). */

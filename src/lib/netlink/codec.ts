@@ -320,6 +320,32 @@ export class NetlinkWriter {
     this.pad();
   }
 
+  /** Appends a copy of the bytes at [start, start + length), already written; returns where the copy starts. */
+  repeat(start: number, length: number): number {
+    this.reserve(length);
+    const at = this.offset;
+    this.buffer.copyWithin(at, start, start + length);
+    this.offset += length;
+    return at;
+  }
+
+  /** Overwrites bytes already written (the fields of a repeated message). */
+  patchU8(at: number, value: number): void {
+    this.buffer[at] = value & 0xff;
+  }
+
+  patchU16LE(at: number, value: number): void {
+    this.buffer.writeUInt16LE(value & 0xffff, at);
+  }
+
+  patchU32LE(at: number, value: number): void {
+    this.buffer.writeUInt32LE(value >>> 0, at);
+  }
+
+  patchU32BE(at: number, value: number): void {
+    this.buffer.writeUInt32BE(value >>> 0, at);
+  }
+
   /** The bytes written so far (a view; copy it if the writer is reused). */
   finish(): Buffer {
     return this.buffer.subarray(0, this.offset);

@@ -54,6 +54,10 @@ export interface NetlinkTransport {
   send(datagram: Buffer): void;
   /** One datagram into `into`; returns its length. */
   recv(into: Buffer): number;
+  /** send on another thread (see libc.sendInBackground); without it, sendBatchInBackground sends synchronously */
+  sendInBackground?(datagram: Buffer): Promise<void>;
+  /** recv that does not wait: undefined when nothing is queued; without it, recv */
+  recvQueued?(into: Buffer): number | undefined;
   setsockopt(level: number, name: number, value: Buffer): void;
   close(): void;
 }
@@ -64,9 +68,36 @@ function kernelTransport(protocol: number): NetlinkTransport {
   return {
     send: (datagram) => void libc.send(fd, datagram),
     recv: (into) => libc.recv(fd, into),
+    sendInBackground: async (datagram) => void (await libc.sendInBackground(fd, datagram)),
+    recvQueued: (into) => libc.recvQueued(fd, into),
     setsockopt: (level, name, value) => libc.setsockopt(fd, level, name, value),
     close: () => libc.close(fd),
   };
+}
+
+export type BatchFailures = Map<number, { errno: number; text?: string }>;
+
+/** The batch's replies read so far: failures by sequence number, and whether the last one came. */
+class BatchReplies {
+  readonly failures: BatchFailures = new Map();
+  done = false;
+
+  constructor(
+    private readonly firstSeq: number,
+    private readonly lastSeq: number,
+  ) {}
+
+  covers(seq: number): boolean {
+    return ((seq - this.firstSeq) >>> 0) <= ((this.lastSeq - this.firstSeq) >>> 0);
+  }
+
+  /** Ignores messages that are not error/ACK replies to the batch. */
+  take(message: NetlinkMessage): void {
+    if (message.type !== NLMSG_ERROR || !this.covers(message.seq)) return;
+    const { errno, text } = decodeError(message);
+    if (errno !== 0) this.failures.set(message.seq, text === undefined ? { errno } : { errno, text });
+    if (message.seq === this.lastSeq) this.done = true;
+  }
 }
 
 export class NetlinkSocket {
@@ -75,6 +106,11 @@ export class NetlinkSocket {
   private readonly receiveBuffer = Buffer.alloc(RECEIVE_BUFFER_BYTES);
   private closed = false;
   private interruptedDumps = 0;
+  /** The background batch's replies; other exchanges hand over what they read of them. */
+  private inFlight: BatchReplies | undefined;
+  /** What SO_SNDBUFFORCE/SO_RCVBUFFORCE were last set to (0: never, the sysctl defaults). */
+  private sendBufferBytes = 0;
+  private receiveBufferBytes = 0;
 
   constructor(protocol = NETLINK_ROUTE, transport?: NetlinkTransport) {
     this.transport = transport ?? kernelTransport(protocol);
@@ -115,20 +151,10 @@ export class NetlinkSocket {
    * extended-ACK text) by sequence number; `firstSeq`..`lastSeq` are the sequence numbers
    * the caller stamped, batch-begin included (see `nextSeq`).
    */
-  sendBatch(datagram: Buffer, firstSeq: number, lastSeq: number): Map<number, { errno: number; text?: string }> {
-    // netlink_sendmsg refuses a datagram larger than the send buffer; a full sync of 10k
-    // Services is megabytes. As root, SO_*BUFFORCE lifts the sysctl caps (the kernel doubles
-    // the value). Error replies echo the failed message and must all fit while we are not
-    // reading, in case many messages fail at once.
-    const size = Buffer.alloc(4);
-    size.writeInt32LE(Math.min(datagram.length + 65536, 0x3fffffff));
-    this.transport.setsockopt(libc.SOL_SOCKET, libc.SO_SNDBUFFORCE, size);
-    const acks = ((lastSeq - firstSeq) >>> 0) + 1;
-    size.writeInt32LE(Math.min(Math.max(acks * 64, RECEIVE_BUFFER_BYTES), 0x3fffffff));
-    this.transport.setsockopt(libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, size);
+  sendBatch(datagram: Buffer, firstSeq: number, lastSeq: number): BatchFailures {
+    this.sizeBuffersFor(datagram, ((lastSeq - firstSeq) >>> 0) + 1, 64);
     this.transport.send(datagram);
-    const failures = new Map<number, { errno: number; text?: string }>();
-    const inBatch = (seq: number): boolean => ((seq - firstSeq) >>> 0) <= ((lastSeq - firstSeq) >>> 0);
+    const replies = new BatchReplies(firstSeq, lastSeq);
     for (;;) {
       let length: number;
       try {
@@ -136,16 +162,79 @@ export class NetlinkSocket {
       } catch (err) {
         // A batch the kernel rejected as a whole may leave the last message unanswered;
         // the failures already read say why.
-        if (failures.size > 0) return failures;
+        if (replies.failures.size > 0) return replies.failures;
         throw err;
       }
-      for (const message of decodeMessages(Buffer.from(this.receiveBuffer.subarray(0, length)))) {
-        if (message.type !== NLMSG_ERROR || !inBatch(message.seq)) continue;
-        const { errno, text } = decodeError(message);
-        if (errno !== 0) failures.set(message.seq, text === undefined ? { errno } : { errno, text });
-        if (message.seq === lastSeq) return failures;
+      for (const message of this.decode(length)) {
+        if (replies.covers(message.seq)) replies.take(message);
+        else this.stray(message);
+        if (replies.done) return replies.failures;
       }
     }
+  }
+
+  /**
+   * sendBatch with the sendmsg on a threadpool thread: rtnetlink runs every message of the
+   * datagram inside that call, so a large batch's kernel time (~4 µs per route insert)
+   * overlaps whatever the event loop does meanwhile. When the send returns, every reply is
+   * queued (or was dropped: the next recv then fails with ENOBUFS and the caller must assume
+   * nothing about which messages ran), so the replies are read without waiting. The
+   * receive buffer is sized for an error per message (~1 KiB of truesize each, capped),
+   * since nothing reads until the whole batch ran. Synchronous requests on this socket may
+   * run while the batch is in flight; replies they read for the batch are kept for it. One
+   * background batch at a time.
+   */
+  async sendBatchInBackground(datagram: Buffer, firstSeq: number, lastSeq: number): Promise<BatchFailures> {
+    if (this.inFlight) throw new Error('netlink: a background batch is already in flight on this socket');
+    this.sizeBuffersFor(datagram, ((lastSeq - firstSeq) >>> 0) + 1, 1024);
+    const replies = new BatchReplies(firstSeq, lastSeq);
+    this.inFlight = replies;
+    try {
+      if (this.transport.sendInBackground) await this.transport.sendInBackground(datagram);
+      else this.transport.send(datagram);
+      while (!replies.done) {
+        const length = this.transport.recvQueued ? this.transport.recvQueued(this.receiveBuffer) : this.transport.recv(this.receiveBuffer);
+        if (length === undefined) {
+          if (replies.failures.size > 0) return replies.failures;
+          throw new NetlinkError('background batch', constants.errno.EIO, 'the kernel ran the batch but its last acknowledgement is missing');
+        }
+        for (const message of this.decode(length)) replies.take(message);
+      }
+      return replies.failures;
+    } finally {
+      this.inFlight = undefined;
+    }
+  }
+
+  /**
+   * netlink_sendmsg refuses a datagram larger than the send buffer; a full sync of 10k
+   * Services is megabytes. As root, SO_*BUFFORCE lifts the sysctl caps (the kernel doubles
+   * the value). The replies (an ACK, and an error echoing each failed message) must all fit
+   * while we are not reading: `bytesPerReply` each. The sizes only grow: a synchronous
+   * batch must not shrink the room a background batch in flight counts on (they are
+   * limits, not allocations).
+   */
+  private sizeBuffersFor(datagram: Buffer, messages: number, bytesPerReply: number): void {
+    const grow = (option: number, wanted: number, current: number): number => {
+      const bytes = Math.min(wanted, 0x3fffffff);
+      if (bytes <= current) return current;
+      const value = Buffer.alloc(4);
+      value.writeInt32LE(bytes);
+      this.transport.setsockopt(libc.SOL_SOCKET, option, value);
+      return bytes;
+    };
+    this.sendBufferBytes = grow(libc.SO_SNDBUFFORCE, datagram.length + 65536, this.sendBufferBytes);
+    this.receiveBufferBytes = grow(libc.SO_RCVBUFFORCE, Math.max(messages * bytesPerReply, RECEIVE_BUFFER_BYTES), this.receiveBufferBytes);
+  }
+
+  /** The messages of the datagram just read (copied: the receive buffer is reused). */
+  private decode(length: number): NetlinkMessage[] {
+    return decodeMessages(Buffer.from(this.receiveBuffer.subarray(0, length)));
+  }
+
+  /** A reply that is not for the exchange reading it: the background batch's, if it is one of those. */
+  private stray(message: NetlinkMessage): void {
+    this.inFlight?.take(message);
   }
 
   /** The sequence number `nextSeq` will return next (to encode before reserving). */
@@ -184,9 +273,11 @@ export class NetlinkSocket {
     let interrupted = false;
     for (;;) {
       const length = this.transport.recv(this.receiveBuffer);
-      // Copy: the receive buffer is reused for the next datagram.
-      for (const message of decodeMessages(Buffer.from(this.receiveBuffer.subarray(0, length)))) {
-        if (message.seq !== seq) continue;
+      for (const message of this.decode(length)) {
+        if (message.seq !== seq) {
+          this.stray(message);
+          continue;
+        }
         // The kernel may flag any part of the dump, NLMSG_DONE included.
         if (dump && (message.flags & NLM_F_DUMP_INTR) !== 0) interrupted = true;
         if (message.type === NLMSG_DONE) return { replies, interrupted };

@@ -13,7 +13,10 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { SyscallError } from '../errors.js';
 
-type NativeFn = (...args: unknown[]) => number;
+type NativeFn = ((...args: unknown[]) => number) & {
+  /** The call on libuv's threadpool; the callback runs on the event loop with the result. */
+  async(...args: unknown[]): void;
+};
 interface KoffiLib {
   func(signature: string): NativeFn;
 }
@@ -125,6 +128,39 @@ export function send(fd: number, data: Buffer): number {
 
 export function recv(fd: number, into: Buffer): number {
   return check('recv', lib().libc.recv(fd, into, into.length, 0));
+}
+
+const EAGAIN = 11;
+
+/** recv that does not wait: undefined when nothing is queued. */
+export function recvQueued(fd: number, into: Buffer): number | undefined {
+  const result = lib().libc.recv(fd, into, into.length, MSG_DONTWAIT);
+  if (result >= 0) return result;
+  const errno = lib().koffi.errno();
+  if (errno === EAGAIN) return undefined;
+  throw new SyscallError('recv', errno);
+}
+
+/**
+ * send(2) on a libuv threadpool thread, so whatever the kernel does inside the call (for
+ * netlink: running every message of the datagram) leaves the event loop free. errno
+ * belongs to that thread and is lost, so a failed send is repeated here, synchronously:
+ * that is safe only for sockets where a failed send delivered nothing (netlink checks the
+ * size and allocates before it hands the datagram on). The repeat either succeeds or
+ * throws with the errno.
+ */
+export function sendInBackground(fd: number, data: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    lib().libc.send.async(fd, data, data.length, 0, (err: unknown, result: number) => {
+      if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+      if (result >= 0) return resolve(result);
+      try {
+        resolve(send(fd, data));
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  });
 }
 
 export function close(fd: number): void {
