@@ -29,8 +29,8 @@ import { ControlServer, type PeerStatus, type RouteView, type SpeakerStatus } fr
 import type { DownInfo, NegotiatedSession, State } from './fsm.js';
 import { type DesiredRoute, KernelRoutes, type RouteSyncResult } from './kernel.js';
 import { BgpMetrics } from './metrics.js';
-import { FAMILIES, prefixKey, type PrefixKey } from './rib/prefix.js';
-import { Rib, type RibChanges } from './rib/rib.js';
+import { FAMILIES } from './rib/prefix.js';
+import { type KeyedRibChange, Rib, type RibChanges } from './rib/rib.js';
 import { BgpListener, BgpPeerSession, peerKey } from './session.js';
 import { CEASE_SUBCODE, type Family, type PathAttributes, type PeerRef, type Route } from './types.js';
 
@@ -74,7 +74,7 @@ export class Speaker {
   private metricsServer: Server | undefined;
   private flushScheduled = false;
   /** prefixes whose best route changed since the last kernel apply */
-  private readonly kernelDirty = new Map<PrefixKey, IpNet>();
+  private kernelDirty: KeyedRibChange[] = [];
   /** best-path changes since the last flush: a long burst flushes every STREAM_CHANGES */
   private changesSinceFlush = 0;
   private kernelDeferred: boolean;
@@ -259,7 +259,10 @@ export class Speaker {
 
   private apply(changes: RibChanges): void {
     if (changes.changed.length === 0) return;
-    if (this.kernel) for (const change of changes.changed) this.kernelDirty.set(change.key, change.prefix);
+    // An array, not a Map by prefix: a push per change is the cheapest record, and a prefix
+    // listed twice just looks up the same best route twice. While deferred nothing is
+    // recorded: the deferral ends with a full sync from the RIB.
+    if (this.kernel && !this.kernelDeferred) for (const change of changes.changed) this.kernelDirty.push(change);
     this.changesSinceFlush += changes.changed.length;
     // A table transfer arrives as one long burst of socket reads with no turn of the event
     // loop between them: flushing only on the next turn would hold every route back until
@@ -292,7 +295,7 @@ export class Speaker {
         this.options.log.error({ peer: peer.key, err: describeError(err) }, 'could not send UPDATEs');
       }
     }
-    if (this.kernel && !this.kernelDeferred && this.kernelDirty.size > 0) this.syncKernel(false);
+    if (this.kernel && !this.kernelDeferred && this.kernelDirty.length > 0) this.syncKernel(false);
   }
 
   private endDeferral(why: string): void {
@@ -321,7 +324,7 @@ export class Speaker {
     if (!kernel) return;
     let applied: Promise<RouteSyncResult>;
     if (full) {
-      this.kernelDirty.clear();
+      this.kernelDirty = [];
       const desired: DesiredRoute[] = [];
       for (const route of this.rib.best()) {
         const wanted = this.kernelRouteOf(route);
@@ -331,13 +334,13 @@ export class Speaker {
     } else {
       const set: DesiredRoute[] = [];
       const remove: IpNet[] = [];
-      for (const [key, prefix] of this.kernelDirty) {
+      for (const { key, prefix } of this.kernelDirty) {
         const best = this.rib.bestFor(prefix, key);
         const wanted = best ? this.kernelRouteOf(best) : undefined;
         if (wanted) set.push(wanted);
         else remove.push(prefix);
       }
-      this.kernelDirty.clear();
+      this.kernelDirty = [];
       applied = kernel.update({ set, remove });
     }
     applied.then(

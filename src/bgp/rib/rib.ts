@@ -19,7 +19,7 @@ import { AdjRibOut } from './adj-rib-out.js';
 import { ChangeJournal } from './change-journal.js';
 import { LOCAL_PEER_ID, selectBest, type DecisionOptions } from './decision.js';
 import { RibError, UnknownPeerError } from './errors.js';
-import { LocRib, type KeyedRibChange, type RibChange } from './loc-rib.js';
+import { LocRib, type KeyedRibChange } from './loc-rib.js';
 import { importAttributes, type LocalSpeaker } from './policy.js';
 import { checkPrefix, FAMILIES, familyOfPrefix, prefixFromKey, prefixKey, type PrefixKey } from './prefix.js';
 import { routesOf } from './routes-of.js';
