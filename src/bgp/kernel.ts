@@ -21,8 +21,10 @@
  * - One route per prefix. The key is (family, prefix); the metric is an attribute. The
  *   kernel's key includes the metric, so a metric change is make-before-break: the new
  *   route is added, then the old one deleted, only if the add succeeded.
- * - Batching: Rtnl.applyRoutes sends hundreds of messages per sendmsg with an ACK only on
- *   the last, so 100k routes cost ~200 syscalls and the kernel's own insert time.
+ * - Batching: an apply is one datagram (Rtnl.applyRoutesInBackground) with an ACK only on
+ *   the last message, sent from a threadpool thread, so 100k routes cost one syscall and
+ *   the kernel's own insert time, off the event loop. One apply is in flight at a time;
+ *   changes made meanwhile go into the next (`reconcileSoon`).
  */
 import { performance } from 'node:perf_hooks';
 import { PontoonError } from '../lib/errors.js';

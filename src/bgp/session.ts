@@ -282,7 +282,7 @@ export class BgpPeerSession {
     try {
       frames = conn.framer.push(chunk);
     } catch (err) {
-      // The frames before the bad one are handled first, in order.
+      // Frames still waiting from earlier reads come before the error, in order.
       this.handleBacklog(conn, Number.POSITIVE_INFINITY);
       if (!conn.closing) this.deliverError(conn, err);
       return;

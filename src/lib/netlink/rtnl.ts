@@ -561,51 +561,33 @@ export class Rtnl {
   }
 
   /**
-   * Adds, replaces and deletes many routes with a few sendmsg calls: the messages of a
-   * chunk travel in one datagram, which rtnetlink runs in order; only a chunk's last
-   * message asks for an ACK, and the kernel answers every failed message with an error
-   * anyway (see NetlinkSocket.sendBatch). Unlike an nfnetlink batch this is no
-   * transaction: each message stands alone, and the failures are returned by op index.
+   * Adds, replaces and deletes many routes with one sendmsg, made from a threadpool thread
+   * (NetlinkSocket.sendBatchInBackground): rtnetlink runs the datagram's messages in order
+   * inside that call, so the kernel inserts the routes while the event loop goes on, which
+   * is what a speaker receiving a table transfer wants. Only the last message asks for an
+   * ACK; the kernel answers every failed message with an error anyway. Unlike an nfnetlink
+   * batch this is no transaction: each message stands alone, and the failures are returned
+   * by op index. One call in flight per Rtnl. A rejection means some messages may have run
+   * (ENOBUFS: replies were lost).
    *
-   * A chunk carries at most `maxMessagesPerChunk` messages so that, if every one of them
-   * fails, all the error replies fit in the receive buffer sendBatch sizes (256 KiB, which
-   * the kernel doubles; an error skb that echoes a route message is ~768 bytes of truesize):
-   * a reply dropped for want of room would be a failure we never hear of.
-   *
-   * Encoding writes straight into one reused buffer, with no per-route attribute objects:
-   * at 100k routes the JavaScript side would otherwise cost as much as the kernel's.
-   */
-  applyRoutes(ops: readonly RouteOp[], options: { maxMessagesPerChunk?: number } = {}): RouteOpFailure[] {
-    const perChunk = Math.max(1, Math.min(options.maxMessagesPerChunk ?? ROUTE_BATCH_MESSAGES, ROUTE_BATCH_MESSAGES));
-    const failures: RouteOpFailure[] = [];
-    const encoder = new RouteEncoder();
-    for (let start = 0; start < ops.length; start += perChunk) {
-      const end = Math.min(start + perChunk, ops.length);
-      const { datagram, firstSeq, lastSeq } = this.encodeRoutes(encoder, ops, start, end);
-      failures.push(...routeFailures(ops, start, firstSeq, this.socket.sendBatch(datagram, firstSeq, lastSeq)));
-    }
-    return failures.sort((a, b) => a.index - b.index);
-  }
-
-  /**
-   * applyRoutes as one datagram sent from a threadpool thread (NetlinkSocket.
-   * sendBatchInBackground): the kernel inserts the routes while the event loop goes on,
-   * which is what a speaker receiving a table transfer wants. One call in flight per Rtnl.
-   * A rejection means some messages may have run (ENOBUFS: replies were lost).
+   * Encoding writes straight into one buffer, with no per-route attribute objects: at 100k
+   * routes the JavaScript side would otherwise cost as much as the kernel's.
    */
   async applyRoutesInBackground(ops: readonly RouteOp[]): Promise<RouteOpFailure[]> {
     if (ops.length === 0) return [];
-    const { datagram, firstSeq, lastSeq } = this.encodeRoutes(new RouteEncoder(), ops, 0, ops.length);
-    return routeFailures(ops, 0, firstSeq, await this.socket.sendBatchInBackground(datagram, firstSeq, lastSeq)).sort((a, b) => a.index - b.index);
-  }
-
-  /** ops[start, end) as one datagram; only the last message asks for an ACK. */
-  private encodeRoutes(encoder: RouteEncoder, ops: readonly RouteOp[], start: number, end: number): { datagram: Buffer; firstSeq: number; lastSeq: number } {
-    // NetlinkWriter cannot be rewound; one buffer per chunk is ~200 allocations for 100k routes.
-    const writer = new NetlinkWriter((end - start) * 96);
-    const firstSeq = this.socket.nextSeq(end - start);
-    for (let i = start; i < end; i++) encoder.write(writer, ops[i] as RouteOp, (firstSeq + (i - start)) >>> 0, i === end - 1);
-    return { datagram: writer.finish(), firstSeq, lastSeq: (firstSeq + (end - start - 1)) >>> 0 };
+    const writer = new NetlinkWriter(ops.length * 96);
+    const encoder = new RouteEncoder();
+    const firstSeq = this.socket.nextSeq(ops.length);
+    ops.forEach((op, i) => encoder.write(writer, op, (firstSeq + i) >>> 0, i === ops.length - 1));
+    const failed = await this.socket.sendBatchInBackground(writer.finish(), firstSeq, (firstSeq + ops.length - 1) >>> 0);
+    const failures: RouteOpFailure[] = [];
+    for (const [seq, { errno, text }] of failed) {
+      const index = (seq - firstSeq) >>> 0;
+      const op = ops[index];
+      if (!op) continue;
+      failures.push(text === undefined ? { index, op, errno, code: errnoName(errno) } : { index, op, errno, code: errnoName(errno), text });
+    }
+    return failures.sort((a, b) => a.index - b.index);
   }
 
   // ---- neighbours and FDB ----
@@ -681,7 +663,7 @@ function routeAttrs(route: Route): Attr[] {
   return attrs;
 }
 
-/** One step of `Rtnl.applyRoutes`. */
+/** One step of `Rtnl.applyRoutesInBackground`. */
 export interface RouteOp {
   /** add: create, EEXIST if a route with the same key exists (any protocol); replace: create or replace; delete */
   op: 'add' | 'replace' | 'delete';
@@ -689,7 +671,7 @@ export interface RouteOp {
 }
 
 export interface RouteOpFailure {
-  /** Position of the op in the array given to applyRoutes. */
+  /** Position of the op in the array given to applyRoutesInBackground. */
   index: number;
   op: RouteOp;
   errno: number;
@@ -698,21 +680,6 @@ export interface RouteOpFailure {
   /** The kernel's extended-ACK message, when it sent one. */
   text?: string;
 }
-
-/** The failures of a batch that held ops[start...] from `firstSeq` on, as RouteOpFailures. */
-function routeFailures(ops: readonly RouteOp[], start: number, firstSeq: number, failed: ReadonlyMap<number, { errno: number; text?: string }>): RouteOpFailure[] {
-  const failures: RouteOpFailure[] = [];
-  for (const [seq, { errno, text }] of failed) {
-    const index = start + ((seq - firstSeq) >>> 0);
-    const op = ops[index];
-    if (!op) continue;
-    failures.push(text === undefined ? { index, op, errno, code: errnoName(errno) } : { index, op, errno, code: errnoName(errno), text });
-  }
-  return failures;
-}
-
-/** Messages per datagram in applyRoutes; see there for why not more. */
-const ROUTE_BATCH_MESSAGES = 512;
 
 /**
  * Writes route messages like rtmsg()/routeAttrs() do, field for field, into a
