@@ -19,11 +19,15 @@
  *   3. memory: VmRSS (and VmHWM) of the receiver process when job 1 completes, at N and at
  *      --big prefixes (default 1M, one run; `--skip-big` to leave it out).
  *
- *   node build/bench/bgp.js [--prefixes 100000] [--clients 50] [--reflect 10000] [--big 1000000] [--skip-big] [--runs 1] [--rib-poll-ms 25] [--node-flags=...]
+ *   node build/bench/bgp.js [--prefixes 100000] [--clients 50] [--reflect 10000] [--big 1000000] [--skip-big] [--runs 1] [--rib-poll-ms 25] [--node-flags=...] [--heap-snapshot DIR]
+ *
+ * `--heap-snapshot DIR` writes a V8 heap snapshot of our speaker into DIR when each ingest
+ * completes (before it is stopped); `node build/bench/heap-summary.js FILE` says what holds
+ * the memory.
  *
  * Our speaker runs with the node flags deploy/pontoon.yaml gives `pontoon bgp` (bench/lib/node-flags.ts).
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -81,7 +85,24 @@ async function stopAll(daemons: Stoppable[]): Promise<void> {
   for (const daemon of daemons.reverse()) await daemon.stop().catch(() => undefined);
 }
 
-async function ingest(kind: Kind, count: number, ribPollMs: number, nodeFlags: string[]): Promise<IngestResult> {
+/** Signals the speaker (started with --heapsnapshot-signal) and waits for its snapshot to be written. */
+async function heapSnapshot(pid: number, dir: string): Promise<string> {
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  const deadline = performance.now() + 120_000;
+  let last = -1;
+  for (;;) {
+    const file = readdirSync(dir).find((name) => name.endsWith('.heapsnapshot') && !before.has(name));
+    const size = file === undefined ? -1 : statSync(join(dir, file)).size;
+    // V8 writes the file in one go; done once it stops growing over a second.
+    if (file !== undefined && size > 0 && size === last) return join(dir, file);
+    if (performance.now() > deadline) throw new BenchError(`no heap snapshot from pid ${pid} in ${dir}`);
+    last = size;
+    await sleep(1000);
+  }
+}
+
+async function ingest(kind: Kind, count: number, ribPollMs: number, nodeFlags: string[], snapshotDir?: string): Promise<IngestResult> {
   const lab = labFor(`i${kind}`);
   const daemons: Stoppable[] = [];
   try {
@@ -102,7 +123,8 @@ async function ingest(kind: Kind, count: number, ribPollMs: number, nodeFlags: s
     let kernelCheck: () => number;
     const statusTimes: number[] = [];
     if (kind === 'ours') {
-      const speaker = OurSpeaker.start(rxNs, { routerId: '198.18.0.1', asn: 64512, kernelSync: true, nodeFlags, peers: [{ address: '198.18.0.2', asn: 64513 }] }, lab.tempDir('ours'));
+      const flags = snapshotDir === undefined ? nodeFlags : [...nodeFlags, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`];
+      const speaker = OurSpeaker.start(rxNs, { routerId: '198.18.0.1', asn: 64512, kernelSync: true, nodeFlags: flags, peers: [{ address: '198.18.0.2', asn: 64513 }] }, lab.tempDir('ours'));
       daemons.push(speaker);
       pid = speaker.pid;
       established = async () => (await speaker.status())?.peers[0]?.state === 'Established';
@@ -160,6 +182,7 @@ async function ingest(kind: Kind, count: number, ribPollMs: number, nodeFlags: s
     const exact = kernelCheck();
     if (exact !== count) throw new BenchError(`${NAMES[kind]}: the kernel counter said ${count}, but the routes of its protocol number ${exact}`);
     const result: IngestResult = { kind, prefixes: count, tableMs, kernelMs, rssMiB: memory.rss, hwmMiB: memory.hwm, cpuMs: cpu, gobgpdCpuMs: gobgpdCpu };
+    if (kind === 'ours' && snapshotDir !== undefined) process.stderr.write(`  heap snapshot: ${await heapSnapshot(pid, snapshotDir)}\n`);
     if (statusTimes.length > 0) result.statusMs = { mean: statusTimes.reduce((a, b) => a + b, 0) / statusTimes.length, max: Math.max(...statusTimes) };
     return result;
   } finally {
@@ -296,6 +319,7 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '1' },
       'rib-poll-ms': { type: 'string', default: '25' },
       'node-flags': { type: 'string' },
+      'heap-snapshot': { type: 'string' },
     },
   });
   const nodeFlags = nodeFlagsFor(values['node-flags'], 'pontoon.yaml', 'bgp');
@@ -328,7 +352,7 @@ async function main(): Promise<void> {
   };
   for (let r = 1; r <= runs; r++) {
     for (const kind of r % 2 ? kinds : [...kinds].reverse()) {
-      const result = await attempt(`run ${r}: ${NAMES[kind]} ingest of ${k(prefixes)}`, () => ingest(kind, prefixes, ribPollMs, nodeFlags));
+      const result = await attempt(`run ${r}: ${NAMES[kind]} ingest of ${k(prefixes)}`, () => ingest(kind, prefixes, ribPollMs, nodeFlags, values['heap-snapshot']));
       if (result) {
         ingests.push(result);
         process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB, cpu ${result.cpuMs} ms${result.statusMs ? `, status ${result.statusMs.mean.toFixed(1)}/${result.statusMs.max.toFixed(1)} ms` : ''}\n`);
@@ -348,7 +372,7 @@ async function main(): Promise<void> {
   }
   if (!values['skip-big']) {
     for (const kind of kinds) {
-      const result = await attempt(`${NAMES[kind]} ingest of ${k(big)} (once)`, () => ingest(kind, big, ribPollMs * 4, nodeFlags));
+      const result = await attempt(`${NAMES[kind]} ingest of ${k(big)} (once)`, () => ingest(kind, big, ribPollMs * 4, nodeFlags, values['heap-snapshot']));
       if (result) {
         bigs.push(result);
         process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB, cpu ${result.cpuMs} ms\n`);

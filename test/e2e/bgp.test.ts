@@ -32,14 +32,19 @@ function pingCount(fromNetns: string, ip: string, count: number): Promise<{ sent
 
 const routesOf = (node: NodeState): string => run('ip', ['-4', 'route', 'show', 'proto', String(RTPROT_PONTOON_BGP)], { netns: node.netns });
 
-/** Captures IPv4 headers on a node's eth0 while `traffic` runs; returns `src dst proto` lines. */
-async function capture(node: NodeState, traffic: () => Promise<void> | void): Promise<string[]> {
+/**
+ * Captures IPv4 headers on a node's eth0 while `traffic` runs; returns `src dst proto` lines.
+ * It stops once a last ping to `sentinel` (another node's underlay address) has its reply
+ * printed: tcpdump prints in order, so everything before it is in the text too.
+ */
+async function capture(node: NodeState, sentinel: string, traffic: () => Promise<void> | void): Promise<string[]> {
   const dump = spawn('ip', ['netns', 'exec', node.netns, 'tcpdump', '-l', '-n', '-i', 'eth0', '-v', 'ip and not tcp port 179'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   dump.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
   await new Promise<void>((resolve) => dump.stderr.once('data', () => resolve())); // "listening on eth0"
   await traffic();
-  await new Promise((resolve) => setTimeout(resolve, 300)); // let the last replies be printed
+  run('ping', ['-c', '1', '-W', '2', sentinel], { netns: node.netns });
+  await waitUntil('the sentinel reply in the capture', 10_000, () => text.includes(`${sentinel} > ${node.underlayIp}: ICMP echo reply`));
   dump.kill();
   await new Promise((resolve) => dump.once('close', resolve));
   // `-v` prints "IP (tos …, proto ICMP (1), …)" then "    A > B: …" on the next line.
@@ -75,7 +80,7 @@ describe('bgp backend: 4 nodes, 2 racks, a route reflector per rack, IPIP cross-
     const n1 = node('n1');
     const from = n1.pods[0];
     assert.ok(from);
-    const packets = await capture(n1, () => {
+    const packets = await capture(n1, node('n3').underlayIp, () => {
       for (const { pod } of allPods(state)) if (pod !== from) run('ping', ['-c', '2', '-W', '2', pod.ip], { netns: from.netns });
     });
     const ipip = packets.filter((p) => p.endsWith(' 4'));
