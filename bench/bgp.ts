@@ -17,9 +17,10 @@
  *      other client is Established; measured from the reflector's session to the injector
  *      reaching Established to every client having received every prefix.
  *   3. memory: VmRSS (and VmHWM) of the receiver process when job 1 completes, at N and at
- *      --big prefixes (default 1M, one run; `--skip-big` to leave it out).
+ *      --big prefixes (default 1M, one run; `--skip-big` to leave it out), and VmRSS again
+ *      after --settle-ms (default 10 s) with nothing to do.
  *
- *   node build/bench/bgp.js [--prefixes 100000] [--clients 50] [--reflect 10000] [--big 1000000] [--skip-big] [--runs 1] [--rib-poll-ms 25] [--node-flags=...] [--heap-snapshot DIR]
+ *   node build/bench/bgp.js [--prefixes 100000] [--clients 50] [--reflect 10000] [--big 1000000] [--skip-big] [--runs 1] [--rib-poll-ms 25] [--settle-ms 10000] [--node-flags=...] [--heap-snapshot DIR]
  *
  * `--heap-snapshot DIR` writes a V8 heap snapshot of our speaker into DIR when each ingest
  * completes (before it is stopped); `node build/bench/heap-summary.js FILE` says what holds
@@ -57,6 +58,8 @@ interface IngestResult {
   kernelMs: number;
   rssMiB: number;
   hwmMiB: number;
+  /** VmRSS after --settle-ms with nothing to do (V8 collects and shrinks its heap when idle) */
+  settledMiB: number;
   /** receiver CPU from Established to the end */
   cpuMs: number;
   gobgpdCpuMs: number;
@@ -102,7 +105,7 @@ async function heapSnapshot(pid: number, dir: string): Promise<string> {
   }
 }
 
-async function ingest(kind: Kind, count: number, ribPollMs: number, nodeFlags: string[], snapshotDir?: string): Promise<IngestResult> {
+async function ingest(kind: Kind, count: number, ribPollMs: number, settleMs: number, nodeFlags: string[], snapshotDir?: string): Promise<IngestResult> {
   const lab = labFor(`i${kind}`);
   const daemons: Stoppable[] = [];
   try {
@@ -181,7 +184,9 @@ async function ingest(kind: Kind, count: number, ribPollMs: number, nodeFlags: s
     const gobgpdCpu = cpuMs(gobgp.pid) - gobgpCpu0;
     const exact = kernelCheck();
     if (exact !== count) throw new BenchError(`${NAMES[kind]}: the kernel counter said ${count}, but the routes of its protocol number ${exact}`);
-    const result: IngestResult = { kind, prefixes: count, tableMs, kernelMs, rssMiB: memory.rss, hwmMiB: memory.hwm, cpuMs: cpu, gobgpdCpuMs: gobgpdCpu };
+    await sleep(settleMs);
+    const settled = rssMiB(pid).rss;
+    const result: IngestResult = { kind, prefixes: count, tableMs, kernelMs, rssMiB: memory.rss, hwmMiB: memory.hwm, settledMiB: settled, cpuMs: cpu, gobgpdCpuMs: gobgpdCpu };
     if (kind === 'ours' && snapshotDir !== undefined) process.stderr.write(`  heap snapshot: ${await heapSnapshot(pid, snapshotDir)}\n`);
     if (statusTimes.length > 0) result.statusMs = { mean: statusTimes.reduce((a, b) => a + b, 0) / statusTimes.length, max: Math.max(...statusTimes) };
     return result;
@@ -318,6 +323,7 @@ async function main(): Promise<void> {
       'skip-reflect': { type: 'boolean', default: false },
       runs: { type: 'string', default: '1' },
       'rib-poll-ms': { type: 'string', default: '25' },
+      'settle-ms': { type: 'string', default: '10000' },
       'node-flags': { type: 'string' },
       'heap-snapshot': { type: 'string' },
     },
@@ -330,7 +336,8 @@ async function main(): Promise<void> {
   const big = Number(values.big);
   const runs = Number(values.runs);
   const ribPollMs = Number(values['rib-poll-ms']);
-  for (const [name, value] of Object.entries({ prefixes, clients, reflect: reflectCount, big, runs, 'rib-poll-ms': ribPollMs })) {
+  const settleMs = Number(values['settle-ms']);
+  for (const [name, value] of Object.entries({ prefixes, clients, reflect: reflectCount, big, runs, 'rib-poll-ms': ribPollMs, 'settle-ms': settleMs })) {
     if (!Number.isInteger(value) || value <= 0) throw new BenchError(`--${name} must be a positive integer`);
   }
   const kinds: Kind[] = ['ours', 'bird'];
@@ -352,10 +359,10 @@ async function main(): Promise<void> {
   };
   for (let r = 1; r <= runs; r++) {
     for (const kind of r % 2 ? kinds : [...kinds].reverse()) {
-      const result = await attempt(`run ${r}: ${NAMES[kind]} ingest of ${k(prefixes)}`, () => ingest(kind, prefixes, ribPollMs, nodeFlags, values['heap-snapshot']));
+      const result = await attempt(`run ${r}: ${NAMES[kind]} ingest of ${k(prefixes)}`, () => ingest(kind, prefixes, ribPollMs, settleMs, nodeFlags, values['heap-snapshot']));
       if (result) {
         ingests.push(result);
-        process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB, cpu ${result.cpuMs} ms${result.statusMs ? `, status ${result.statusMs.mean.toFixed(1)}/${result.statusMs.max.toFixed(1)} ms` : ''}\n`);
+        process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB (${result.settledMiB.toFixed(0)} MiB idle), cpu ${result.cpuMs} ms${result.statusMs ? `, status ${result.statusMs.mean.toFixed(1)}/${result.statusMs.max.toFixed(1)} ms` : ''}\n`);
       }
     }
   }
@@ -372,10 +379,10 @@ async function main(): Promise<void> {
   }
   if (!values['skip-big']) {
     for (const kind of kinds) {
-      const result = await attempt(`${NAMES[kind]} ingest of ${k(big)} (once)`, () => ingest(kind, big, ribPollMs * 4, nodeFlags, values['heap-snapshot']));
+      const result = await attempt(`${NAMES[kind]} ingest of ${k(big)} (once)`, () => ingest(kind, big, ribPollMs * 4, settleMs, nodeFlags, values['heap-snapshot']));
       if (result) {
         bigs.push(result);
-        process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB, cpu ${result.cpuMs} ms\n`);
+        process.stderr.write(`  RIB ${sec(result.tableMs)} s, kernel ${sec(result.kernelMs)} s, RSS ${result.rssMiB.toFixed(0)} MiB (${result.settledMiB.toFixed(0)} MiB idle), cpu ${result.cpuMs} ms\n`);
       }
     }
   }
@@ -400,6 +407,11 @@ async function main(): Promise<void> {
     const cell = (v: number | undefined, h: number | undefined): string => (v === undefined ? 'not measured' : `${v.toFixed(0)} MiB (peak ${h?.toFixed(0)})`);
     const ratio = o !== undefined && b !== undefined ? o / b : undefined;
     rows.push([label, cell(o, oh), cell(b, bh), ratio === undefined ? '-' : `${ratio.toFixed(2)}× RSS`, `≤ 2.0× ${ratio === undefined ? '' : ratio <= 2 ? 'met' : 'MISSED'}`]);
+    const os = pick(list, 'ours', (x) => x.settledMiB);
+    const bs = pick(list, 'bird', (x) => x.settledMiB);
+    const settledCell = (v: number | undefined): string => (v === undefined ? 'not measured' : `${v.toFixed(0)} MiB`);
+    const settledRatio = os !== undefined && bs !== undefined ? os / bs : undefined;
+    rows.push([`${label}, ${settleMs / 1000} s idle`, settledCell(os), settledCell(bs), settledRatio === undefined ? '-' : `${settledRatio.toFixed(2)}× RSS`, `≤ 2.0× ${settledRatio === undefined ? '' : settledRatio <= 2 ? 'met' : 'MISSED'}`]);
   };
   timeRow(`${k(prefixes)} eBGP: Established → RIB`, ingests, prefixes, (x: IngestResult) => x.tableMs, 1);
   timeRow(`${k(prefixes)} eBGP: Established → kernel`, ingests, prefixes, (x: IngestResult) => x.kernelMs, 1);
