@@ -94,17 +94,14 @@ export class InvalidRouteError extends PontoonError {}
 export class RouteSyncError extends PontoonError {}
 
 /**
- * A route as we install it: a netlink Route plus what the diff needs. A class, so that
- * every route has one shape and the diff's property reads stay monomorphic at 100k routes.
+ * Everything of an installed route but its prefix: what it goes through and how. Routes
+ * share one Hop per distinct next hop (interned by `Hops`), so a route costs its prefix,
+ * a Hop reference and a generation: an OwnedRoute with all eleven fields was 120 B of the
+ * ~550 B a route cost at 100k (docs/bgp.md "Memory").
  */
-class OwnedRoute implements Route {
-  /** the sync that last asked for it (wanted routes not asked for again are withdrawn) */
-  generation = 0;
-
+class Hop {
   constructor(
     readonly family: IpFamily,
-    /** the network (host bits clear) */
-    readonly dst: IpNet,
     readonly kind: DesiredRoute['kind'] | 'other',
     readonly table: number,
     readonly protocol: number,
@@ -118,19 +115,89 @@ class OwnedRoute implements Route {
     readonly device: string | undefined,
   ) {}
 
-  withOif(oif: number): OwnedRoute {
-    const route = new OwnedRoute(this.family, this.dst, this.kind, this.table, this.protocol, this.type, this.priority, this.gateway, oif, this.onlink, this.device);
-    route.generation = this.generation;
-    return route;
+  is(family: IpFamily, kind: Hop['kind'], table: number, protocol: number, type: number, priority: number, gateway: Ip | undefined, oif: number | undefined, onlink: boolean, device: string | undefined): boolean {
+    return (
+      this.family === family &&
+      this.kind === kind &&
+      this.table === table &&
+      this.protocol === protocol &&
+      this.type === type &&
+      this.priority === priority &&
+      this.gateway?.value === gateway?.value &&
+      this.oif === oif &&
+      this.onlink === onlink &&
+      this.device === device
+    );
+  }
+}
+
+/**
+ * The interned Hops, by gateway address (or device, or "" for neither). A handful per
+ * next hop; `clear` at a full resync bounds the table by the next hops still in use.
+ */
+class Hops {
+  private readonly byKey = new Map<bigint | string, Hop[]>();
+
+  /** The Hop with these fields; a new one only for a next hop not seen before. */
+  intern(family: IpFamily, kind: Hop['kind'], table: number, protocol: number, type: number, priority: number, gateway: Ip | undefined, oif: number | undefined, onlink: boolean, device: string | undefined): Hop {
+    const key = gateway?.value ?? device ?? '';
+    let list = this.byKey.get(key);
+    if (list === undefined) this.byKey.set(key, (list = []));
+    for (const known of list) if (known.is(family, kind, table, protocol, type, priority, gateway, oif, onlink, device)) return known;
+    const hop = new Hop(family, kind, table, protocol, type, priority, gateway, oif, onlink, device);
+    list.push(hop);
+    return hop;
   }
 
-  /**
-   * What a delete sends: the kernel's key (prefix, table, metric), our protocol and the
-   * type, no next hop. The kernel matches protocol and type on delete, so this removes
-   * only ours.
-   */
-  forDelete(): OwnedRoute {
-    return new OwnedRoute(this.family, this.dst, this.kind, this.table, this.protocol, this.type, this.priority, undefined, undefined, false, undefined);
+  clear(): void {
+    this.byKey.clear();
+  }
+}
+
+/**
+ * A route as we install it: a netlink Route (its fields read through from the Hop) plus
+ * what the diff needs. A class, so that every route has one shape and the diff's property
+ * reads stay monomorphic at 100k routes.
+ */
+class OwnedRoute implements Route {
+  /** the sync that last asked for it (wanted routes not asked for again are withdrawn) */
+  generation = 0;
+
+  constructor(
+    /** the network (host bits clear) */
+    readonly dst: IpNet,
+    readonly hop: Hop,
+  ) {}
+
+  get family(): IpFamily {
+    return this.hop.family;
+  }
+  get kind(): Hop['kind'] {
+    return this.hop.kind;
+  }
+  get table(): number {
+    return this.hop.table;
+  }
+  get protocol(): number {
+    return this.hop.protocol;
+  }
+  get type(): number {
+    return this.hop.type;
+  }
+  get priority(): number {
+    return this.hop.priority;
+  }
+  get gateway(): Ip | undefined {
+    return this.hop.gateway;
+  }
+  get oif(): number | undefined {
+    return this.hop.oif;
+  }
+  get onlink(): boolean {
+    return this.hop.onlink;
+  }
+  get device(): string | undefined {
+    return this.hop.device;
   }
 }
 
@@ -288,6 +355,7 @@ export class KernelRoutes {
   private readonly conflicts = new Set<string>();
   private lastFullSyncAt = Number.NEGATIVE_INFINITY;
   private readonly deviceIndexes = new Map<string, number>();
+  private readonly hops = new Hops();
   /** The apply in flight; settles (never rejects) when it is done. */
   private running: Promise<void> | undefined;
   /** The reconcile queued behind the one in flight: later calls join it (and may make it full). */
@@ -408,7 +476,7 @@ export class KernelRoutes {
       return;
     }
     const type = route.kind === 'blackhole' ? RTN_BLACKHOLE : RTN_UNICAST;
-    const owned = new OwnedRoute(dst.family, dst, route.kind, this.table, this.protocol, type, metricOf(route), route.gateway, undefined, route.onlink === true, route.device);
+    const owned = new OwnedRoute(dst, this.hop(dst.family, route.kind, type, metricOf(route), route.gateway, undefined, route.onlink === true, route.device));
     owned.generation = generation;
     this.wanted.set(dst, owned);
     this.dirty.set(dst, dst);
@@ -424,7 +492,7 @@ export class KernelRoutes {
     /** a delete's message → the installed route it removes */
     const deleting = new Map<Route, OwnedRoute>();
     const remove = (have: OwnedRoute): void => {
-      const route = have.forDelete();
+      const route = this.forDelete(have);
       deleting.set(route, have);
       deletes.push({ op: 'delete', route });
     };
@@ -438,9 +506,13 @@ export class KernelRoutes {
         failed.push({ prefix: want.dst, op: have ? 'replace' : 'add', code: 'ENODEV', text: `device "${want.device ?? ''}" does not exist` });
         return;
       }
-      const route = oif === undefined || oif === want.oif ? want : want.withOif(oif);
+      const route = oif === undefined || oif === want.oif ? want : this.withOif(want, oif);
       if (route !== want) this.wanted.set(route.dst, route);
-      if (have && sameRoute(route, have)) return;
+      if (have && sameRoute(route, have)) {
+        // After a dump: keep one object for the prefix, not the dumped twin of the wanted one.
+        if (this.installed.get(route.dst) === have) this.installed.set(route.dst, route);
+        return;
+      }
       if (have && have.priority === route.priority) {
         upserts.push({ op: 'replace', route });
       } else {
@@ -452,6 +524,7 @@ export class KernelRoutes {
     if (full) {
       this.deviceIndexes.clear();
       this.conflicts.clear();
+      this.hops.clear();
       const observed = new PrefixMap<OwnedRoute>();
       for (const route of this.dumpOwned(undefined)) {
         const seen = observed.get(route.dst);
@@ -578,8 +651,30 @@ export class KernelRoutes {
       const type = route.type ?? RTN_UNICAST;
       const kind = type === RTN_BLACKHOLE ? 'blackhole' : type !== RTN_UNICAST ? 'other' : route.gateway ? 'via' : route.oif !== undefined ? 'dev' : 'other';
       const device = route.oif === undefined || kind === 'blackhole' ? undefined : names?.get(route.oif);
-      return new OwnedRoute(route.family, dst, kind, this.table, this.protocol, type, route.priority ?? defaultMetric(route.family), route.gateway, route.oif, route.onlink === true, device);
+      return new OwnedRoute(dst, this.hop(route.family, kind, type, route.priority ?? defaultMetric(route.family), route.gateway, route.oif, route.onlink === true, device));
     });
+  }
+
+  private hop(family: IpFamily, kind: Hop['kind'], type: number, priority: number, gateway: Ip | undefined, oif: number | undefined, onlink: boolean, device: string | undefined): Hop {
+    return this.hops.intern(family, kind, this.table, this.protocol, type, priority, gateway, oif, onlink, device);
+  }
+
+  /** The route with its device resolved to `oif`. */
+  private withOif(route: OwnedRoute, oif: number): OwnedRoute {
+    const { hop } = route;
+    const resolved = new OwnedRoute(route.dst, this.hop(hop.family, hop.kind, hop.type, hop.priority, hop.gateway, oif, hop.onlink, hop.device));
+    resolved.generation = route.generation;
+    return resolved;
+  }
+
+  /**
+   * What a delete sends: the kernel's key (prefix, table, metric), our protocol and the
+   * type, no next hop. The kernel matches protocol and type on delete, so this removes
+   * only ours.
+   */
+  private forDelete(route: OwnedRoute): OwnedRoute {
+    const { hop } = route;
+    return new OwnedRoute(route.dst, this.hop(hop.family, hop.kind, hop.type, hop.priority, undefined, undefined, false, undefined));
   }
 }
 

@@ -33,8 +33,13 @@ interface PrefixEntry {
   readonly prefix: IpNet;
   readonly family: Family;
   readonly key: PrefixKey;
-  /** one path per peer; a handful at most, so an array beats a Map */
-  paths: Route[];
+  /**
+   * One path per peer: the route itself while there is one (almost every prefix on a node
+   * with one upstream: an array per prefix was ~57 B of the ~550 B a route costs), an
+   * array once there are more (a handful at most, so an array beats a Map), undefined when
+   * the last is gone.
+   */
+  paths: Route | Route[] | undefined;
   best: Route | undefined;
 }
 
@@ -44,6 +49,8 @@ export class LocRib {
   private readonly tables: Record<Family, Map<PrefixKey, PrefixEntry>> = { 'ipv4-unicast': new Map(), 'ipv6-unicast': new Map() };
   private readonly dirty = new Set<PrefixEntry>();
   private pathTotal = 0;
+  /** `selectFrom`'s candidates for a prefix with one path (the decision process keeps no reference to it) */
+  private readonly single: Route[] = [];
   /** Prefixes with a best route, kept by commit: a status request reads it during a 100k-prefix transfer. */
   private readonly bestCount: Record<Family, number> = { 'ipv4-unicast': 0, 'ipv6-unicast': 0 };
 
@@ -54,16 +61,28 @@ export class LocRib {
     const table = this.tables[route.family];
     let entry = table.get(key);
     if (entry === undefined) {
-      entry = { prefix: route.prefix, family: route.family, key, paths: [route], best: undefined };
+      entry = { prefix: route.prefix, family: route.family, key, paths: route, best: undefined };
       table.set(key, entry);
       this.pathTotal++;
     } else {
-      const index = entry.paths.findIndex((path) => path.from.id === route.from.id);
-      if (index < 0) {
-        entry.paths.push(route);
+      const paths = entry.paths;
+      if (paths === undefined) {
+        entry.paths = route;
         this.pathTotal++;
+      } else if (!Array.isArray(paths)) {
+        if (paths.from.id === route.from.id) entry.paths = route;
+        else {
+          entry.paths = [paths, route];
+          this.pathTotal++;
+        }
       } else {
-        entry.paths[index] = route;
+        const index = paths.findIndex((path) => path.from.id === route.from.id);
+        if (index < 0) {
+          paths.push(route);
+          this.pathTotal++;
+        } else {
+          paths[index] = route;
+        }
       }
     }
     this.dirty.add(entry);
@@ -72,9 +91,17 @@ export class LocRib {
   removePath(family: Family, key: PrefixKey, peerId: string): void {
     const entry = this.tables[family].get(key);
     if (entry === undefined) return;
-    const index = entry.paths.findIndex((path) => path.from.id === peerId);
-    if (index < 0) return;
-    entry.paths.splice(index, 1);
+    const paths = entry.paths;
+    if (paths === undefined) return;
+    if (!Array.isArray(paths)) {
+      if (paths.from.id !== peerId) return;
+      entry.paths = undefined;
+    } else {
+      const index = paths.findIndex((path) => path.from.id === peerId);
+      if (index < 0) return;
+      paths.splice(index, 1);
+      if (paths.length === 1) entry.paths = paths[0];
+    }
     this.pathTotal--;
     this.dirty.add(entry);
   }
@@ -90,9 +117,9 @@ export class LocRib {
     const changes: KeyedRibChange[] = [];
     for (const entry of this.dirty) {
       const previous = entry.best;
-      const best = entry.paths.length === 0 ? undefined : this.select(entry.paths);
+      const best = this.selectFrom(entry.paths);
       entry.best = best;
-      if (entry.paths.length === 0) this.tables[entry.family].delete(entry.key);
+      if (entry.paths === undefined) this.tables[entry.family].delete(entry.key);
       if (previous === undefined && best !== undefined) this.bestCount[entry.family]++;
       else if (previous !== undefined && best === undefined) this.bestCount[entry.family]--;
       if (best === previous) continue;
@@ -132,5 +159,15 @@ export class LocRib {
 
   get paths(): number {
     return this.pathTotal;
+  }
+
+  /** The decision process over a prefix's paths; a single path goes through a reused one-element array. */
+  private selectFrom(paths: PrefixEntry['paths']): Route | undefined {
+    if (paths === undefined) return undefined;
+    if (Array.isArray(paths)) return this.select(paths);
+    this.single.push(paths);
+    const best = this.select(this.single);
+    this.single.pop();
+    return best;
   }
 }
