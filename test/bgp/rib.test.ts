@@ -53,6 +53,38 @@ describe('Rib: Loc-RIB changes', () => {
     assert.equal(rib.stats().paths, 0);
   });
 
+  it('paths come and go one peer at a time: the best and the path count follow through one, three, one and none', () => {
+    // The Loc-RIB keeps a lone path without an array and switches form as peers come and go.
+    const rib = new Rib({ asn: ASN, routerId: ROUTER_ID });
+    const peers = [1, 2, 3].map((i) => peer(`192.0.2.${i}`, { type: 'ebgp', asn: 65100 + i }));
+    const [a, b, c] = peers as [PeerRef, PeerRef, PeerRef];
+    addAll(rib, a, b, c);
+    const prefix = '10.9.0.0/16';
+    // Shorter AS_PATH wins: c (1 hop) over b (2) over a (3).
+    const from = (p: PeerRef, hops: number): void => void rib.receive(p.id, announce([prefix], attrs({ asPath: seq(...Array.from({ length: hops }, () => p.asn)), nextHop: p.address })));
+    const best = (): string | undefined => rib.bestFor(net(prefix))?.from.id;
+    from(a, 3);
+    assert.equal(best(), a.id);
+    from(a, 3); // the same peer again while alone: still one path
+    assert.equal(rib.stats().paths, 1);
+    from(b, 2);
+    from(c, 1);
+    assert.deepEqual([best(), rib.stats().paths], [c.id, 3]);
+    rib.receive(c.id, withdraw([prefix]));
+    assert.deepEqual([best(), rib.stats().paths], [b.id, 2]);
+    rib.receive(b.id, withdraw([prefix]));
+    assert.deepEqual([best(), rib.stats().paths], [a.id, 1]);
+    rib.receive(b.id, withdraw([prefix])); // b has no path any more: nothing happens
+    assert.deepEqual([best(), rib.stats().paths], [a.id, 1]);
+    from(c, 1); // back to two from one
+    assert.deepEqual([best(), rib.stats().paths], [c.id, 2]);
+    rib.receive(c.id, withdraw([prefix]));
+    rib.receive(a.id, withdraw([prefix]));
+    assert.deepEqual([best(), rib.stats().paths], [undefined, 0]);
+    from(b, 2); // the prefix comes back after it was dropped
+    assert.deepEqual([best(), rib.stats().paths], [b.id, 1]);
+  });
+
   it('a re-announcement with identical attributes is not a change', () => {
     const rib = new Rib({ asn: ASN, routerId: ROUTER_ID });
     const a = peer('192.0.2.1', { type: 'ebgp', asn: 65100 });
