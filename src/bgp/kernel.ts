@@ -509,8 +509,9 @@ export class KernelRoutes {
       const route = oif === undefined || oif === want.oif ? want : this.withOif(want, oif);
       if (route !== want) this.wanted.set(route.dst, route);
       if (have && sameRoute(route, have)) {
-        // After a dump: keep one object for the prefix, not the dumped twin of the wanted one.
-        if (this.installed.get(route.dst) === have) this.installed.set(route.dst, route);
+        // `have` is what `installed` holds for the prefix; after a dump it is the wanted
+        // route's dumped twin. Keep one object per prefix.
+        this.installed.set(route.dst, route);
         return;
       }
       if (have && have.priority === route.priority) {
